@@ -1,0 +1,42 @@
+# libmillis — build, test, demo, install.  `make help` lists the targets.
+SHELL := /bin/bash
+VERSION   := 0.1.0
+SOVERSION := 0
+PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
+PYTHON    ?= python3
+SWIFT     ?= swift
+BUILD     := $(CURDIR)/build
+
+# Release: Swift runtime linked in statically, only millis_* exported, SONAME set.
+RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+	-Xlinker --version-script=$(CURDIR)/Sources/CMillis/millis.map \
+	-Xlinker -soname=libmillis.so.$(SOVERSION)
+
+APT_PACKAGES := libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip
+PIP_PACKAGES := websockets pytest
+
+.PHONY: help build deps unit-test test demo devserver clean
+help:
+	@echo "make demo       build, start the devserver, hold a conversation with the C example"
+	@echo "make test       the whole suite: Swift unit tests, C ABI tests, Python tests"
+	@echo "make build      build/libmillis.so + build/pkgconfig/millis.pc"
+	@echo "make devserver  run the local Millis-compatible server on ws://127.0.0.1:8765/millis"
+
+# Installs what is missing (as root) or says exactly what to install.
+deps:
+	@$(CURDIR)/.ci/deps.sh $(APT_PACKAGES) -- $(PIP_PACKAGES)
+
+build: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product millis
+	@mkdir -p $(BUILD)/pkgconfig $(BUILD)/pkgconfig-install
+	cp -f .build/release/libmillis.so $(BUILD)/libmillis.so.$(VERSION)
+	ln -sf libmillis.so.$(VERSION) $(BUILD)/libmillis.so.$(SOVERSION)
+	ln -sf libmillis.so.$(SOVERSION) $(BUILD)/libmillis.so
+	sed -e 's|@PREFIX@|$(CURDIR)|; s|@LIBDIR@|$(BUILD)|; s|@INCLUDEDIR@|$(CURDIR)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|; s|@RPATH@|-Wl,-rpath,$${libdir} |' \
+	    pkgconfig/millis.pc.in > $(BUILD)/pkgconfig/millis.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|; s|@RPATH@||' \
+	    pkgconfig/millis.pc.in > $(BUILD)/pkgconfig-install/millis.pc

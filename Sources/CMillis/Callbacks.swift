@@ -1,0 +1,156 @@
+import MillisCore
+
+public typealias Handle = UnsafeMutableRawPointer
+public typealias OpenCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void
+public typealias ReadyCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias AudioCallback = @convention(c) (Handle?, UnsafePointer<UInt8>?, Int, UnsafeMutableRawPointer?) -> Void
+public typealias TextCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void
+public typealias FunctionCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias LatencyCallback = @convention(c) (Handle?, Double, UnsafeMutableRawPointer?) -> Void
+public typealias StateCallback = @convention(c) (Handle?, Int32, UnsafeMutableRawPointer?) -> Void
+public typealias CloseCallback = @convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias MessageCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+
+/// A C function and the user_data that goes back to it.
+struct Registration<F> {
+    var function: F?
+    var userData: UnsafeMutableRawPointer?
+}
+
+/// One registration per event of millis.h. Guarded by the client's dispatch lock.
+struct CallbackTable {
+    var open = Registration<OpenCallback>()
+    var ready = Registration<ReadyCallback>()
+    var sessionEnded = Registration<OpenCallback>()
+    var audio = Registration<AudioCallback>()
+    var responseText = Registration<TextCallback>()
+    var transcript = Registration<TextCallback>()
+    var function = Registration<FunctionCallback>()
+    var latency = Registration<LatencyCallback>()
+    var agentState = Registration<StateCallback>()
+    var close = Registration<CloseCallback>()
+    var errorMessage = Registration<CloseCallback>()
+    var message = Registration<MessageCallback>()
+    var log = Registration<CloseCallback>()
+}
+
+extension ClientHandle {
+    /// Calls the C callback registered for `event` (on the network thread, under the
+    /// dispatch lock). Strings are borrowed for the call's duration, as millis.h says.
+    func deliver(_ event: SessionEvent) {
+        let c = Unmanaged.passUnretained(self).toOpaque()
+        let t = callbacks
+        switch event {
+        case .open:
+            t.open.function?(c, t.open.userData)
+        case .ready(let sessionId, let payload):
+            guard let f = t.ready.function else { return }
+            sessionId.withCString { id in payload.withCString { f(c, id, $0, t.ready.userData) } }
+        case .sessionEnded:
+            t.sessionEnded.function?(c, t.sessionEnded.userData)
+        case .audio(let pcm):
+            guard let f = t.audio.function else { return }
+            pcm.withUnsafeBufferPointer { f(c, $0.baseAddress, $0.count, t.audio.userData) }
+        case .responseText(let text, let isFinal):
+            guard let f = t.responseText.function else { return }
+            text.withCString { f(c, $0, isFinal ? 1 : 0, t.responseText.userData) }
+        case .transcript(let text, let isFinal):
+            guard let f = t.transcript.function else { return }
+            text.withCString { f(c, $0, isFinal ? 1 : 0, t.transcript.userData) }
+        case .function(let text, let name, let params):
+            guard let f = t.function.function else { return }
+            text.withCString { tx in name.withCString { n in params.withCString { f(c, tx, n, $0, t.function.userData) } } }
+        case .latency(let ms):
+            t.latency.function?(c, ms, t.latency.userData)
+        case .agentState(let state):
+            t.agentState.function?(c, state.rawValue, t.agentState.userData)
+        case .close(let code, let reason):
+            guard let f = t.close.function else { return }
+            reason.withCString { f(c, Int32(code), $0, t.close.userData) }
+        case .error(let status, let message):
+            guard let f = t.errorMessage.function else { return }
+            message.withCString { f(c, status.rawValue, $0, t.errorMessage.userData) }
+        case .message(let method, let json):
+            guard let f = t.message.function else { return }
+            method.withCString { m in json.withCString { f(c, m, $0, t.message.userData) } }
+        case .log(let level, let message):
+            guard let f = t.log.function else { return }
+            message.withCString { f(c, level.rawValue, $0, t.log.userData) }
+        }
+    }
+}
+
+/// Registers a callback; the shape of every millis_client_on_* function.
+private func register<F>(_ c: Handle?, _ keyPath: WritableKeyPath<CallbackTable, Registration<F>>,
+                         _ function: F?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return MillisStatus.invalidArgument.rawValue }
+    handle.core.withDispatchLock {
+        handle.callbacks[keyPath: keyPath] = Registration(function: function, userData: userData)
+    }
+    return MillisStatus.ok.rawValue
+}
+
+@_cdecl("millis_client_on_open")
+public func millis_client_on_open(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.open, cb, ud)
+}
+
+@_cdecl("millis_client_on_ready")
+public func millis_client_on_ready(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.ready, cb, ud)
+}
+
+@_cdecl("millis_client_on_session_ended")
+public func millis_client_on_session_ended(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.sessionEnded, cb, ud)
+}
+
+@_cdecl("millis_client_on_audio")
+public func millis_client_on_audio(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<UInt8>?, Int, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.audio, cb, ud)
+}
+
+@_cdecl("millis_client_on_response_text")
+public func millis_client_on_response_text(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.responseText, cb, ud)
+}
+
+@_cdecl("millis_client_on_transcript")
+public func millis_client_on_transcript(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.transcript, cb, ud)
+}
+
+@_cdecl("millis_client_on_function")
+public func millis_client_on_function(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.function, cb, ud)
+}
+
+@_cdecl("millis_client_on_latency")
+public func millis_client_on_latency(_ c: Handle?, _ cb: (@convention(c) (Handle?, Double, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.latency, cb, ud)
+}
+
+@_cdecl("millis_client_on_agent_state")
+public func millis_client_on_agent_state(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.agentState, cb, ud)
+}
+
+@_cdecl("millis_client_on_close")
+public func millis_client_on_close(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.close, cb, ud)
+}
+
+@_cdecl("millis_client_on_error")
+public func millis_client_on_error(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.errorMessage, cb, ud)
+}
+
+@_cdecl("millis_client_on_message")
+public func millis_client_on_message(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.message, cb, ud)
+}
+
+@_cdecl("millis_client_on_log")
+public func millis_client_on_log(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.log, cb, ud)
+}

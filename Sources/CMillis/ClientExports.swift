@@ -1,0 +1,143 @@
+import MillisCore
+
+/// The object behind a `millis_client *`.
+final class ClientHandle {
+    let core: Client
+    let lastError = LastError()
+    /// Guarded by `core`'s dispatch lock.
+    var callbacks = CallbackTable()
+
+    init(core: Client) {
+        self.core = core
+    }
+
+    static func from(_ pointer: UnsafeRawPointer?) -> ClientHandle? {
+        pointer.map { Unmanaged<ClientHandle>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Runs an API call, recording its failure as the client's last error.
+    func call(_ body: () throws(MillisError) -> Void) -> Int32 {
+        do {
+            try body()
+            return MillisStatus.ok.rawValue
+        } catch {
+            lastError.set(error.message)
+            return error.status.rawValue
+        }
+    }
+}
+
+private let nullClient = MillisStatus.invalidArgument.rawValue
+
+@_cdecl("millis_client_create")
+public func millis_client_create(_ cfg: UnsafeRawPointer?, _ err: UnsafeMutablePointer<Int32>?) -> UnsafeMutableRawPointer? {
+    guard let config = ConfigHandle.from(cfg) else {
+        err?.pointee = MillisStatus.invalidArgument.rawValue
+        return nil
+    }
+    do {
+        let handle = ClientHandle(core: try Client(config: config.config))
+        // The handler holds the handle until destroy clears it.
+        handle.core.setEventHandler { [handle] event in handle.deliver(event) }
+        err?.pointee = MillisStatus.ok.rawValue
+        return Unmanaged.passRetained(handle).toOpaque()
+    } catch {
+        config.lastError.set(error.message)
+        err?.pointee = error.status.rawValue
+        return nil
+    }
+}
+
+@_cdecl("millis_client_destroy")
+public func millis_client_destroy(_ c: UnsafeMutableRawPointer?) {
+    guard let c else { return }
+    let handle = Unmanaged<ClientHandle>.fromOpaque(c).takeRetainedValue()
+    handle.core.destroy()
+}
+
+@_cdecl("millis_client_last_error")
+public func millis_client_last_error(_ c: UnsafeRawPointer?) -> UnsafePointer<CChar>? {
+    ClientHandle.from(c)?.lastError.pointer
+}
+
+@_cdecl("millis_client_start")
+public func millis_client_start(_ c: UnsafeMutableRawPointer?, _ options: UnsafePointer<CChar>?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    return handle.call { () throws(MillisError) in
+        try handle.core.start(try StartOptions(json: try readString(options, "options JSON")))
+    }
+}
+
+@_cdecl("millis_client_start_agent")
+public func millis_client_start_agent(_ c: UnsafeMutableRawPointer?, _ agentId: UnsafePointer<CChar>?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    return handle.call { () throws(MillisError) in
+        try handle.core.start(try StartOptions(agentId: try readString(agentId, "agent id")))
+    }
+}
+
+@_cdecl("millis_client_stop")
+public func millis_client_stop(_ c: UnsafeMutableRawPointer?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    handle.core.stop()
+    return MillisStatus.ok.rawValue
+}
+
+@_cdecl("millis_client_mute")
+public func millis_client_mute(_ c: UnsafeMutableRawPointer?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    handle.core.setMuted(true)
+    return MillisStatus.ok.rawValue
+}
+
+@_cdecl("millis_client_unmute")
+public func millis_client_unmute(_ c: UnsafeMutableRawPointer?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    handle.core.setMuted(false)
+    return MillisStatus.ok.rawValue
+}
+
+@_cdecl("millis_client_is_muted")
+public func millis_client_is_muted(_ c: UnsafeRawPointer?) -> Int32 {
+    (ClientHandle.from(c)?.core.isMuted ?? false) ? 1 : 0
+}
+
+@_cdecl("millis_client_send_audio")
+public func millis_client_send_audio(_ c: UnsafeMutableRawPointer?, _ pcm: UnsafeRawPointer?, _ bytes: Int) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    return handle.call { () throws(MillisError) in
+        guard pcm != nil || bytes == 0 else {
+            throw MillisError(.invalidArgument, "pcm is NULL but bytes is \(bytes)")
+        }
+        guard bytes >= 0 else { throw MillisError(.invalidArgument, "byte count \(UInt(bitPattern: bytes)) is too large") }
+        try handle.core.sendAudio(UnsafeRawBufferPointer(start: pcm, count: bytes))
+    }
+}
+
+@_cdecl("millis_client_send_json")
+public func millis_client_send_json(_ c: UnsafeMutableRawPointer?, _ json: UnsafePointer<CChar>?) -> Int32 {
+    guard let handle = ClientHandle.from(c) else { return nullClient }
+    return handle.call { () throws(MillisError) in try handle.core.sendJSON(try readString(json, "JSON")) }
+}
+
+@_cdecl("millis_client_session_id")
+public func millis_client_session_id(_ c: UnsafeRawPointer?) -> UnsafeMutablePointer<CChar>? {
+    guard let id = ClientHandle.from(c)?.core.sessionId, !id.isEmpty else { return nil }
+    return mallocCString(id)
+}
+
+@_cdecl("millis_client_connection_state")
+public func millis_client_connection_state(_ c: UnsafeRawPointer?) -> Int32 {
+    ClientHandle.from(c)?.core.connectionState.rawValue ?? ConnectionState.idle.rawValue
+}
+
+@_cdecl("millis_client_agent_state")
+public func millis_client_agent_state(_ c: UnsafeRawPointer?) -> Int32 {
+    ClientHandle.from(c)?.core.agentState.rawValue ?? AgentState.idle.rawValue
+}
+
+@_cdecl("millis_client_stats_json")
+public func millis_client_stats_json(_ c: UnsafeRawPointer?) -> UnsafeMutablePointer<CChar>? {
+    guard let handle = ClientHandle.from(c) else { return nil }
+    return mallocCString(handle.core.stats.json)
+}

@@ -1,0 +1,94 @@
+import MillisCore
+
+/// The object behind a `millis_config *`.
+final class ConfigHandle {
+    var config = ClientConfig()
+    let lastError = LastError()
+
+    static func from(_ pointer: UnsafeRawPointer?) -> ConfigHandle? {
+        pointer.map { Unmanaged<ConfigHandle>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Runs a setter, recording its failure.
+    func update(_ body: (inout ClientConfig) throws(MillisError) -> Void) -> Int32 {
+        do {
+            try body(&config)
+            return MillisStatus.ok.rawValue
+        } catch {
+            lastError.set(error.message)
+            return error.status.rawValue
+        }
+    }
+}
+
+private let nullConfig = MillisStatus.invalidArgument.rawValue
+
+@_cdecl("millis_config_create")
+public func millis_config_create() -> UnsafeMutableRawPointer? {
+    Unmanaged.passRetained(ConfigHandle()).toOpaque()
+}
+
+@_cdecl("millis_config_destroy")
+public func millis_config_destroy(_ cfg: UnsafeMutableRawPointer?) {
+    guard let cfg else { return }
+    Unmanaged<ConfigHandle>.fromOpaque(cfg).release()
+}
+
+@_cdecl("millis_config_last_error")
+public func millis_config_last_error(_ cfg: UnsafeRawPointer?) -> UnsafePointer<CChar>? {
+    ConfigHandle.from(cfg)?.lastError.pointer
+}
+
+@_cdecl("millis_config_set_public_key")
+public func millis_config_set_public_key(_ cfg: UnsafeMutableRawPointer?, _ key: UnsafePointer<CChar>?) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in try config.setPublicKey(try readString(key, "public key")) }
+}
+
+@_cdecl("millis_config_set_endpoint")
+public func millis_config_set_endpoint(_ cfg: UnsafeMutableRawPointer?, _ endpoint: UnsafePointer<CChar>?) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in
+        try config.setEndpoint(endpoint == nil ? nil : try readString(endpoint, "endpoint"))
+    }
+}
+
+@_cdecl("millis_config_set_log_level")
+public func millis_config_set_log_level(_ cfg: UnsafeMutableRawPointer?, _ level: Int32) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in
+        guard let value = LogLevel(rawValue: level) else {
+            throw MillisError(.invalidArgument, "log level \(level) is not a millis_log_level (0 none … 4 debug)")
+        }
+        config.logLevel = value
+    }
+}
+
+@_cdecl("millis_config_set_audio_mode")
+public func millis_config_set_audio_mode(_ cfg: UnsafeMutableRawPointer?, _ mode: Int32) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in
+        guard let value = AudioMode(rawValue: mode) else {
+            throw MillisError(.invalidArgument, "audio mode \(mode) is not a millis_audio_mode (0 default, 1 application)")
+        }
+        config.audioMode = value
+    }
+}
+
+@_cdecl("millis_config_set_frame_ms")
+public func millis_config_set_frame_ms(_ cfg: UnsafeMutableRawPointer?, _ ms: UInt32) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in try config.setFrameMilliseconds(Int(ms)) }
+}
+
+@_cdecl("millis_config_set_max_message_bytes")
+public func millis_config_set_max_message_bytes(_ cfg: UnsafeMutableRawPointer?, _ bytes: UInt) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in try config.setMaxMessageBytes(Int(clamping: bytes)) }
+}
+
+@_cdecl("millis_config_set_ready_timeout_ms")
+public func millis_config_set_ready_timeout_ms(_ cfg: UnsafeMutableRawPointer?, _ ms: UInt32) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in try config.setReadyTimeoutMilliseconds(Int(ms)) }
+}

@@ -1,0 +1,455 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+import CSystem
+import Synchronization
+
+/// The one network thread of the process. It serves every client: curl's multi
+/// interface drives connecting (DNS, TCP, TLS, proxies) without blocking, then the
+/// WebSocket runs over the socket curl hands over, all multiplexed by one epoll.
+/// API calls reach it as commands through a queue and an eventfd; timers come from a
+/// heap of session deadlines.
+final class NetworkLoop: @unchecked Sendable {
+    enum Command {
+        case start(Client, initiate: String, redacted: String)
+        case stop(Client)
+        case audio(Client, [UInt8])
+        case json(Client, String)
+        case mute(Client, Bool)
+        case destroy(Client)
+    }
+
+    static let shared = NetworkLoop()
+
+    private let commands = Mutex<[Command]>([])
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private let multi: UnsafeMutableRawPointer?
+    private let started = Atomic<Bool>(false)
+    private let startLock = Mutex(())
+
+    // Loop thread only.
+    private var connectionsByFD: [Int32: Connection] = [:]
+    private var connectionsByEasy: [UnsafeMutableRawPointer: Connection] = [:]
+    private var curlFDs: Set<Int32> = []
+    private var curlDeadline: UInt64?
+    private var timers = TimerHeap<Client>()
+    private var readBuffer = [UInt8](repeating: 0, count: 65536)
+
+    private init() {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        epollFD = csys_epoll_create()
+        wakeFD = csys_eventfd()
+        multi = curl_multi_init()
+        if epollFD >= 0 && wakeFD >= 0 {
+            csys_epoll_ctl(epollFD, Self.add, wakeFD, Self.readable)
+        }
+        if let multi {
+            let me = Unmanaged.passUnretained(self).toOpaque()
+            ccurl_multi_set_callbacks(multi, NetworkLoop.curlSocketCallback, NetworkLoop.curlTimerCallback, me)
+        }
+    }
+
+    /// Whether the loop could get its kernel objects (epoll, eventfd, curl multi).
+    var isUsable: Bool { epollFD >= 0 && wakeFD >= 0 && multi != nil }
+
+    /// Queues a command and wakes the loop, starting its thread on first use.
+    func post(_ command: Command) {
+        startThreadIfNeeded()
+        let wasEmpty = commands.withLock { queue -> Bool in
+            queue.append(command)
+            return queue.count == 1
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    private func startThreadIfNeeded() {
+        if started.load(ordering: .acquiring) { return }
+        startLock.withLock { _ in
+            if started.load(ordering: .acquiring) { return }
+            var thread = pthread_t()
+            let me = Unmanaged.passRetained(self).toOpaque()
+            let rc = pthread_create(&thread, nil, { arg in
+                let loop = Unmanaged<NetworkLoop>.fromOpaque(arg!).takeRetainedValue()
+                loop.run()
+                return nil
+            }, me)
+            if rc == 0 {
+                pthread_detach(thread)
+                started.store(true, ordering: .releasing)
+            } else {
+                Unmanaged<NetworkLoop>.fromOpaque(me).release()
+            }
+        }
+    }
+
+    private static let add: Int32 = 0, modify: Int32 = 1, delete: Int32 = 2
+    private static let readable = UInt32(CSYS_EPOLLIN), writable = UInt32(CSYS_EPOLLOUT)
+    private static let failed = UInt32(CSYS_EPOLLERR | CSYS_EPOLLHUP)
+
+    // MARK: The loop
+
+    private func run() {
+        var readyFDs = [Int32](repeating: 0, count: 256)
+        var readyEvents = [UInt32](repeating: 0, count: 256)
+        while true {
+            let timeout = waitTimeout()
+            let n = csys_epoll_wait(epollFD, &readyFDs, &readyEvents, 256, timeout)
+            if n < 0 && errno != EINTR { usleep(1000) }
+            for i in 0..<max(0, Int(n)) {
+                let fd = readyFDs[i]
+                let flags = readyEvents[i]
+                if fd == wakeFD {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                } else if let connection = connectionsByFD[fd] {
+                    handleIO(connection, flags: flags)
+                } else if curlFDs.contains(fd) {
+                    var mask: Int32 = 0
+                    if flags & Self.readable != 0 { mask |= CURL_CSELECT_IN }
+                    if flags & Self.writable != 0 { mask |= CURL_CSELECT_OUT }
+                    if flags & Self.failed != 0 { mask |= CURL_CSELECT_ERR }
+                    curlAction(fd, mask)
+                }
+            }
+            runCommands()
+            runTimers()
+        }
+    }
+
+    private func waitTimeout() -> Int32 {
+        let now = MonotonicClock.now()
+        var deadline = timers.earliest
+        if let curlDeadline { deadline = min(deadline ?? curlDeadline, curlDeadline) }
+        guard let deadline else { return -1 }
+        if deadline <= now { return 0 }
+        // Round up so that a wake-up is never early.
+        return Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
+    }
+
+    private func runCommands() {
+        let batch = commands.withLock { queue -> [Command] in
+            let taken = queue
+            queue.removeAll(keepingCapacity: true)
+            return taken
+        }
+        let now = MonotonicClock.now()
+        for command in batch {
+            switch command {
+            case .start(let client, let initiate, let redacted):
+                drive(client) { $0.start(initiate: initiate, redacted: redacted, now: now) }
+            case .stop(let client):
+                drive(client) { $0.stop(now: now) }
+            case .audio(let client, let pcm):
+                drive(client) { $0.userAudio(pcm, now: now) }
+            case .json(let client, let text):
+                drive(client) { $0.sendJSON(text) }
+            case .mute(let client, let muted):
+                client.session.setMuted(muted)
+            case .destroy(let client):
+                if let connection = client.connection {
+                    connection.webSocket?.close(code: 1000, reason: "client destroyed")
+                    flush(connection)
+                    teardown(connection)
+                }
+            }
+        }
+    }
+
+    private func runTimers() {
+        let now = MonotonicClock.now()
+        if let deadline = curlDeadline, deadline <= now {
+            curlDeadline = nil
+            curlAction(CURL_SOCKET_TIMEOUT, 0)
+        }
+        while let (deadline, client) = timers.popDue(now: now) {
+            guard client.scheduledDeadline == deadline else { continue }
+            client.scheduledDeadline = nil
+            drive(client) { $0.tick(now: now) }
+        }
+    }
+
+    // MARK: Session actions
+
+    /// Feeds one input to a client's session and performs the resulting actions.
+    private func drive(_ client: Client, _ input: (inout Session) -> [Session.Action]) {
+        let actions = input(&client.session)
+        client.publish()
+        for action in actions {
+            perform(action, client)
+        }
+        if let deadline = client.session.nextDeadline, deadline != client.scheduledDeadline {
+            client.scheduledDeadline = deadline
+            timers.push(deadline, client)
+        } else if client.session.nextDeadline == nil {
+            client.scheduledDeadline = nil
+        }
+    }
+
+    private func perform(_ action: Session.Action, _ client: Client) {
+        switch action {
+        case .connect:
+            connect(client)
+        case .sendText(let text):
+            guard let connection = client.connection else { return }
+            connection.webSocket?.sendText(text)
+            flush(connection)
+        case .sendBinary(let pcm):
+            guard let connection = client.connection else { return }
+            pcm.withUnsafeBytes { connection.webSocket?.sendBinary($0) }
+            flush(connection)
+        case .closeHandshake(let code, let reason):
+            guard let connection = client.connection else { return }
+            if connection.webSocket?.close(code: code, reason: reason) == true {
+                flush(connection)
+            } else {
+                teardown(connection)
+                drive(client) { $0.transportClosed(code: code, reason: reason) }
+            }
+        case .disconnect(let code, let reason):
+            guard let connection = client.connection else { return }
+            if let code {
+                connection.webSocket?.close(code: code, reason: reason)
+                flush(connection)
+            }
+            teardown(connection)
+        case .emit(let event):
+            client.emit(event)
+        }
+    }
+
+    // MARK: Connecting (curl)
+
+    private func connect(_ client: Client) {
+        guard isUsable, let multi, let connection = Connection(client: client) else {
+            drive(client) { $0.transportFailed(.internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006) }
+            return
+        }
+        let easy = connection.easy
+        let endpoint = client.config.endpoint
+        ccurl_easy_setopt_string(easy, CURLOPT_URL, endpoint.curlURL)
+        ccurl_easy_setopt_long(easy, CURLOPT_CONNECT_ONLY, 1)
+        ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(client.config.readyTimeoutMilliseconds))
+        ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, connection.errorBuffer)
+        client.connection = connection
+        connectionsByEasy[easy] = connection
+        if curl_multi_add_handle(multi, easy) != CURLM_OK {
+            teardown(connection)
+            drive(client) { $0.transportFailed(.internal, "curl refused the connection handle", closeCode: 1006) }
+        }
+    }
+
+    private func curlAction(_ fd: Int32, _ mask: Int32) {
+        guard let multi else { return }
+        var running: Int32 = 0
+        curl_multi_socket_action(multi, fd, mask, &running)
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(multi, &remaining) {
+            guard ccurl_msg_is_done(message) != 0, let easy = ccurl_msg_easy(message),
+                  let connection = connectionsByEasy[easy], !connection.isClosed else { continue }
+            connected(connection, result: ccurl_msg_result(message))
+        }
+    }
+
+    /// curl finished connecting (or failed to): take the socket over for the WebSocket.
+    private func connected(_ connection: Connection, result: CURLcode) {
+        let client = connection.client
+        let endpoint = client.config.endpoint
+        guard result == CURLE_OK else {
+            let status: MillisStatus = Self.isTLSFailure(result) ? .tls : .connect
+            let what = status == .tls ? "TLS with" : "connect to"
+            let message = "could not \(what) \(endpoint.url): \(connection.curlMessage(result))"
+            teardown(connection)
+            drive(client) { $0.transportFailed(status, message, closeCode: 1006) }
+            return
+        }
+        var socket: curl_socket_t = -1
+        ccurl_easy_getinfo_socket(connection.easy, &socket)
+        guard socket >= 0 else {
+            teardown(connection)
+            drive(client) { $0.transportFailed(.connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006) }
+            return
+        }
+        connection.fd = socket
+        curlFDs.remove(socket)
+        connectionsByFD[socket] = connection
+        connection.webSocket = WebSocketConnection(hostHeader: endpoint.hostHeader, path: endpoint.path,
+                                                   maxMessageBytes: client.config.maxMessageBytes,
+                                                   userAgent: "libmillis/\(MillisVersion.string)")
+        client.emit(.log(.debug, "connected to \(endpoint.host):\(endpoint.port); upgrading"))
+        flush(connection)
+    }
+
+    static func isTLSFailure(_ code: CURLcode) -> Bool {
+        [CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+         CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
+         CURLE_SSL_CRL_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+         CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CLIENTCERT].contains(code)
+    }
+
+    private static let curlSocketCallback: ccurl_socket_cb = { _, socket, what, userp, _ in
+        guard let userp else { return 0 }
+        let loop = Unmanaged<NetworkLoop>.fromOpaque(userp).takeUnretainedValue()
+        loop.curlWantsSocket(socket, what: what)
+        return 0
+    }
+
+    private static let curlTimerCallback: ccurl_timer_cb = { _, timeoutMs, userp in
+        guard let userp else { return 0 }
+        let loop = Unmanaged<NetworkLoop>.fromOpaque(userp).takeUnretainedValue()
+        loop.curlDeadline = timeoutMs < 0 ? nil : MonotonicClock.now() + UInt64(timeoutMs) * 1_000_000
+        return 0
+    }
+
+    private func curlWantsSocket(_ fd: Int32, what: Int32) {
+        // Once a socket carries a WebSocket it is ours; curl's late wishes are ignored.
+        guard connectionsByFD[fd] == nil else { return }
+        if what == CURL_POLL_REMOVE {
+            if curlFDs.remove(fd) != nil { csys_epoll_ctl(epollFD, Self.delete, fd, 0) }
+            return
+        }
+        let events = (what & CURL_POLL_IN != 0 ? Self.readable : 0) | (what & CURL_POLL_OUT != 0 ? Self.writable : 0)
+        if curlFDs.contains(fd) {
+            csys_epoll_ctl(epollFD, Self.modify, fd, events)
+        } else {
+            curlFDs.insert(fd)
+            if csys_epoll_ctl(epollFD, Self.add, fd, events) != 0 && errno == EEXIST {
+                csys_epoll_ctl(epollFD, Self.modify, fd, events)
+            }
+        }
+    }
+
+    // MARK: WebSocket I/O
+
+    /// Writes what the WebSocket has queued; asks epoll for writability while some is left.
+    private func flush(_ connection: Connection) {
+        guard !connection.isClosed, connection.fd >= 0, var ws = connection.webSocket else { return }
+        var failure: CURLcode?
+        ws.drainOutput { bytes in
+            var total = 0
+            while total < bytes.count {
+                var sent = 0
+                let rc = curl_easy_send(connection.easy, bytes.baseAddress! + total, bytes.count - total, &sent)
+                if rc == CURLE_AGAIN { break }
+                if rc != CURLE_OK { failure = rc; break }
+                total += sent
+            }
+            return total
+        }
+        let pending = ws.pendingOutputCount > 0
+        connection.webSocket = ws
+        if let failure {
+            lost(connection, "sending to \(connection.client.config.endpoint.url) failed: \(connection.curlMessage(failure))")
+            return
+        }
+        updateInterest(connection, wantWrite: pending)
+    }
+
+    private func updateInterest(_ connection: Connection, wantWrite: Bool) {
+        let wanted = Self.readable | (wantWrite ? Self.writable : 0)
+        guard wanted != connection.registeredEvents else { return }
+        let op = connection.registeredEvents == 0 ? Self.add : Self.modify
+        if csys_epoll_ctl(epollFD, op, connection.fd, wanted) != 0 && errno == EEXIST {
+            csys_epoll_ctl(epollFD, Self.modify, connection.fd, wanted)
+        }
+        connection.registeredEvents = wanted
+    }
+
+    private func handleIO(_ connection: Connection, flags: UInt32) {
+        if flags & Self.writable != 0 {
+            flush(connection)
+        }
+        guard flags & (Self.readable | Self.failed) != 0 else { return }
+        // Read until curl says AGAIN: TLS may hold decrypted bytes the socket no longer shows.
+        while !connection.isClosed {
+            var received = 0
+            let rc = readBuffer.withUnsafeMutableBytes { buffer in
+                curl_easy_recv(connection.easy, buffer.baseAddress, buffer.count, &received)
+            }
+            if rc == CURLE_AGAIN { break }
+            if rc != CURLE_OK {
+                lost(connection, "reading from \(connection.client.config.endpoint.url) failed: \(connection.curlMessage(rc))")
+                return
+            }
+            if received == 0 {
+                ended(connection)
+                return
+            }
+            let events = readBuffer.withUnsafeBytes { buffer in
+                connection.webSocket?.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<received])) ?? []
+            }
+            for event in events where !connection.isClosed {
+                handle(event, connection)
+            }
+            if !connection.isClosed { flush(connection) }
+        }
+    }
+
+    private func handle(_ event: WebSocketConnection.Event, _ connection: Connection) {
+        let client = connection.client
+        let now = MonotonicClock.now()
+        switch event {
+        case .opened:
+            drive(client) { $0.transportOpened(now: now) }
+        case .text(let text):
+            drive(client) { $0.receivedText(text, now: now) }
+        case .binary(let bytes):
+            drive(client) { $0.receivedBinary(bytes, now: now) }
+        case .closed(let code, let reason):
+            flush(connection)
+            teardown(connection)
+            drive(client) { $0.transportClosed(code: code, reason: reason) }
+        case .failed(let error):
+            flush(connection)
+            teardown(connection)
+            let status: MillisStatus
+            switch error.kind {
+            case .handshake: status = .handshake
+            case .messageTooBig: status = .messageTooBig
+            case .protocolError, .invalidUTF8: status = .protocolError
+            }
+            let prefix = error.kind == .handshake ? "WebSocket upgrade at \(client.config.endpoint.url) failed: " : ""
+            let code = error.kind == .handshake ? 1006 : Int(error.closeCode)
+            drive(client) { $0.transportFailed(status, prefix + error.message, closeCode: code) }
+        }
+    }
+
+    /// The peer closed TCP.
+    private func ended(_ connection: Connection) {
+        let client = connection.client
+        let failure = connection.webSocket?.transportEnded()
+        teardown(connection)
+        guard let failure else { return }
+        let url = client.config.endpoint.url
+        if failure.kind == .handshake {
+            drive(client) { $0.transportFailed(.handshake, "WebSocket upgrade at \(url) failed: \(failure.message)", closeCode: 1006) }
+        } else {
+            drive(client) { $0.transportFailed(.connectionLost, "connection to \(url) lost: \(failure.message)", closeCode: 1006) }
+        }
+    }
+
+    private func lost(_ connection: Connection, _ message: String) {
+        let client = connection.client
+        teardown(connection)
+        drive(client) { $0.transportFailed(.connectionLost, message, closeCode: 1006) }
+    }
+
+    /// Releases the socket and the curl handle. Nothing more is reported for it.
+    private func teardown(_ connection: Connection) {
+        guard !connection.isClosed else { return }
+        connection.isClosed = true
+        if connection.fd >= 0 {
+            if connection.registeredEvents != 0 { csys_epoll_ctl(epollFD, Self.delete, connection.fd, 0) }
+            connectionsByFD[connection.fd] = nil
+        }
+        connectionsByEasy[connection.easy] = nil
+        if let multi { curl_multi_remove_handle(multi, connection.easy) }
+        curl_easy_cleanup(connection.easy)
+        if connection.client.connection === connection { connection.client.connection = nil }
+    }
+}

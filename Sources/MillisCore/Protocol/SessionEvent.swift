@@ -1,0 +1,16 @@
+/// What the application hears about: one case per callback of include/millis.h.
+public enum SessionEvent: Equatable, Sendable {
+    case open
+    case ready(sessionId: String, payloadJSON: String)
+    case sessionEnded
+    case audio([UInt8])
+    case responseText(String, isFinal: Bool)
+    case transcript(String, isFinal: Bool)
+    case function(text: String, name: String, paramsJSON: String)
+    case latency(milliseconds: Double)
+    case agentState(AgentState)
+    case close(code: Int, reason: String)
+    case error(MillisStatus, String)
+    case message(method: String, json: String)
+    case log(LogLevel, String)
+}

@@ -1,0 +1,28 @@
+/// Counters over a client's life, reported by `millis_client_stats_json`.
+public struct SessionStats: Equatable, Sendable {
+    public var framesSent = 0
+    public var bytesSent = 0
+    public var framesReceived = 0
+    public var bytesReceived = 0
+    public var audioFramesDropped = 0
+    public var audioBytesDropped = 0
+    public var messagesSent = 0
+    public var messagesReceived = 0
+    public var lastPingRTTMilliseconds: Double?
+    public var lastLatencyMilliseconds: Double?
+
+    public init() {}
+
+    public var json: String {
+        func number(_ value: Double?) -> String {
+            guard let value else { return "null" }
+            return String(Double(Int((value * 1000).rounded())) / 1000)
+        }
+        return "{\"frames_sent\":\(framesSent),\"bytes_sent\":\(bytesSent),"
+            + "\"frames_received\":\(framesReceived),\"bytes_received\":\(bytesReceived),"
+            + "\"audio_frames_dropped\":\(audioFramesDropped),\"audio_bytes_dropped\":\(audioBytesDropped),"
+            + "\"messages_sent\":\(messagesSent),\"messages_received\":\(messagesReceived),"
+            + "\"last_ping_rtt_ms\":\(number(lastPingRTTMilliseconds)),"
+            + "\"last_latency_ms\":\(number(lastLatencyMilliseconds))}"
+    }
+}

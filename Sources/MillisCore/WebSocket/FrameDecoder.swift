@@ -1,0 +1,80 @@
+/// Incremental decoder of server frames (RFC 6455 §5.2). Bytes go in as they arrive;
+/// whole frames come out. Enforces what a client must check of a server: no mask, no
+/// reserved bits or opcodes, control frames short and unfragmented, a size limit
+/// checked from the header before the payload is buffered.
+public struct FrameDecoder {
+    public let maxPayloadBytes: Int
+    private var buffer: [UInt8] = []
+    private var readIndex = 0
+
+    public init(maxPayloadBytes: Int) {
+        self.maxPayloadBytes = maxPayloadBytes
+    }
+
+    /// Bytes received but not yet consumed by a whole frame.
+    public var bufferedByteCount: Int { buffer.count - readIndex }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if readIndex > 0 && readIndex == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            readIndex = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    public mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    /// The next whole frame, or nil when more bytes are needed.
+    public mutating func next() throws(WebSocketError) -> Frame? {
+        let available = buffer.count - readIndex
+        guard available >= 2 else { return nil }
+        let b0 = buffer[readIndex], b1 = buffer[readIndex + 1]
+        if b0 & 0x70 != 0 {
+            throw WebSocketError(.protocolError, "server frame has reserved bits set (no extension was negotiated)")
+        }
+        guard let opcode = Opcode(rawValue: b0 & 0x0F) else {
+            throw WebSocketError(.protocolError, "server frame uses reserved opcode \(b0 & 0x0F)")
+        }
+        let fin = b0 & 0x80 != 0
+        if b1 & 0x80 != 0 {
+            throw WebSocketError(.protocolError, "server frame is masked (RFC 6455 §5.1 forbids it)")
+        }
+        var headerLength = 2
+        var length = UInt64(b1 & 0x7F)
+        if length == 126 {
+            guard available >= 4 else { return nil }
+            length = UInt64(buffer[readIndex + 2]) << 8 | UInt64(buffer[readIndex + 3])
+            headerLength = 4
+        } else if length == 127 {
+            guard available >= 10 else { return nil }
+            length = 0
+            for i in 0..<8 { length = length << 8 | UInt64(buffer[readIndex + 2 + i]) }
+            if length >> 63 != 0 {
+                throw WebSocketError(.protocolError, "server frame length has its most significant bit set")
+            }
+            headerLength = 10
+        }
+        if opcode.isControl {
+            if !fin { throw WebSocketError(.protocolError, "server sent a fragmented control frame") }
+            if length > 125 { throw WebSocketError(.protocolError, "server control frame payload of \(length) bytes exceeds 125") }
+        }
+        if length > UInt64(maxPayloadBytes) {
+            throw WebSocketError(.messageTooBig, "server frame of \(length) bytes exceeds the maximum message size of \(maxPayloadBytes) bytes")
+        }
+        let total = headerLength + Int(length)
+        guard available >= total else { return nil }
+        let start = readIndex + headerLength
+        let payload = Array(buffer[start..<(readIndex + total)])
+        readIndex += total
+        if readIndex == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            readIndex = 0
+        } else if readIndex > 65536 && readIndex * 2 > buffer.count {
+            buffer.removeFirst(readIndex)
+            readIndex = 0
+        }
+        return Frame(fin: fin, opcode: opcode, payload: payload)
+    }
+}

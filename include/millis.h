@@ -1,0 +1,465 @@
+/*
+ * millis.h — the C interface of libmillis, a native client for Millis AI voice agents.
+ *
+ * A client holds one live spoken conversation with an agent at a time. It speaks the
+ * Millis protocol over a WebSocket (ws:// or wss://) and reports what happens through
+ * one C callback per event, mirroring the web SDK (@millisai/web-sdk) event by event.
+ *
+ * Conventions that hold for every function below unless its own text says otherwise:
+ *
+ *  - Names start with millis_ / MILLIS_. Every handle is opaque.
+ *  - Functions that can fail return a millis_status. MILLIS_OK is 0; the other codes are
+ *    never renumbered. millis_status_string() names a code; millis_client_last_error()
+ *    gives the detailed message of the last failing call on a client.
+ *  - NULL for a handle or a required pointer is never a crash: the function returns
+ *    MILLIS_ERR_INVALID_ARGUMENT (or the documented neutral value for getters).
+ *  - Strings are UTF-8 and NUL-terminated. Strings and buffers passed *into* the library
+ *    are copied when the library keeps them; the caller may free them on return.
+ *  - Strings and buffers passed *to a callback* are borrowed: valid only until the
+ *    callback returns. Copy what you keep.
+ *  - Strings *returned* by a function are either static (documented as such) or owned by
+ *    the caller and released with millis_free().
+ *
+ * Threading model
+ *  - One network thread, started on first use, serves every client in the process.
+ *    All callbacks run on that thread. Callbacks of one client never run concurrently
+ *    with each other, and never run on the caller's thread inside a millis_* call.
+ *  - Every function may be called from any thread, and from inside any callback
+ *    (including millis_client_stop() and millis_client_destroy(): see their remarks).
+ *  - A callback blocks the network thread, and so every client of the process, while it
+ *    runs: return quickly and hand heavy work to your own thread.
+ */
+#ifndef MILLIS_H
+#define MILLIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------
+ * Version
+ * ---------------------------------------------------------------------------------- */
+
+#define MILLIS_VERSION_MAJOR 0
+#define MILLIS_VERSION_MINOR 1
+#define MILLIS_VERSION_PATCH 0
+/** MAJOR * 1000000 + MINOR * 1000 + PATCH: compare with millis_version_number(). */
+#define MILLIS_VERSION_NUMBER 1000
+#define MILLIS_VERSION_STRING "0.1.0"
+
+/**
+ * The version of the library actually loaded, as MILLIS_VERSION_NUMBER computes it.
+ * Compare with MILLIS_VERSION_NUMBER to detect a header/library mismatch.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+int millis_version_number(void);
+
+/**
+ * The version of the library actually loaded, e.g. "0.1.0".
+ * Return value: a static string; do not free.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+const char *millis_version(void);
+
+/* ------------------------------------------------------------------------------------
+ * Status codes
+ * ---------------------------------------------------------------------------------- */
+
+/** Result of a call, or the kind of an asynchronous error passed to the error callback. */
+typedef enum millis_status {
+    MILLIS_OK = 0,
+    /** A NULL handle or pointer, or a value out of its documented range. */
+    MILLIS_ERR_INVALID_ARGUMENT = 1,
+    /** A JSON string that does not parse, or does not have the required shape. */
+    MILLIS_ERR_INVALID_JSON = 2,
+    /** The call does not fit the client's state (start twice, send before start, ...). */
+    MILLIS_ERR_INVALID_STATE = 3,
+    /** The session is not ready yet: audio handed in before onready is dropped. */
+    MILLIS_ERR_NOT_READY = 4,
+    /** Memory could not be allocated. */
+    MILLIS_ERR_NO_MEMORY = 5,
+    /** DNS, TCP or proxy failure while connecting to the endpoint. */
+    MILLIS_ERR_CONNECT = 6,
+    /** TLS failure, including a certificate that could not be verified. */
+    MILLIS_ERR_TLS = 7,
+    /** The WebSocket upgrade failed (HTTP status other than 101, bad accept key). */
+    MILLIS_ERR_HANDSHAKE = 8,
+    /** The server broke the WebSocket protocol (bad frame, invalid UTF-8, ...). */
+    MILLIS_ERR_PROTOCOL = 9,
+    /** A message exceeded the configured maximum size. */
+    MILLIS_ERR_MESSAGE_TOO_BIG = 10,
+    /** The server sent a message libmillis could not interpret (malformed JSON, an
+     *  audio frame of odd length). Not fatal: the session goes on. */
+    MILLIS_ERR_BAD_MESSAGE = 11,
+    /** The connection was lost without a close handshake. */
+    MILLIS_ERR_CONNECTION_LOST = 12,
+    /** The server did not answer in time (upgrade, onready, close handshake). */
+    MILLIS_ERR_TIMEOUT = 13,
+    /** The server closed the session with an error code (4xxx, 1011, ...). */
+    MILLIS_ERR_SERVER_CLOSED = 14,
+    /** The feature is not available in this build or configuration. */
+    MILLIS_ERR_UNSUPPORTED = 15,
+    /** An internal failure; the message says what. Please report it. */
+    MILLIS_ERR_INTERNAL = 16
+} millis_status;
+
+/**
+ * A short, static English description of a status code ("invalid argument", ...).
+ * Unknown codes give "unknown status". Never NULL; do not free.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+const char *millis_status_string(millis_status status);
+
+/* ------------------------------------------------------------------------------------
+ * Enumerations
+ * ---------------------------------------------------------------------------------- */
+
+/** How audio reaches the library and leaves it. */
+typedef enum millis_audio_mode {
+    /** The library's default. In this version: MILLIS_AUDIO_MODE_APPLICATION. */
+    MILLIS_AUDIO_MODE_DEFAULT = 0,
+    /** The application pushes microphone audio with millis_client_send_audio() and
+     *  receives the agent's audio in the audio callback (telephony bridges, files). */
+    MILLIS_AUDIO_MODE_APPLICATION = 1
+} millis_audio_mode;
+
+/** The agent's state, as the web SDK reports it in onagentstate. */
+typedef enum millis_agent_state {
+    MILLIS_AGENT_IDLE = 0,
+    MILLIS_AGENT_PREPARE_ANSWER = 1,
+    MILLIS_AGENT_ANSWER = 2,
+    MILLIS_AGENT_PAUSE = 3
+} millis_agent_state;
+
+/** "idle", "prepare_answer", "answer", "pause" (the web SDK's names); static, never NULL. */
+const char *millis_agent_state_string(millis_agent_state state);
+
+/** The connection's life cycle. */
+typedef enum millis_connection_state {
+    /** Never started, or fully closed (the close callback has run). */
+    MILLIS_CONNECTION_IDLE = 0,
+    /** Resolving, connecting, TLS, WebSocket upgrade. */
+    MILLIS_CONNECTION_CONNECTING = 1,
+    /** The WebSocket is open and `initiate` was sent; waiting for onready. */
+    MILLIS_CONNECTION_OPEN = 2,
+    /** The server sent onready: audio flows. */
+    MILLIS_CONNECTION_READY = 3,
+    /** Closing handshake under way. */
+    MILLIS_CONNECTION_CLOSING = 4
+} millis_connection_state;
+
+/** "idle", "connecting", "open", "ready", "closing"; static, never NULL. */
+const char *millis_connection_state_string(millis_connection_state state);
+
+/** Log levels, from quietest to most verbose. */
+typedef enum millis_log_level {
+    MILLIS_LOG_NONE = 0,
+    MILLIS_LOG_ERROR = 1,
+    MILLIS_LOG_WARN = 2,
+    MILLIS_LOG_INFO = 3,
+    MILLIS_LOG_DEBUG = 4
+} millis_log_level;
+
+/* ------------------------------------------------------------------------------------
+ * Memory
+ * ---------------------------------------------------------------------------------- */
+
+/**
+ * Releases a string returned by the library (session id, stats). NULL is a no-op.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+void millis_free(void *ptr);
+
+/* ------------------------------------------------------------------------------------
+ * Configuration
+ *
+ * A millis_config gathers the settings of a client before it is created. The client
+ * copies them: the config may be changed or destroyed afterwards without affecting it.
+ * A config is not thread-safe: use one from one thread at a time.
+ * ---------------------------------------------------------------------------------- */
+
+typedef struct millis_config millis_config;
+
+/** The endpoint used when none is set. */
+#define MILLIS_DEFAULT_ENDPOINT "wss://api-west.millis.ai:8080/millis"
+
+/**
+ * Creates a configuration holding the defaults: no public key (it must be set),
+ * endpoint MILLIS_DEFAULT_ENDPOINT, log level MILLIS_LOG_WARN, audio mode
+ * MILLIS_AUDIO_MODE_DEFAULT, 20 ms audio frames, 1 MiB maximum message size,
+ * 15 000 ms ready timeout.
+ * Return value: a new config owned by the caller (millis_config_destroy), or NULL when
+ * memory is exhausted.
+ */
+millis_config *millis_config_create(void);
+
+/** Destroys a configuration. NULL is a no-op. */
+void millis_config_destroy(millis_config *cfg);
+
+/**
+ * The message of the last failing call that took this config (a setter, or
+ * millis_client_create). Return value: owned by the config, valid until the next call
+ * that takes it; "" when nothing failed; NULL only when cfg is NULL.
+ */
+const char *millis_config_last_error(const millis_config *cfg);
+
+/**
+ * Sets the public key from the Millis playground (required). It is sent only inside the
+ * `initiate` message and never written to logs.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT when cfg or key is NULL or key is empty.
+ */
+millis_status millis_config_set_public_key(millis_config *cfg, const char *public_key);
+
+/**
+ * Sets the WebSocket endpoint: "ws://host[:port][/path]" or "wss://host[:port][/path]".
+ * NULL restores MILLIS_DEFAULT_ENDPOINT.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for a URL that is not ws:// or wss://, has no
+ * host, a bad port, or spaces/control characters; the config keeps its previous value.
+ */
+millis_status millis_config_set_endpoint(millis_config *cfg, const char *endpoint);
+
+/**
+ * Sets how much the library reports through the log callback. MILLIS_LOG_DEBUG logs
+ * every control message (with secrets redacted) and connection step.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for a level outside the enumeration.
+ */
+millis_status millis_config_set_log_level(millis_config *cfg, millis_log_level level);
+
+/**
+ * Sets the audio mode. Errors: MILLIS_ERR_INVALID_ARGUMENT for a value outside the
+ * enumeration.
+ */
+millis_status millis_config_set_audio_mode(millis_config *cfg, millis_audio_mode mode);
+
+/**
+ * Sets the duration of the audio frames sent to the server, in milliseconds (5 to 200;
+ * default 20, i.e. 640 bytes of PCM16 at 16 kHz). Audio handed to
+ * millis_client_send_audio() in chunks of any size is cut into frames of this duration.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT outside 5..200.
+ */
+millis_status millis_config_set_frame_ms(millis_config *cfg, unsigned int frame_ms);
+
+/**
+ * Sets the largest WebSocket message accepted from the server, in bytes (1 KiB to
+ * 64 MiB; default 1 MiB). A larger message closes the connection with code 1009 and
+ * reports MILLIS_ERR_MESSAGE_TOO_BIG.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ */
+millis_status millis_config_set_max_message_bytes(millis_config *cfg, size_t max_bytes);
+
+/**
+ * Sets how long start may take, from the call to the server's onready, in milliseconds
+ * (100 to 600 000; default 15 000). Past it the client reports MILLIS_ERR_TIMEOUT and
+ * closes.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ */
+millis_status millis_config_set_ready_timeout_ms(millis_config *cfg, unsigned int timeout_ms);
+
+/* ------------------------------------------------------------------------------------
+ * Client
+ * ---------------------------------------------------------------------------------- */
+
+typedef struct millis_client millis_client;
+
+/**
+ * Creates a client from a configuration (copied; cfg may be destroyed afterwards).
+ *
+ * Parameters:
+ *  - cfg: in, required; must hold a public key.
+ *  - err: out, nullable; receives MILLIS_OK or the reason for a NULL return.
+ * Return value: a new client owned by the caller (millis_client_destroy), or NULL with
+ * *err set: MILLIS_ERR_INVALID_ARGUMENT when cfg is NULL or has no public key (the
+ * detail is in millis_config_last_error(cfg)), MILLIS_ERR_NO_MEMORY.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+millis_client *millis_client_create(const millis_config *cfg, millis_status *err);
+
+/**
+ * Destroys a client. NULL is a no-op. An open connection is closed (close code 1000)
+ * without waiting for the server, and no callback of this client runs after this
+ * function returns; the close callback is not called.
+ *
+ * Thread safety: any thread. If a callback of this client is running on the network
+ * thread at the time, the call waits for it to return; do not call it from another
+ * thread while holding a lock that this client's callbacks take.
+ * Callback safety: may be called from inside any callback, including this client's
+ * own: the running callback finishes normally, the handle must not be used after the
+ * call, and no further callback of this client runs.
+ */
+void millis_client_destroy(millis_client *c);
+
+/**
+ * The message of the last failing call on this client, e.g. "options JSON: expected
+ * ':' after object key at byte 12". Return value: owned by the client, valid until the
+ * next call on it; "" when nothing failed; NULL only when c is NULL. When several
+ * threads share a client, the message may belong to another thread's call.
+ */
+const char *millis_client_last_error(const millis_client *c);
+
+/**
+ * Starts a conversation: connects to the endpoint, opens the WebSocket and sends
+ * `initiate`. Returns at once; progress arrives through callbacks (onopen, onready,
+ * or onerror + onclose), always on the network thread, never inside this call.
+ *
+ * Parameters:
+ *  - options_json: in, required. The web SDK's start argument, as a JSON object:
+ *    {"agent": {"agent_id": "...", "agent_config": {...}}, "metadata": {...},
+ *     "include_metadata_in_prompt": true, "session_continuation": {"session_id": "..."}}
+ *    "agent" is required and must hold "agent_id" (a non-empty string), "agent_config"
+ *    (an object), or both. Every member is passed into `initiate` untouched, with the
+ *    configured public key added; the options must not hold "public_key" themselves.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL), MILLIS_ERR_INVALID_JSON (does not parse,
+ * not an object, no usable "agent", "public_key" present), MILLIS_ERR_INVALID_STATE
+ * (a conversation is already under way: stop it and wait for onclose first).
+ * Thread safety: any thread. Callback safety: may be called from callbacks (e.g. to
+ * start the next conversation from onclose).
+ */
+millis_status millis_client_start(millis_client *c, const char *options_json);
+
+/**
+ * Starts a conversation with a stored agent: millis_client_start() with
+ * {"agent": {"agent_id": agent_id}}.
+ * Errors: as millis_client_start(); MILLIS_ERR_INVALID_ARGUMENT for an empty id.
+ */
+millis_status millis_client_start_agent(millis_client *c, const char *agent_id);
+
+/**
+ * Ends the conversation: sends a WebSocket close (1000) and, once the server answers
+ * (or after 2 s), calls onclose. Harmless when nothing is under way (returns MILLIS_OK
+ * and calls nothing).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL).
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+millis_status millis_client_stop(millis_client *c);
+
+/**
+ * Mutes / unmutes the microphone. While muted, frames of silence keep being sent so
+ * the server's timing stays intact (as the web client does). Muting persists across
+ * conversations of the same client.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL).
+ */
+millis_status millis_client_mute(millis_client *c);
+millis_status millis_client_unmute(millis_client *c);
+
+/** 1 when muted, 0 when not or when c is NULL. */
+int millis_client_is_muted(const millis_client *c);
+
+/**
+ * Hands microphone audio to the client (application audio mode): PCM16, little-endian,
+ * 16 000 Hz, mono, in chunks of any even size. The data is copied. Audio is cut into
+ * frames of the configured duration and sent from the server's onready on.
+ *
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL c, NULL pcm with bytes > 0, odd byte
+ * count), MILLIS_ERR_NOT_READY (no session ready yet: the audio is dropped, not queued,
+ * and counted in the stats), MILLIS_ERR_INVALID_STATE (not in application audio mode).
+ * Thread safety: any thread; audio from several threads interleaves in call order.
+ */
+millis_status millis_client_send_audio(millis_client *c, const void *pcm, size_t bytes);
+
+/**
+ * Sends a raw JSON control message as a text frame, for methods this version does not
+ * know. The text must be a JSON object; it is sent as given.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL), MILLIS_ERR_INVALID_JSON,
+ * MILLIS_ERR_NOT_READY (no open WebSocket).
+ */
+millis_status millis_client_send_json(millis_client *c, const char *json);
+
+/**
+ * The session id from the server's onready, or NULL when there is none (yet).
+ * Return value: owned by the caller, release with millis_free().
+ */
+char *millis_client_session_id(const millis_client *c);
+
+/** The connection state; MILLIS_CONNECTION_IDLE when c is NULL. */
+millis_connection_state millis_client_connection_state(const millis_client *c);
+
+/** The agent state; MILLIS_AGENT_IDLE when c is NULL. */
+millis_agent_state millis_client_agent_state(const millis_client *c);
+
+/**
+ * A snapshot of the client's counters as a JSON object:
+ * {"frames_sent", "bytes_sent", "frames_received", "bytes_received",
+ *  "audio_frames_dropped", "messages_sent", "messages_received",
+ *  "last_ping_rtt_ms" (null before the first pong), "last_latency_ms" (null before the
+ *  first answer)}. Counters are cumulative over the client's life.
+ * Return value: owned by the caller (millis_free), NULL when c is NULL.
+ */
+char *millis_client_stats_json(const millis_client *c);
+
+/* ------------------------------------------------------------------------------------
+ * Callbacks
+ *
+ * One setter per event. Each takes the function (NULL to remove it) and a user_data
+ * pointer passed back unchanged. Setters may be called at any time from any thread; a
+ * change applies to events dispatched after the setter returns. They return
+ * MILLIS_ERR_INVALID_ARGUMENT when c is NULL, MILLIS_OK otherwise.
+ * ---------------------------------------------------------------------------------- */
+
+/** The WebSocket is open (the web SDK's onopen). */
+typedef void (*millis_open_cb)(millis_client *c, void *user_data);
+/** The session is ready and audio flows. session_id: "" when the server gave none.
+ *  payload_json: the onready payload as JSON ("null" when absent). */
+typedef void (*millis_ready_cb)(millis_client *c, const char *session_id,
+                                const char *payload_json, void *user_data);
+/** The server ended the session; a close follows. */
+typedef void (*millis_session_ended_cb)(millis_client *c, void *user_data);
+/** Agent audio: PCM16 little-endian 16 kHz mono, `bytes` long (always even). */
+typedef void (*millis_audio_cb)(millis_client *c, const uint8_t *pcm, size_t bytes,
+                                void *user_data);
+/** The agent's reply text (partial while is_final is 0). */
+typedef void (*millis_response_text_cb)(millis_client *c, const char *text, int is_final,
+                                        void *user_data);
+/** The user's speech as recognised by the server (partial while is_final is 0). */
+typedef void (*millis_transcript_cb)(millis_client *c, const char *text, int is_final,
+                                     void *user_data);
+/** The agent called a tool: name, and its parameters as a JSON value ("null" if none). */
+typedef void (*millis_function_cb)(millis_client *c, const char *text, const char *name,
+                                   const char *params_json, void *user_data);
+/** Milliseconds from start_answering to the first agent audio frame of the answer. */
+typedef void (*millis_latency_cb)(millis_client *c, double latency_ms, void *user_data);
+/** The agent state changed. */
+typedef void (*millis_agent_state_cb)(millis_client *c, millis_agent_state state,
+                                      void *user_data);
+/** The conversation is over: the WebSocket close code (1006 when the connection was
+ *  lost or never opened) and reason. Called once per started conversation, last. */
+typedef void (*millis_close_cb)(millis_client *c, int code, const char *reason,
+                                void *user_data);
+/** An error. Fatal ones (connect, TLS, handshake, protocol, timeout, lost connection)
+ *  are followed by the close callback; MILLIS_ERR_BAD_MESSAGE is not fatal. */
+typedef void (*millis_error_cb)(millis_client *c, millis_status status, const char *message,
+                                void *user_data);
+/** A server message this version does not know, so nothing the server says is lost:
+ *  its method and the whole message as JSON text. */
+typedef void (*millis_message_cb)(millis_client *c, const char *method, const char *json,
+                                  void *user_data);
+/** A log line at or below the configured level. Secrets are never included. */
+typedef void (*millis_log_cb)(millis_client *c, millis_log_level level, const char *message,
+                              void *user_data);
+
+millis_status millis_client_on_open(millis_client *c, millis_open_cb cb, void *user_data);
+millis_status millis_client_on_ready(millis_client *c, millis_ready_cb cb, void *user_data);
+millis_status millis_client_on_session_ended(millis_client *c, millis_session_ended_cb cb,
+                                             void *user_data);
+millis_status millis_client_on_audio(millis_client *c, millis_audio_cb cb, void *user_data);
+millis_status millis_client_on_response_text(millis_client *c, millis_response_text_cb cb,
+                                             void *user_data);
+millis_status millis_client_on_transcript(millis_client *c, millis_transcript_cb cb,
+                                          void *user_data);
+millis_status millis_client_on_function(millis_client *c, millis_function_cb cb,
+                                        void *user_data);
+millis_status millis_client_on_latency(millis_client *c, millis_latency_cb cb, void *user_data);
+millis_status millis_client_on_agent_state(millis_client *c, millis_agent_state_cb cb,
+                                           void *user_data);
+millis_status millis_client_on_close(millis_client *c, millis_close_cb cb, void *user_data);
+millis_status millis_client_on_error(millis_client *c, millis_error_cb cb, void *user_data);
+millis_status millis_client_on_message(millis_client *c, millis_message_cb cb, void *user_data);
+millis_status millis_client_on_log(millis_client *c, millis_log_cb cb, void *user_data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MILLIS_H */
