@@ -15,6 +15,11 @@ public struct Session {
         public var endpointDescription: String
         /// Audio frames between two keep-alive pings (PROTOCOL.md: 1000).
         public var framesPerPing = 1000
+        /// How long the simulated playout may run dry before the agent counts as idle:
+        /// the jitter a real playout buffer absorbs. Frames paced exactly in real time
+        /// arrive just as the previous one "finishes"; without this the state would
+        /// flicker between answer and idle on every frame.
+        public var playoutGraceNanoseconds: UInt64 = 80_000_000
 
         public init(frameBytes: Int, readyTimeoutNanoseconds: UInt64, endpointDescription: String) {
             self.frameBytes = frameBytes
@@ -65,7 +70,8 @@ public struct Session {
     public var nextDeadline: UInt64? {
         var deadline = [readyDeadline, closeDeadline].compactMap { $0 }.min()
         if agentState == .answer {
-            deadline = min(deadline ?? playoutEnd, playoutEnd)
+            let idleAt = playoutEnd + settings.playoutGraceNanoseconds
+            deadline = min(deadline ?? idleAt, idleAt)
         }
         return deadline
     }
@@ -271,7 +277,7 @@ public struct Session {
         if let deadline = closeDeadline, now >= deadline {
             return finish(code: 1006, reason: "close handshake timed out", error: nil, disconnect: (nil, ""))
         }
-        if agentState == .answer && now >= playoutEnd {
+        if agentState == .answer && now >= playoutEnd + settings.playoutGraceNanoseconds {
             setAgentState(.idle, &actions)
         }
         return actions

@@ -1,0 +1,209 @@
+import XCTest
+@testable import MillisCore
+
+final class SessionTests: XCTestCase {
+    private let ms: UInt64 = 1_000_000
+
+    private func makeSession(frameBytes: Int = 640, pingEvery: Int = 1000) -> Session {
+        var settings = Session.Settings(frameBytes: frameBytes, readyTimeoutNanoseconds: 5000 * ms, endpointDescription: "ws://test/millis")
+        settings.framesPerPing = pingEvery
+        return Session(settings: settings)
+    }
+
+    /// The events among actions, without logs.
+    private func events(_ actions: [Session.Action]) -> [SessionEvent] {
+        actions.compactMap {
+            if case .emit(let e) = $0, case .log = e { return nil }
+            if case .emit(let e) = $0 { return e }
+            return nil
+        }
+    }
+
+    private func readySession(_ s: inout Session) {
+        _ = s.start(initiate: "{\"method\":\"initiate\"}", redacted: "r", now: 0)
+        _ = s.transportOpened(now: 10 * ms)
+        _ = s.receivedText(#"{"method":"onready","payload":{"session_id":"S1"}}"#, now: 20 * ms)
+    }
+
+    func testStartOpenReady() {
+        var s = makeSession()
+        XCTAssertTrue(s.start(initiate: "INIT", redacted: "R", now: 0).contains(.connect))
+        XCTAssertEqual(s.connectionState, .connecting)
+        let opened = s.transportOpened(now: 1)
+        XCTAssertEqual(events(opened), [.open])
+        XCTAssertTrue(opened.contains(.sendText("INIT")))
+        XCTAssertEqual(s.connectionState, .open)
+        let ready = s.receivedText(#"{"method":"onready","payload":{"session_id":"S1"}}"#, now: 2)
+        XCTAssertEqual(events(ready), [.ready(sessionId: "S1", payloadJSON: #"{"session_id":"S1"}"#)])
+        XCTAssertEqual(s.connectionState, .ready)
+        XCTAssertEqual(s.sessionId, "S1")
+        XCTAssertTrue(s.start(initiate: "X", redacted: "X", now: 3).isEmpty, "start while running does nothing")
+    }
+
+    func testAudioBeforeReadyIsDroppedNotQueued() {
+        var s = makeSession()
+        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        _ = s.transportOpened(now: 1)
+        XCTAssertTrue(s.userAudio([UInt8](repeating: 1, count: 1280), now: 2).isEmpty)
+        XCTAssertEqual(s.stats.audioFramesDropped, 2)
+        _ = s.receivedText(#"{"method":"onready"}"#, now: 3)
+        let sent = s.userAudio([UInt8](repeating: 2, count: 640), now: 4)
+        XCTAssertEqual(sent, [.sendBinary([UInt8](repeating: 2, count: 640))], "only the new audio, no burst")
+    }
+
+    func testAudioIsCutIntoFramesAndPingedEvery1000Frames() {
+        var s = makeSession(frameBytes: 4, pingEvery: 3)
+        readySession(&s)
+        let a = s.userAudio([1, 2, 3, 4, 5, 6], now: 30 * ms)
+        XCTAssertEqual(a, [.sendBinary([1, 2, 3, 4])])
+        let b = s.userAudio([7, 8, 9, 10, 11, 12], now: 31 * ms)
+        XCTAssertEqual(b.count, 3)
+        XCTAssertEqual(b[0], .sendBinary([5, 6, 7, 8]))
+        XCTAssertEqual(b[1], .sendBinary([9, 10, 11, 12]))
+        XCTAssertEqual(b[2], .sendText(#"{"method":"ping","data":"31.000"}"#))
+        _ = s.receivedText(#"{"method":"pong","data":"31.000"}"#, now: 43 * ms)
+        XCTAssertEqual(s.stats.lastPingRTTMilliseconds, 12)
+        XCTAssertEqual(s.stats.framesSent, 3)
+    }
+
+    func testMuteSendsZeros() {
+        var s = makeSession(frameBytes: 2)
+        readySession(&s)
+        s.setMuted(true)
+        XCTAssertEqual(s.userAudio([9, 9], now: 30 * ms), [.sendBinary([0, 0])])
+        s.setMuted(false)
+        XCTAssertEqual(s.userAudio([9, 9], now: 31 * ms), [.sendBinary([9, 9])])
+    }
+
+    func testAnswerLatencyStatesAndPlayoutInRealTime() {
+        var s = makeSession()
+        readySession(&s)
+        XCTAssertEqual(events(s.receivedText(#"{"method":"start_answering"}"#, now: 100 * ms)), [.agentState(.prepareAnswer)])
+        // 640 bytes = 20 ms of audio.
+        let first = events(s.receivedBinary([UInt8](repeating: 0, count: 640), now: 350 * ms))
+        XCTAssertEqual(first, [.latency(milliseconds: 250), .agentState(.answer), .audio([UInt8](repeating: 0, count: 640))])
+        XCTAssertEqual(events(s.receivedBinary([UInt8](repeating: 0, count: 640), now: 360 * ms)).count, 1, "audio only")
+        // Played until 390 ms; idle after the grace.
+        let grace = s.settings.playoutGraceNanoseconds
+        XCTAssertTrue(events(s.tick(now: 390 * ms + grace - 1)).isEmpty)
+        XCTAssertEqual(s.nextDeadline, 390 * ms + grace)
+        XCTAssertEqual(events(s.tick(now: 390 * ms + grace)), [.agentState(.idle)])
+        XCTAssertEqual(s.stats.lastLatencyMilliseconds, 250)
+    }
+
+    func testPauseHoldsPlayoutAndUnpauseResumesWhereItStopped() {
+        var s = makeSession()
+        readySession(&s)
+        _ = s.receivedBinary([UInt8](repeating: 0, count: 3200), now: 100 * ms) // 100 ms, ends at 200
+        XCTAssertEqual(events(s.receivedText(#"{"method":"pause"}"#, now: 150 * ms)), [.agentState(.pause)])
+        _ = s.receivedBinary([UInt8](repeating: 0, count: 640), now: 160 * ms) // queued while paused: +20 ms
+        XCTAssertEqual(s.agentState, .pause)
+        XCTAssertTrue(events(s.tick(now: 10_000 * ms)).isEmpty, "no idle while paused")
+        XCTAssertEqual(events(s.receivedText(#"{"method":"unpause"}"#, now: 500 * ms)), [.agentState(.answer)])
+        // 50 ms left + 20 ms queued = ends at 570 ms.
+        XCTAssertEqual(s.nextDeadline, 570 * ms + s.settings.playoutGraceNanoseconds)
+    }
+
+    func testClearGoesIdleAtOnce() {
+        var s = makeSession()
+        readySession(&s)
+        _ = s.receivedBinary([UInt8](repeating: 0, count: 32000), now: 100 * ms)
+        XCTAssertEqual(events(s.receivedText(#"{"method":"clear"}"#, now: 120 * ms)), [.agentState(.idle)])
+        XCTAssertNil(s.nextDeadline)
+    }
+
+    func testServerMessagesBecomeEvents() {
+        var s = makeSession()
+        readySession(&s)
+        XCTAssertEqual(events(s.receivedText(#"{"method":"ontranscript","data":"hel","payload":{"is_final":false}}"#, now: 1)), [.transcript("hel", isFinal: false)])
+        XCTAssertEqual(events(s.receivedText(#"{"method":"onresponsetext","data":"Hi","payload":{"is_final":true}}"#, now: 1)), [.responseText("Hi", isFinal: true)])
+        XCTAssertEqual(events(s.receivedText(#"{"method":"onfunction","data":"","payload":{"name":"f","params":{"a":1}}}"#, now: 1)),
+                       [.function(text: "", name: "f", paramsJSON: #"{"a":1}"#)])
+        XCTAssertEqual(events(s.receivedText(#"{"method":"onsessionended"}"#, now: 1)), [.sessionEnded])
+        let unknown = #"{"method":"ai_action","data":{"x":1}}"#
+        XCTAssertEqual(events(s.receivedText(unknown, now: 1)), [.message(method: "ai_action", json: unknown)])
+    }
+
+    func testMalformedServerMessagesAreReportedAndTheSessionGoesOn() {
+        var s = makeSession()
+        readySession(&s)
+        guard case .error(let status, let message) = events(s.receivedText("{\"method\": ", now: 1)).first else { return XCTFail() }
+        XCTAssertEqual(status, .badMessage)
+        XCTAssertTrue(message.contains("malformed JSON"))
+        guard case .error(let s2, _) = events(s.receivedText("[1]", now: 1)).first else { return XCTFail() }
+        XCTAssertEqual(s2, .badMessage)
+        XCTAssertEqual(s.connectionState, .ready)
+    }
+
+    func testOddLengthAudioIsReportedAndTrimmed() {
+        var s = makeSession()
+        readySession(&s)
+        let e = events(s.receivedBinary([UInt8](repeating: 0, count: 641), now: 1))
+        guard case .error(.badMessage, let message) = e.first else { return XCTFail("\(e)") }
+        XCTAssertTrue(message.contains("641"))
+        XCTAssertTrue(e.contains(.audio([UInt8](repeating: 0, count: 640))))
+    }
+
+    func testReadyTimeout() {
+        var s = makeSession()
+        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        _ = s.transportOpened(now: 1)
+        XCTAssertEqual(s.nextDeadline, 5000 * ms)
+        let actions = s.tick(now: 5000 * ms)
+        XCTAssertTrue(actions.contains(.disconnect(code: 1000, reason: "ready timeout")))
+        let e = events(actions)
+        guard case .error(.timeout, let message) = e.first else { return XCTFail("\(e)") }
+        XCTAssertTrue(message.contains("5000 ms"))
+        XCTAssertEqual(e.last, .close(code: 1006, reason: "ready timeout"))
+        XCTAssertEqual(s.connectionState, .idle)
+        XCTAssertEqual(s.finishedConversations, 1)
+    }
+
+    func testStopClosesAndTheServersAnswerEndsTheConversation() {
+        var s = makeSession()
+        readySession(&s)
+        XCTAssertEqual(s.stop(now: 1).last, .closeHandshake(code: 1000, reason: ""))
+        XCTAssertEqual(s.connectionState, .closing)
+        XCTAssertTrue(s.stop(now: 2).isEmpty)
+        XCTAssertEqual(events(s.transportClosed(code: 1000, reason: "")), [.close(code: 1000, reason: "")])
+        XCTAssertEqual(s.connectionState, .idle)
+        XCTAssertTrue(s.stop(now: 3).isEmpty, "stop when idle is harmless")
+    }
+
+    func testStopWhileConnectingDisconnectsAndCloses() {
+        var s = makeSession()
+        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        let actions = s.stop(now: 1)
+        XCTAssertEqual(actions.first, .disconnect(code: nil, reason: "stopped"))
+        XCTAssertEqual(events(actions).last, .close(code: 1000, reason: "stopped by the client"))
+    }
+
+    func testServerCloseWithErrorCodeIsAnErrorThenClose() {
+        var s = makeSession()
+        readySession(&s)
+        let e = events(s.transportClosed(code: 4004, reason: "unknown agent_id: x"))
+        XCTAssertEqual(e, [.error(.serverClosed, "server closed the session with code 4004: unknown agent_id: x"), .close(code: 4004, reason: "unknown agent_id: x")])
+        var normal = makeSession()
+        readySession(&normal)
+        XCTAssertEqual(events(normal.transportClosed(code: 1000, reason: "session ended")), [.close(code: 1000, reason: "session ended")])
+    }
+
+    func testTransportFailureIsErrorThenCloseOnce() {
+        var s = makeSession()
+        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        let e = events(s.transportFailed(.connect, "could not connect", closeCode: 1006))
+        XCTAssertEqual(e, [.error(.connect, "could not connect"), .close(code: 1006, reason: "could not connect")])
+        XCTAssertTrue(s.transportFailed(.connect, "again", closeCode: 1006).isEmpty, "one close only")
+    }
+
+    func testStatsJSONShape() throws {
+        var s = makeSession()
+        readySession(&s)
+        let stats = try JSONParser.parse(s.stats.json)
+        for key in ["frames_sent", "bytes_sent", "frames_received", "bytes_received", "audio_frames_dropped",
+                    "messages_sent", "messages_received", "last_ping_rtt_ms", "last_latency_ms"] {
+            XCTAssertNotNil(stats[key], key)
+        }
+        XCTAssertEqual(stats["last_ping_rtt_ms"], .null)
+    }
+}
