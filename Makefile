@@ -17,7 +17,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 APT_PACKAGES := libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip
 PIP_PACKAGES := websockets pytest
 
-.PHONY: help build deps unit-test test demo devserver clean
+.PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean
 help:
 	@echo "make demo       build, start the devserver, hold a conversation with the C example"
 	@echo "make test       the whole suite: Swift unit tests, C ABI tests, Python tests"
@@ -40,3 +40,28 @@ build: deps
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|; s|@RPATH@||' \
 	    pkgconfig/millis.pc.in > $(BUILD)/pkgconfig-install/millis.pc
+
+# The whole suite. Each part can be run alone.
+test: build unit-test abi-test python-test
+
+unit-test: deps
+	$(SWIFT) test
+
+abi-test: build
+	$(PYTHON) Tests/abi/check_exports.py $(BUILD)/libmillis.so include/millis.h
+
+# The pytest suite also compiles and runs the C programs (Tests/c, bindings/c) through
+# pkg-config, against the devserver it starts.
+python-test: build
+	$(PYTHON) -m pytest -q -ra Tests/python
+
+# A conversation with the C example: against the devserver, or against Millis itself
+# when MILLIS_PUBLIC_KEY and MILLIS_AGENT_ID are set.
+demo: build
+	@PYTHON=$(PYTHON) $(CURDIR)/scripts/demo.sh
+
+devserver: deps
+	$(PYTHON) devserver/millis_devserver.py --host 127.0.0.1 --port 8765
+
+clean:
+	rm -rf .build $(BUILD)

@@ -156,6 +156,9 @@ final class NetworkLoop: @unchecked Sendable {
                     flush(connection)
                     teardown(connection)
                 }
+                // Ends the session so no deadline of a dead client stays armed; its
+                // events go nowhere, the handler is gone.
+                drive(client) { $0.transportFailed(.internal, "client destroyed", closeCode: 1000) }
             }
         }
     }

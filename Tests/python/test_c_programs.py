@@ -1,0 +1,263 @@
+"""The C side of libmillis: C tests, the C example, the C++ header check, the ABI check.
+
+Every program is compiled with the system compiler against the build tree's
+pkg-config file (PKG_CONFIG_PATH=<repo>/build/pkgconfig; its Libs carry an rpath, so
+no LD_LIBRARY_PATH is needed) into a pytest temporary directory, then run; the ones
+that hold a conversation talk to the devserver fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
+EXPECTED_FINALS = ["Hello, what is the weather like today?", "Thank you, goodbye."]
+
+
+def _show(result: subprocess.CompletedProcess | subprocess.TimeoutExpired) -> str:
+    def text(v):
+        if v is None:
+            return ""
+        return v.decode(errors="replace") if isinstance(v, bytes) else v
+
+    return (f"--- stdout ---\n{text(result.stdout)[-12000:]}\n"
+            f"--- stderr ---\n{text(result.stderr)[-12000:]}")
+
+
+def run(cmd: list, *, timeout: float, env: dict | None = None, cwd: Path | None = None,
+        expect: int | None = 0) -> subprocess.CompletedProcess:
+    """Runs cmd; fails with its output on a timeout or (when expect is set) another exit code."""
+    try:
+        result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                                timeout=timeout, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{shlex.join(str(c) for c in cmd)} did not finish within {timeout} s\n{_show(exc)}",
+                    pytrace=False)
+    if expect is not None and result.returncode != expect:
+        pytest.fail(f"{shlex.join(str(c) for c in cmd)} exited {result.returncode}, expected {expect}\n"
+                    f"{_show(result)}", pytrace=False)
+    return result
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found: install a C/C++ toolchain and pkg-config", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pkg_env(library_path: Path, repo_root: Path) -> dict:
+    """The environment for pkg-config: the build tree's millis.pc first."""
+    pc_dir = repo_root / "build" / "pkgconfig"
+    if not (pc_dir / "millis.pc").exists():
+        pytest.fail(f"{pc_dir / 'millis.pc'} does not exist: run `make build` first", pytrace=False)
+    env = dict(os.environ)
+    env["PKG_CONFIG_PATH"] = os.pathsep.join(
+        [str(pc_dir)] + ([env["PKG_CONFIG_PATH"]] if env.get("PKG_CONFIG_PATH") else []))
+    env.pop("LD_LIBRARY_PATH", None)  # the rpath in millis.pc must be enough
+    return env
+
+
+@pytest.fixture(scope="module")
+def millis_flags(pkg_env: dict) -> list:
+    """`pkg-config --cflags --libs millis`, split into arguments."""
+    result = run([tool("pkg-config"), "--cflags", "--libs", "millis"], timeout=30, env=pkg_env)
+    flags = shlex.split(result.stdout)
+    assert any(f.startswith("-I") for f in flags), result.stdout
+    assert "-lmillis" in flags, result.stdout
+    return flags
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("c-programs")
+
+
+def compile_c(source: Path, out: Path, flags: list, env: dict, *, std: str = "c99",
+              warnings: bool = True) -> Path:
+    cmd = [tool("cc")] + ([f"-std={std}"] + WARNINGS if warnings else []) + [source] + flags + ["-o", out]
+    run(cmd, timeout=120, env=env)
+    return out
+
+
+@pytest.fixture(scope="module")
+def test_api_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
+    return compile_c(repo_root / "Tests" / "c" / "test_api.c", build_dir / "test_api", millis_flags, pkg_env)
+
+
+@pytest.fixture(scope="module")
+def test_conversation_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
+    return compile_c(repo_root / "Tests" / "c" / "test_conversation.c", build_dir / "test_conversation",
+                     millis_flags, pkg_env)
+
+
+@pytest.fixture(scope="module")
+def example_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
+    """Built exactly as the README says: cc millis_example.c $(pkg-config --cflags --libs millis)."""
+    source = repo_root / "bindings" / "c" / "millis_example.c"
+    out = build_dir / "millis_example"
+    run([tool("cc"), source] + millis_flags + ["-o", out], timeout=120, env=pkg_env)
+    return out
+
+
+def user_wav(repo_root: Path) -> Path:
+    path = repo_root / "bindings" / "audio" / "user.wav"
+    assert path.exists(), f"{path} is missing"
+    return path
+
+
+# ------------------------------------------------------------------------------------
+# Compilation
+# ------------------------------------------------------------------------------------
+
+def test_c_sources_compile_warning_free(repo_root, millis_flags, pkg_env, build_dir):
+    """All C sources compile as C99 and C11 with -Wall -Wextra -Werror -pedantic."""
+    sources = [repo_root / "Tests" / "c" / "test_api.c", repo_root / "Tests" / "c" / "test_conversation.c",
+               repo_root / "bindings" / "c" / "millis_example.c"]
+    for std in ("c99", "c11"):
+        for source in sources:
+            compile_c(source, build_dir / f"{source.stem}.{std}", millis_flags, pkg_env, std=std)
+
+
+def test_header_compiles_as_cxx_and_links(repo_root, millis_flags, pkg_env, build_dir):
+    """millis.h parses as C++11, and a C++ program links: the extern "C" guards work."""
+    source = repo_root / "Tests" / "c" / "test_header_cxx.cpp"
+    gxx = tool("g++")
+    cflags = [f for f in millis_flags if f.startswith("-I")]
+    run([gxx, "-std=c++11"] + WARNINGS + ["-x", "c++", "-fsyntax-only", source] + cflags,
+        timeout=120, env=pkg_env)
+    exe = build_dir / "test_header_cxx"
+    run([gxx, "-std=c++11"] + WARNINGS + [source] + millis_flags + ["-o", exe], timeout=120, env=pkg_env)
+    result = run([exe], timeout=30, env=pkg_env)
+    assert "C++: libmillis" in result.stdout
+
+
+# ------------------------------------------------------------------------------------
+# The C tests
+# ------------------------------------------------------------------------------------
+
+def test_c_api(test_api_exe, pkg_env):
+    result = run([test_api_exe], timeout=90, env=pkg_env)
+    assert "test_api:" in result.stdout, _show(result)
+
+
+def test_c_conversation(test_conversation_exe, devserver, repo_root, pkg_env):
+    result = run([test_conversation_exe, devserver.url, devserver.record_dir, user_wav(repo_root)],
+                 timeout=120, env=pkg_env)
+    assert "test_conversation:" in result.stdout, _show(result)
+
+
+# ------------------------------------------------------------------------------------
+# The example
+# ------------------------------------------------------------------------------------
+
+def read_wav_checked(path: Path) -> bytes:
+    """Checks the header by hand and with the wave module; returns the PCM data."""
+    raw = path.read_bytes()
+    assert len(raw) >= 44, f"{path}: {len(raw)} bytes, too short for a WAV header"
+    assert raw[:4] == b"RIFF" and raw[8:16] == b"WAVEfmt ", raw[:16]
+    riff_size, = struct.unpack_from("<I", raw, 4)
+    assert riff_size == len(raw) - 8, (riff_size, len(raw))
+    fmt, channels, rate, byte_rate, align, bits = struct.unpack_from("<HHIIHH", raw, 20)
+    assert (fmt, channels, rate, byte_rate, align, bits) == (1, 1, 16000, 32000, 2, 16)
+    assert raw[36:40] == b"data"
+    data_size, = struct.unpack_from("<I", raw, 40)
+    assert data_size == len(raw) - 44
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (1, 16000, 2)
+        assert w.getnframes() * 2 == data_size
+    return raw[44:]
+
+
+def test_example_conversation(example_exe, devserver, repo_root, pkg_env, tmp_path):
+    out_wav = tmp_path / "agent.wav"
+    result = run([example_exe, "--endpoint", devserver.url, "--agent-id", "demo-agent",
+                  "--input", user_wav(repo_root), "--output", out_wav, "--timeout", "60"],
+                 timeout=120, env=pkg_env, cwd=tmp_path)
+    text = result.stdout
+    for final in EXPECTED_FINALS:
+        assert f'ontranscript (final) "{final}"' in text, _show(result)
+    assert re.search(r"^\[\s*\d+\.\d{3}\] onopen$", text, re.M), _show(result)
+    assert re.search(r"^\[\s*\d+\.\d{3}\] onready ", text, re.M), _show(result)
+    assert re.search(r"onresponsetext \(final\) \".+\"", text), _show(result)
+    assert re.search(r'onfunction get_weather \{.*"Paris".*\}', text), _show(result)
+    assert re.search(r"onlatency \d+\.\d ms", text), _show(result)
+    assert "onsessionended" in text and 'onclose 1000 "' in text, _show(result)
+    # Agent audio is summarised, not printed per frame.
+    assert text.count("onaudio ") <= 2 * len(EXPECTED_FINALS), _show(result)
+
+    pcm = read_wav_checked(out_wav)
+    assert len(pcm) > 0
+    assert any(pcm), "the agent's audio is all zeros"
+
+    session = re.search(r"^session id:\s+(\S+)$", text, re.M)
+    assert session, _show(result)
+    record = devserver.record(session.group(1), timeout=15)
+    assert record["agent_audio_bytes_sent"] == len(pcm)
+    assert record["audio_bytes_received_before_ready"] == 0
+    sent = re.search(r"^user audio sent:\s+(\d+) bytes", text, re.M)
+    assert sent and int(sent.group(1)) >= user_wav(repo_root).stat().st_size - 44 - 640
+    assert record["audio_bytes_received"] <= int(sent.group(1))
+    assert record["close"]["code"] == 1000
+
+
+def test_example_makefile_respects_pkg_config_path(repo_root, pkg_env, tmp_path):
+    """bindings/c/Makefile builds with nothing but pkg-config, found via PKG_CONFIG_PATH."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "millis_example.c"):
+        shutil.copy(repo_root / "bindings" / "c" / name, tmp_path / name)
+    result = run(["make", "-C", tmp_path, "millis_example"], timeout=120, env=pkg_env)
+    assert "pkg-config --cflags --libs millis" in result.stdout, _show(result)
+    run([tmp_path / "millis_example", "--help"], timeout=30, env=pkg_env)
+
+
+def test_example_exit_codes(example_exe, pkg_env, tmp_path, repo_root):
+    help_ = run([example_exe, "--help"], timeout=30, env=pkg_env)
+    assert "--endpoint" in help_.stdout and "--timeout" in help_.stdout
+    run([example_exe, "--bogus"], timeout=30, env=pkg_env, expect=1)
+    run([example_exe, "--timeout", "soon"], timeout=30, env=pkg_env, expect=1)
+    run([example_exe, "--input"], timeout=30, env=pkg_env, expect=1)
+
+    missing = run([example_exe, "--input", tmp_path / "nope.wav"], timeout=30, env=pkg_env, expect=2)
+    assert "nope.wav" in missing.stderr
+
+    stereo = tmp_path / "stereo.wav"
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(bytes(4 * 441))
+    wrong = run([example_exe, "--input", stereo], timeout=30, env=pkg_env, expect=2)
+    assert "44100 Hz" in wrong.stderr and "2 channels" in wrong.stderr, _show(wrong)
+    assert "sox" in wrong.stderr, _show(wrong)
+
+    not_wav = tmp_path / "text.wav"
+    not_wav.write_text("hello")
+    run([example_exe, "--input", not_wav], timeout=30, env=pkg_env, expect=2)
+
+    unreachable = run([example_exe, "--endpoint", "ws://127.0.0.1:1/millis", "--input", user_wav(repo_root),
+                       "--output", tmp_path / "none.wav", "--timeout", "10"],
+                      timeout=60, env=pkg_env, cwd=tmp_path, expect=3)
+    assert "onerror" in unreachable.stdout and "onclose 1006" in unreachable.stdout, _show(unreachable)
+
+
+# ------------------------------------------------------------------------------------
+# ABI
+# ------------------------------------------------------------------------------------
+
+def test_exports_match_header(library_path, repo_root):
+    script = repo_root / "Tests" / "abi" / "check_exports.py"
+    result = run([sys.executable, script, library_path, repo_root / "include" / "millis.h"], timeout=60)
+    assert "OK:" in result.stdout, _show(result)
