@@ -1,0 +1,374 @@
+"""End-to-end conversations through the Python binding against the devserver."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+
+from millis_testkit import FRAME_BYTES, PUBLIC_KEY, SCRIPT_FINALS, Recorder, Streamer, read_wav
+
+CONVERSATION_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def user_pcm(repo_root):
+    return read_wav(repo_root / "bindings" / "audio" / "user.wav")
+
+
+def _collapse(states):
+    out = []
+    for s in states:
+        if not out or out[-1] != s:
+            out.append(s)
+    return out
+
+
+@pytest.fixture(scope="module")
+def conversation(millis, devserver, user_pcm):
+    """One full scripted conversation with demo-agent; the test functions below each
+    check one aspect of it. Everything observed is returned in a dict."""
+    options = {
+        "agent_id": "demo-agent",
+        "agent_config": {
+            "prompt": "You are a weather bot.",
+            "voice": {"provider": "elevenlabs", "voice_id": "v-1"},
+            "language": "en",
+            "tools": [{"name": "get_weather", "description": "weather",
+                       "params": [{"name": "city", "type": "string", "required": True}]}],
+            "flow": {"user_start_first": True, "interruption": {"allowed": True}},
+            "vad_threshold": 0.5,
+            "x_unknown_key": [1, 2.5, None, "ü", {"nested": False}],
+        },
+        "metadata": {"customer": "c-42", "tags": ["a", "b"]},
+        "include_metadata_in_prompt": True,
+        "session_id": f"previous-{uuid.uuid4().hex}",
+    }
+    client = millis.Client(PUBLIC_KEY, devserver.url)
+    rec = Recorder(client)
+    ready = threading.Event()
+    stop = threading.Event()
+    client.on("onready", lambda sid: ready.set())
+    client.on("onsessionended", lambda: stop.set())
+    client.on("onclose", lambda code, reason: stop.set())
+    streamer = Streamer(client, user_pcm, ready, stop)
+    streamer.start()
+    try:
+        client.start(**options)
+        closed = client.wait_closed(CONVERSATION_TIMEOUT)
+        stop.set()
+        streamer.join(5)
+        session_id = rec.of("onready")[0][0] if rec.of("onready") else None
+        result = {
+            "client": client,
+            "rec": rec,
+            "closed": closed,
+            "options": options,
+            "streamer": streamer,
+            "session_id": session_id,
+            "stats": client.stats(),
+            "connection_state_after": client.connection_state,
+            "session_id_property": client.session_id,
+            "native_threads": client.native_thread_ids,
+            "dispatch_thread": client._thread.ident,
+        }
+        result["record"] = devserver.record(session_id) if session_id else None
+        yield result
+    finally:
+        stop.set()
+        client.close()
+
+
+def test_conversation_completes(conversation):
+    rec = conversation["rec"]
+    assert conversation["closed"], f"no onclose within the timeout; events: {rec.names()}"
+    assert conversation["streamer"].error is None, conversation["streamer"].error
+    assert rec.of("onerror") == [], [str(e[0]) for e in rec.of("onerror")]
+    names = rec.names(exclude=("onaudio", "onlog", "onagentstate", "onlatency",
+                               "ontranscript", "onresponsetext", "onfunction"))
+    assert names == ["onopen", "onready", "onsessionended", "onclose"], names
+    assert rec.of("onclose") == [(1000, rec.of("onclose")[0][1])]
+    assert conversation["connection_state_after"] == "idle"
+
+
+def test_ready_carries_session_id(conversation):
+    sid = conversation["session_id"]
+    assert isinstance(sid, str) and sid, f"onready session id: {sid!r}"
+    assert conversation["session_id_property"] == sid
+
+
+def test_transcripts_match_script(conversation):
+    rec = conversation["rec"]
+    transcripts = rec.of("ontranscript")
+    finals = [text for text, payload in transcripts if payload["is_final"]]
+    partials = [text for text, payload in transcripts if not payload["is_final"]]
+    assert finals == SCRIPT_FINALS
+    assert partials, "no partial transcript"
+    for text, payload in transcripts:
+        assert set(payload) == {"is_final"} and isinstance(payload["is_final"], bool)
+    # What the client reported is exactly what the server sent, in order.
+    sent = [(e["data"], bool((e.get("payload") or {}).get("is_final")))
+            for e in conversation["record"]["events_sent"] if e["method"] == "ontranscript"]
+    assert [(t, p["is_final"]) for t, p in transcripts] == sent
+
+
+def test_response_text_and_function(conversation):
+    rec = conversation["rec"]
+    events = conversation["record"]["events_sent"]
+    texts = rec.of("onresponsetext")
+    assert texts, "no onresponsetext"
+    assert any(p["is_final"] for _, p in texts)
+    sent = [(e["data"], bool((e.get("payload") or {}).get("is_final")))
+            for e in events if e["method"] == "onresponsetext"]
+    assert [(t, p["is_final"]) for t, p in texts] == sent
+
+    functions = rec.of("onfunction")
+    assert len(functions) == 1, functions
+    text, payload = functions[0]
+    assert payload == {"name": "get_weather", "params": {"city": "Paris"}}
+    sent_fn = [e for e in events if e["method"] == "onfunction"][0]
+    assert text == (sent_fn.get("data") or "")
+
+
+def test_latency_and_agent_states(conversation):
+    rec = conversation["rec"]
+    latencies = [a[0] for a in rec.of("onlatency")]
+    answers = [e for e in conversation["record"]["events_sent"] if e["method"] == "start_answering"]
+    assert latencies, "no onlatency"
+    assert all(isinstance(ms, float) and ms > 0 for ms in latencies), latencies
+    assert len(latencies) == len(answers), (latencies, len(answers))
+    raw_states = [a[0] for a in rec.of("onagentstate")]
+    assert raw_states == _collapse(raw_states), f"a state was reported twice in a row: {raw_states}"
+    # No barge-in in this script: each answer is prepare_answer -> answer -> idle, once
+    # (a flicker back to idle between audio frames would show up here).
+    assert raw_states == ["prepare_answer", "answer", "idle"] * len(answers), raw_states
+    assert conversation["stats"]["last_latency_ms"] == pytest.approx(latencies[-1], abs=0.01)
+
+
+def test_agent_audio_matches_server(conversation):
+    rec = conversation["rec"]
+    chunks = [a[0] for a in rec.of("onaudio")]
+    total = sum(len(c) for c in chunks)
+    assert all(isinstance(c, bytes) and len(c) % 2 == 0 for c in chunks)
+    record = conversation["record"]
+    assert record["agent_audio_bytes_sent"] > 16000 * 2, "expected about 2 s of agent audio"
+    assert total == record["agent_audio_bytes_sent"]
+    assert conversation["stats"]["bytes_received"] == total
+    assert conversation["stats"]["frames_received"] == len(chunks)
+
+
+def test_initiate_passes_options_through(conversation):
+    record = conversation["record"]
+    opts = conversation["options"]
+    initiate = record["initiate"]
+    assert initiate["method"] == "initiate"
+    expected = {
+        "agent": {"agent_id": opts["agent_id"], "agent_config": opts["agent_config"]},
+        "public_key": PUBLIC_KEY,
+        "metadata": opts["metadata"],
+        "include_metadata_in_prompt": True,
+        "session_continuation": {"session_id": opts["session_id"]},
+    }
+    assert initiate["data"] == expected
+
+
+def test_uplink_audio_framing(conversation):
+    record = conversation["record"]
+    stats = conversation["stats"]
+    assert record["audio_bytes_received_before_ready"] == 0
+    assert set(record["frame_sizes"]) == {str(FRAME_BYTES)}, record["frame_sizes"]
+    assert record["audio_bytes_received"] > 0
+    assert record["audio_bytes_received"] == stats["bytes_sent"]
+    assert record["audio_frames_received"] == stats["frames_sent"]
+    assert stats["bytes_sent"] == stats["frames_sent"] * FRAME_BYTES
+    assert stats["bytes_sent"] <= conversation["streamer"].bytes_accepted
+    assert len(record["user_turns"]) == 2, record["user_turns"]
+    assert record["barge_ins"] == []
+    assert record["close"]["code"] == 1000
+
+
+def test_stats_fields(conversation):
+    stats = conversation["stats"]
+    record = conversation["record"]
+    for key in ("frames_sent", "bytes_sent", "frames_received", "bytes_received",
+                "audio_frames_dropped", "messages_sent", "messages_received"):
+        assert isinstance(stats[key], int) and stats[key] >= 0, (key, stats)
+    assert "last_ping_rtt_ms" in stats and "last_latency_ms" in stats
+    assert stats["audio_frames_dropped"] == 0  # audio was only sent after onready
+    # initiate + one ping per 1000 audio frames
+    assert stats["messages_sent"] == 1 + record["pings_received"]
+    assert record["pings_received"] == stats["frames_sent"] // 1000
+    if record["pings_received"]:
+        assert stats["last_ping_rtt_ms"] is not None and stats["last_ping_rtt_ms"] >= 0
+    text_events = [e for e in record["events_sent"]]
+    assert stats["messages_received"] == len(text_events)
+
+
+def test_handlers_never_run_on_engine_thread(conversation):
+    rec = conversation["rec"]
+    native = conversation["native_threads"]
+    assert native, "the C callbacks recorded no thread"
+    handler_threads = rec.thread_ids()
+    assert handler_threads == {conversation["dispatch_thread"]}
+    assert not (handler_threads & native)
+    assert threading.get_ident() not in native
+
+
+def test_mute_sends_silence(millis, devserver, user_pcm):
+    """Muted from the start while streaming the first utterance: the server hears only
+    zeros, so its VAD finds no turn."""
+    speech = user_pcm[: int(4.5 * 32000)]  # "Hello, what is..." then silence
+    with millis.Client(PUBLIC_KEY, devserver.url) as client:
+        rec = Recorder(client)
+        client.mute()
+        assert client.muted
+        ready = threading.Event()
+        client.on("onready", lambda sid: ready.set())
+        streamer = Streamer(client, speech, ready, silence_after=False)
+        streamer.start()
+        client.start(agent_id="demo-agent")
+        sid = rec.wait_for("onready")[0]
+        streamer.join(30)
+        assert streamer.finished_file.is_set() and streamer.error is None
+        assert client.muted
+        client.stop()
+        assert client.wait_closed(15)
+        stats = client.stats()
+    record = devserver.record(sid)
+    assert record["user_turns"] == []
+    assert rec.of("ontranscript") == []
+    assert record["audio_bytes_received"] == stats["bytes_sent"] == len(speech)
+    assert record["user_audio_wav"], "the devserver recorded no user WAV"
+    recorded = read_wav(devserver.user_wav(record))
+    assert len(recorded) == len(speech)
+    assert recorded == bytes(len(recorded)), "the muted audio was not all zeros"
+
+
+def test_unmute(millis):
+    with millis.Client(PUBLIC_KEY, dispatch="manual") as client:
+        assert not client.muted
+        client.mute()
+        assert client.muted
+        client.unmute()
+        assert not client.muted
+
+
+# --- the three dispatch modes ------------------------------------------------------------
+
+def _short_session_checks(names, close_args):
+    assert names[:2] == ["onopen", "onready"], names
+    assert names[-1] == "onclose", names
+    assert close_args[0] == 1000, close_args
+
+
+def test_dispatch_thread(millis, devserver):
+    with millis.Client(PUBLIC_KEY, devserver.url, dispatch="thread") as client:
+        rec = Recorder(client)
+        client.on("onready", lambda sid: client.stop())
+        client.start(agent_id="demo-agent")
+        close_args = rec.wait_for("onclose")
+        _short_session_checks(rec.names(), close_args)
+        assert rec.thread_ids() == {client._thread.ident}
+        assert client._thread.ident != threading.get_ident()
+        assert not (rec.thread_ids() & client.native_thread_ids)
+
+
+def test_dispatch_manual_poll(millis, devserver):
+    with millis.Client(PUBLIC_KEY, devserver.url, dispatch="manual") as client:
+        rec = Recorder(client, pump=client.poll)
+        client.on("onready", lambda sid: client.stop())
+        client.start(agent_id="demo-agent")
+        assert client.poll(0) >= 0
+        close_args = rec.wait_for("onclose")
+        _short_session_checks(rec.names(), close_args)
+        assert rec.thread_ids() == {threading.get_ident()}
+        assert threading.get_ident() not in client.native_thread_ids
+        assert client.wait_closed(0)
+
+
+def test_dispatch_manual_events_generator(millis, devserver):
+    with millis.Client(PUBLIC_KEY, devserver.url, dispatch="manual") as client:
+        client.start(agent_id="demo-agent")
+        names = []
+        for name, args in client.events(timeout=15):
+            names.append(name)
+            if name == "onready":
+                assert isinstance(args[0], str) and args[0]
+                client.stop()
+            if name == "onclose":
+                close_args = args
+        names = [n for n in names if n not in ("onlog", "onaudio")]
+        _short_session_checks(names, close_args)
+        assert client.wait_closed(0)
+
+
+def test_dispatch_asyncio(millis, devserver):
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        client = millis.Client(PUBLIC_KEY, devserver.url, loop=loop)
+        try:
+            handler_threads = set()
+            client.on("onready", lambda sid: (handler_threads.add(threading.get_ident()),
+                                              client.stop()))
+            client.on("onclose", lambda code, reason: handler_threads.add(threading.get_ident()))
+            client.start(agent_id="demo-agent")
+            names, close_args = [], None
+            async for name, args in client.aevents(timeout=15):
+                names.append(name)
+                if name == "onclose":
+                    close_args = args
+            assert await client.aclosed(1)
+            return loop_thread, handler_threads, names, close_args, client.native_thread_ids
+        finally:
+            client.close()
+
+    loop_thread, handler_threads, names, close_args, native = asyncio.run(main())
+    names = [n for n in names if n not in ("onlog", "onaudio")]
+    _short_session_checks(names, close_args)
+    assert handler_threads == {loop_thread}
+    assert loop_thread not in native
+
+
+def test_dispatch_asyncio_without_loop_is_refused(millis):
+    with pytest.raises(ValueError, match="loop"):
+        millis.Client(PUBLIC_KEY, dispatch="asyncio")
+
+
+def test_on_off_and_decorator(millis):
+    with millis.Client(PUBLIC_KEY, dispatch="manual") as client:
+        @client.on("onopen")
+        def handler():
+            pass
+
+        assert handler in client._handlers["onopen"]
+        client.off("onopen", handler)
+        assert handler not in client._handlers["onopen"]
+        with pytest.raises(ValueError, match="onopen"):
+            client.on("open", handler)
+
+
+def test_debug_logs_arrive_without_secrets(millis, devserver):
+    with millis.Client(PUBLIC_KEY, devserver.url, log_level=millis.LogLevel.DEBUG) as client:
+        rec = Recorder(client)
+        client.on("onready", lambda sid: client.stop())
+        client.start(agent_id="demo-agent", metadata={"k": "v"})
+        rec.wait_for("onclose")
+        logs = rec.of("onlog")
+    assert logs, "no onlog event at LogLevel.DEBUG"
+    for level, message in logs:
+        assert isinstance(level, millis.LogLevel) and level != millis.LogLevel.NONE
+        assert isinstance(message, str)
+        assert PUBLIC_KEY not in message, f"the public key leaked into a log line: {message!r}"
+    assert any(level == millis.LogLevel.DEBUG for level, _ in logs)
+
+
+def test_no_logs_at_level_none(millis):
+    with millis.Client(PUBLIC_KEY, "ws://127.0.0.1:1/millis", dispatch="manual",
+                       log_level="none") as client:
+        rec = Recorder(client, pump=client.poll)
+        client.start(agent_id="demo-agent")
+        rec.wait_for("onclose")
+        assert rec.of("onlog") == []

@@ -1,0 +1,102 @@
+"""millis — Python binding of libmillis, a native client for Millis AI voice agents.
+
+A ctypes binding with no compilation step: it loads ``libmillis.so`` (see
+:mod:`millis._native` for where it looks; ``MILLIS_LIBRARY=/path/to/libmillis.so``
+overrides) and mirrors the web SDK (``@millisai/web-sdk``)::
+
+    import millis
+
+    with millis.Client("my-public-key", "ws://127.0.0.1:8765/millis") as client:
+        @client.on("ontranscript")
+        def transcript(text, payload):
+            print("user:", text, payload["is_final"])
+
+        client.on("onaudio", lambda pcm: speaker.write(pcm))
+        client.start(agent_id="demo-agent")
+        ...                          # client.send_audio(pcm16) every 20 ms after onready
+        client.wait_closed(60)
+
+Events and handler signatures (web SDK names): ``onopen()``, ``onready(session_id)``,
+``onsessionended()``, ``onaudio(pcm: bytes)``, ``onresponsetext(text, {"is_final"})``,
+``ontranscript(text, {"is_final"})``, ``onfunction(text, {"name", "params"})``,
+``onlatency(ms)``, ``onagentstate(state)`` ("idle", "prepare_answer", "answer",
+"pause"), ``onclose(code, reason)``, ``onerror(err: MillisError)``,
+``onmessage(method, message: dict)`` (server methods this version does not know) and
+``onlog(level: LogLevel, message)``.
+
+Where handlers run — the three dispatch modes
+---------------------------------------------
+libmillis calls its C callbacks on its own network thread, which serves every client of
+the process. The binding never runs your code there: each C callback only copies its
+arguments into an event tuple and puts it on the client's queue. Who takes events off
+the queue is chosen with ``dispatch``:
+
+``dispatch="thread"`` (default)
+    A daemon thread owned by the client runs the handlers, one event at a time, in
+    arrival order. Handlers may call any client method (including ``close()``). An
+    exception in a handler is logged (logger ``"millis"``) and dispatch goes on.
+
+``dispatch="manual"``
+    Nothing runs until you ask: ``client.poll(timeout=None)`` runs the pending handlers
+    on the calling thread and returns how many events it dispatched (a handler's
+    exception propagates), and ``for name, args in client.events(timeout=None): ...``
+    yields ``(event_name, args)`` tuples (after running that event's handlers), ending
+    after ``onclose``. Suits game loops and single-threaded programs.
+
+``dispatch="asyncio"`` or ``loop=<event loop>``
+    Handlers run on the event loop, scheduled with ``loop.call_soon_threadsafe``
+    (``dispatch="asyncio"`` alone uses the running loop). ``async for name, args in
+    client.aevents(): ...`` yields the events from the moment iteration starts, and
+    ``await client.aclosed(timeout)`` waits for the close.
+
+In every mode, ``wait_closed(timeout)`` returns True once the conversation's
+``onclose`` has been dispatched (manual mode dispatches while it waits).
+
+Errors: every failing call raises :class:`MillisError` (``.status``, ``.name``,
+``.message``), except ``send_audio`` which returns False while the session is not
+ready. Asynchronous errors arrive as ``onerror(MillisError)``.
+"""
+
+from . import _native
+from .client import EVENTS, Client
+from .enums import (
+    AgentState,
+    AudioMode,
+    ConnectionState,
+    LogLevel,
+    MillisError,
+    Status,
+    status_string,
+)
+
+__version__ = "0.1.0"
+
+#: The MILLIS_VERSION_NUMBER this binding was written against.
+BINDING_VERSION_NUMBER = 1000
+
+__all__ = [
+    "Client",
+    "MillisError",
+    "Status",
+    "AgentState",
+    "ConnectionState",
+    "LogLevel",
+    "AudioMode",
+    "EVENTS",
+    "version",
+    "version_number",
+    "status_string",
+    "library_path",
+]
+
+library_path = _native.library_path
+
+
+def version() -> str:
+    """The version of the loaded library, e.g. "0.1.0" (millis_version)."""
+    return _native.decode(_native.lib.millis_version())
+
+
+def version_number() -> int:
+    """The loaded library's MAJOR*1000000 + MINOR*1000 + PATCH (millis_version_number)."""
+    return int(_native.lib.millis_version_number())

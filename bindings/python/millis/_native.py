@@ -1,0 +1,244 @@
+"""Low-level ctypes declarations of libmillis (include/millis.h).
+
+This module finds and loads the shared library and declares ``argtypes`` and
+``restype`` for every function of the C header, plus one ``CFUNCTYPE`` per callback
+typedef. It adds nothing else: the Pythonic surface lives in :mod:`millis.client`.
+
+Where the library comes from, in this order:
+
+1. the environment variable ``MILLIS_LIBRARY`` (a path to ``libmillis.so``); when it
+   is set, nothing else is tried;
+2. the dynamic loader's search path: ``libmillis.so.0``, then ``libmillis.so``
+   (``LD_LIBRARY_PATH``, ``/etc/ld.so.conf``, an installed library);
+3. the repository's build tree, ``<repo>/build/libmillis.so``, relative to this file
+   (what ``make build`` produces), for a checkout used in place.
+
+Ownership rules that the declarations encode:
+
+* ``const char *`` returns that are static or owned by a handle are declared
+  ``c_char_p`` (ctypes copies them into ``bytes`` at once);
+* ``char *`` returns owned by the caller (session id, stats) are declared
+  ``c_void_p`` so that :func:`take_string` can copy them and hand them back to
+  ``millis_free``;
+* handles are pointers to opaque structures, so that a config cannot be passed where a
+  client is expected; ``None`` is NULL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char_p,
+    c_double,
+    c_int,
+    c_size_t,
+    c_uint,
+    c_void_p,
+)
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = [
+    "lib",
+    "library_path",
+    "take_string",
+    "decode",
+    "ConfigP",
+    "ClientP",
+    "OPEN_CB",
+    "READY_CB",
+    "SESSION_ENDED_CB",
+    "AUDIO_CB",
+    "RESPONSE_TEXT_CB",
+    "TRANSCRIPT_CB",
+    "FUNCTION_CB",
+    "LATENCY_CB",
+    "AGENT_STATE_CB",
+    "CLOSE_CB",
+    "ERROR_CB",
+    "MESSAGE_CB",
+    "LOG_CB",
+    "FUNCTIONS",
+]
+
+LIBRARY_ENV = "MILLIS_LIBRARY"
+SONAMES = ("libmillis.so.0", "libmillis.so")
+
+
+def _build_tree_candidate() -> Path:
+    # bindings/python/millis/_native.py -> parents[3] is the repository root.
+    return Path(__file__).resolve().parents[3] / "build" / "libmillis.so"
+
+
+def _load() -> "tuple[ctypes.CDLL, str]":
+    tried: List[str] = []
+    explicit = os.environ.get(LIBRARY_ENV)
+    if explicit:
+        try:
+            return ctypes.CDLL(explicit), explicit
+        except OSError as exc:
+            raise ImportError(
+                f"libmillis: could not load {explicit!r} named by ${LIBRARY_ENV}: {exc}. "
+                f"Unset {LIBRARY_ENV} to search the loader path and the build tree, "
+                f"or point it at a built libmillis.so (run `make build`)."
+            ) from exc
+    tried.append(f"${LIBRARY_ENV} (not set)")
+    for name in SONAMES:
+        try:
+            return ctypes.CDLL(name), name
+        except OSError as exc:
+            tried.append(f"{name} via the dynamic loader ({exc})")
+    candidate = _build_tree_candidate()
+    if candidate.exists():
+        try:
+            return ctypes.CDLL(str(candidate)), str(candidate)
+        except OSError as exc:
+            tried.append(f"{candidate} ({exc})")
+    else:
+        tried.append(f"{candidate} (no such file)")
+    raise ImportError(
+        "libmillis: the shared library could not be found. Tried:\n  - "
+        + "\n  - ".join(tried)
+        + f"\nBuild it with `make build` in the repository, install it, or set "
+        f"{LIBRARY_ENV}=/path/to/libmillis.so."
+    )
+
+
+lib, library_path = _load()
+
+
+# --- opaque handles -------------------------------------------------------------------
+
+class _Config(Structure):
+    """struct millis_config (opaque)."""
+
+
+class _Client(Structure):
+    """struct millis_client (opaque)."""
+
+
+ConfigP = POINTER(_Config)
+ClientP = POINTER(_Client)
+
+# Enumerations travel as C int; millis_status likewise.
+status_t = c_int
+enum_t = c_int
+
+# --- callback types (one per typedef in millis.h) -------------------------------------
+# The client pointer is declared c_void_p: the binding never dereferences it, and a
+# plain integer (or None) is cheaper to build on the network thread.
+# Text parameters are c_char_p: ctypes copies them into bytes before Python code runs,
+# which is exactly the "borrowed for the call's duration" rule of the header.
+
+OPEN_CB = CFUNCTYPE(None, c_void_p, c_void_p)
+READY_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_void_p)
+SESSION_ENDED_CB = CFUNCTYPE(None, c_void_p, c_void_p)
+AUDIO_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t, c_void_p)
+RESPONSE_TEXT_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_void_p)
+TRANSCRIPT_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_void_p)
+FUNCTION_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_char_p, c_void_p)
+LATENCY_CB = CFUNCTYPE(None, c_void_p, c_double, c_void_p)
+AGENT_STATE_CB = CFUNCTYPE(None, c_void_p, enum_t, c_void_p)
+CLOSE_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p, c_void_p)
+ERROR_CB = CFUNCTYPE(None, c_void_p, status_t, c_char_p, c_void_p)
+MESSAGE_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_void_p)
+LOG_CB = CFUNCTYPE(None, c_void_p, enum_t, c_char_p, c_void_p)
+
+# --- function declarations ------------------------------------------------------------
+# name -> (restype, argtypes). Every function of millis.h appears here exactly once;
+# Tests/python/test_version.py checks that against the header.
+
+FUNCTIONS = {
+    # version
+    "millis_version_number": (c_int, []),
+    "millis_version": (c_char_p, []),  # static
+    # status
+    "millis_status_string": (c_char_p, [status_t]),  # static
+    # enumerations
+    "millis_agent_state_string": (c_char_p, [enum_t]),  # static
+    "millis_connection_state_string": (c_char_p, [enum_t]),  # static
+    # memory
+    "millis_free": (None, [c_void_p]),
+    # configuration
+    "millis_config_create": (ConfigP, []),
+    "millis_config_destroy": (None, [ConfigP]),
+    "millis_config_last_error": (c_char_p, [ConfigP]),  # owned by the config
+    "millis_config_set_public_key": (status_t, [ConfigP, c_char_p]),
+    "millis_config_set_endpoint": (status_t, [ConfigP, c_char_p]),
+    "millis_config_set_log_level": (status_t, [ConfigP, enum_t]),
+    "millis_config_set_audio_mode": (status_t, [ConfigP, enum_t]),
+    "millis_config_set_frame_ms": (status_t, [ConfigP, c_uint]),
+    "millis_config_set_max_message_bytes": (status_t, [ConfigP, c_size_t]),
+    "millis_config_set_ready_timeout_ms": (status_t, [ConfigP, c_uint]),
+    # client
+    "millis_client_create": (ClientP, [ConfigP, POINTER(status_t)]),
+    "millis_client_destroy": (None, [ClientP]),
+    "millis_client_last_error": (c_char_p, [ClientP]),  # owned by the client
+    "millis_client_start": (status_t, [ClientP, c_char_p]),
+    "millis_client_start_agent": (status_t, [ClientP, c_char_p]),
+    "millis_client_stop": (status_t, [ClientP]),
+    "millis_client_mute": (status_t, [ClientP]),
+    "millis_client_unmute": (status_t, [ClientP]),
+    "millis_client_is_muted": (c_int, [ClientP]),
+    "millis_client_send_audio": (status_t, [ClientP, c_void_p, c_size_t]),
+    "millis_client_send_json": (status_t, [ClientP, c_char_p]),
+    "millis_client_session_id": (c_void_p, [ClientP]),  # caller frees (millis_free)
+    "millis_client_connection_state": (enum_t, [ClientP]),
+    "millis_client_agent_state": (enum_t, [ClientP]),
+    "millis_client_stats_json": (c_void_p, [ClientP]),  # caller frees (millis_free)
+    # callbacks
+    "millis_client_on_open": (status_t, [ClientP, OPEN_CB, c_void_p]),
+    "millis_client_on_ready": (status_t, [ClientP, READY_CB, c_void_p]),
+    "millis_client_on_session_ended": (status_t, [ClientP, SESSION_ENDED_CB, c_void_p]),
+    "millis_client_on_audio": (status_t, [ClientP, AUDIO_CB, c_void_p]),
+    "millis_client_on_response_text": (status_t, [ClientP, RESPONSE_TEXT_CB, c_void_p]),
+    "millis_client_on_transcript": (status_t, [ClientP, TRANSCRIPT_CB, c_void_p]),
+    "millis_client_on_function": (status_t, [ClientP, FUNCTION_CB, c_void_p]),
+    "millis_client_on_latency": (status_t, [ClientP, LATENCY_CB, c_void_p]),
+    "millis_client_on_agent_state": (status_t, [ClientP, AGENT_STATE_CB, c_void_p]),
+    "millis_client_on_close": (status_t, [ClientP, CLOSE_CB, c_void_p]),
+    "millis_client_on_error": (status_t, [ClientP, ERROR_CB, c_void_p]),
+    "millis_client_on_message": (status_t, [ClientP, MESSAGE_CB, c_void_p]),
+    "millis_client_on_log": (status_t, [ClientP, LOG_CB, c_void_p]),
+}
+
+
+def _declare() -> None:
+    missing = []
+    for name, (restype, argtypes) in FUNCTIONS.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if missing:
+        raise ImportError(
+            f"libmillis at {library_path} lacks {', '.join(missing)}: the library is "
+            f"older than this binding, or not libmillis. Rebuild it with `make build`."
+        )
+
+
+_declare()
+
+
+def decode(raw: Optional[bytes]) -> str:
+    """bytes from a ``c_char_p`` (or None for NULL) -> str; invalid UTF-8 is replaced."""
+    if raw is None:
+        return ""
+    return raw.decode("utf-8", errors="replace")
+
+
+def take_string(address: Optional[int]) -> Optional[str]:
+    """Copies a caller-owned C string, releases it with millis_free, returns str/None."""
+    if not address:
+        return None
+    try:
+        return ctypes.string_at(address).decode("utf-8", errors="replace")
+    finally:
+        lib.millis_free(address)

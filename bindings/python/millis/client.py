@@ -1,0 +1,748 @@
+"""The Pythonic client over libmillis. See the package docstring for the dispatch modes."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ctypes
+import json
+import logging
+import queue
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+from . import _native
+from ._native import lib
+from .enums import AgentState, AudioMode, LogLevel, MillisError, Status
+
+__all__ = ["Client", "EVENTS"]
+
+log = logging.getLogger("millis")
+
+#: The event names accepted by :meth:`Client.on` (the web SDK's names, plus onagentstate,
+#: onmessage for methods this version does not know, and onlog for library logs).
+EVENTS = (
+    "onopen",
+    "onready",
+    "onsessionended",
+    "onaudio",
+    "onresponsetext",
+    "ontranscript",
+    "onfunction",
+    "onlatency",
+    "onagentstate",
+    "onclose",
+    "onerror",
+    "onmessage",
+    "onlog",
+)
+
+_STOP = object()  # wakes a consumer of the event queue when the client is closed
+
+_live_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_clients() -> None:
+    # The network thread must not call into an interpreter that is shutting down.
+    for client in list(_live_clients):
+        try:
+            client.close()
+        except Exception:
+            pass
+
+Event = Tuple[str, tuple]
+
+
+def _text(raw: Optional[bytes]) -> str:
+    return _native.decode(raw)
+
+
+def _json_or_raw(raw: Optional[bytes]) -> Any:
+    text = _text(raw)
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _level(value: Any, enum: type, what: str) -> int:
+    """An IntEnum member, an int, or a name ("debug") -> int; range checks are the library's."""
+    if isinstance(value, str):
+        try:
+            return int(enum[value.upper()])
+        except KeyError:
+            names = ", ".join(m.name.lower() for m in enum)
+            raise ValueError(f"{what}: unknown name {value!r} (one of {names})") from None
+    return int(value)
+
+
+class _NativeCallbacks:
+    """The 13 C callbacks of one client.
+
+    They run on libmillis' network thread and do the least possible there: copy the
+    borrowed arguments into Python objects (ctypes already copies ``char *`` into
+    bytes), put one event tuple on the queue and, in asyncio mode, wake the loop. No
+    user code, no JSON parsing, no locks other than the queue's. They hold no
+    reference to the Client, so dropping the Client is never decided on that thread.
+    """
+
+    def __init__(self, events: "queue.SimpleQueue[Any]", notify: Optional[Callable[[], None]]):
+        self.thread_ids: set = set()
+        ids = self.thread_ids
+        put = events.put
+        get_ident = threading.get_ident
+        string_at = ctypes.string_at
+
+        def push(event: Event) -> None:
+            try:
+                ids.add(get_ident())
+                put(event)
+                if notify is not None:
+                    notify()
+            except BaseException:  # never let an exception reach ctypes on that thread
+                pass
+
+        def on_open(c, ud):
+            push(("onopen", ()))
+
+        def on_ready(c, session_id, payload, ud):
+            push(("onready", (session_id, payload)))
+
+        def on_session_ended(c, ud):
+            push(("onsessionended", ()))
+
+        def on_audio(c, pcm, nbytes, ud):
+            push(("onaudio", (string_at(pcm, nbytes) if pcm and nbytes else b"",)))
+
+        def on_response_text(c, text, is_final, ud):
+            push(("onresponsetext", (text, is_final)))
+
+        def on_transcript(c, text, is_final, ud):
+            push(("ontranscript", (text, is_final)))
+
+        def on_function(c, text, name, params, ud):
+            push(("onfunction", (text, name, params)))
+
+        def on_latency(c, ms, ud):
+            push(("onlatency", (ms,)))
+
+        def on_agent_state(c, state, ud):
+            push(("onagentstate", (state,)))
+
+        def on_close(c, code, reason, ud):
+            push(("onclose", (code, reason)))
+
+        def on_error(c, status, message, ud):
+            push(("onerror", (status, message)))
+
+        def on_message(c, method, message, ud):
+            push(("onmessage", (method, message)))
+
+        def on_log(c, level, message, ud):
+            push(("onlog", (level, message)))
+
+        # (setter, CFUNCTYPE object); the objects must outlive the native client.
+        self.table = [
+            (lib.millis_client_on_open, _native.OPEN_CB(on_open)),
+            (lib.millis_client_on_ready, _native.READY_CB(on_ready)),
+            (lib.millis_client_on_session_ended, _native.SESSION_ENDED_CB(on_session_ended)),
+            (lib.millis_client_on_audio, _native.AUDIO_CB(on_audio)),
+            (lib.millis_client_on_response_text, _native.RESPONSE_TEXT_CB(on_response_text)),
+            (lib.millis_client_on_transcript, _native.TRANSCRIPT_CB(on_transcript)),
+            (lib.millis_client_on_function, _native.FUNCTION_CB(on_function)),
+            (lib.millis_client_on_latency, _native.LATENCY_CB(on_latency)),
+            (lib.millis_client_on_agent_state, _native.AGENT_STATE_CB(on_agent_state)),
+            (lib.millis_client_on_close, _native.CLOSE_CB(on_close)),
+            (lib.millis_client_on_error, _native.ERROR_CB(on_error)),
+            (lib.millis_client_on_message, _native.MESSAGE_CB(on_message)),
+            (lib.millis_client_on_log, _native.LOG_CB(on_log)),
+        ]
+
+
+def _materialize(event: Event) -> Event:
+    """Turns a raw event from the network thread into (name, args) for handlers."""
+    name, raw = event
+    if name == "onready":
+        return name, (_text(raw[0]),)
+    if name in ("onresponsetext", "ontranscript"):
+        return name, (_text(raw[0]), {"is_final": bool(raw[1])})
+    if name == "onfunction":
+        return name, (_text(raw[0]), {"name": _text(raw[1]), "params": _json_or_raw(raw[2])})
+    if name == "onagentstate":
+        try:
+            return name, (str(AgentState(raw[0])),)
+        except ValueError:
+            return name, (_text(lib.millis_agent_state_string(raw[0])),)
+    if name == "onclose":
+        return name, (int(raw[0]), _text(raw[1]))
+    if name == "onerror":
+        return name, (MillisError(raw[0], _text(raw[1])),)
+    if name == "onmessage":
+        message = _json_or_raw(raw[1])
+        return name, (_text(raw[0]), message if isinstance(message, dict) else {"raw": message})
+    if name == "onlog":
+        try:
+            level = LogLevel(raw[0])
+        except ValueError:
+            level = raw[0]
+        return name, (level, _text(raw[1]))
+    if name == "onlatency":
+        return name, (float(raw[0]),)
+    return name, raw
+
+
+def _thread_dispatcher(events: "queue.SimpleQueue[Any]", client_ref: "weakref.ref[Client]") -> None:
+    while True:
+        event = events.get()
+        if event is _STOP:
+            return
+        client = client_ref()
+        if client is None:
+            return
+        try:
+            client._dispatch(event, propagate=False)
+        except Exception:
+            log.exception("millis: dispatching %r failed", event[0])
+        finally:
+            del client
+
+
+def _asyncio_drain(client_ref: "weakref.ref[Client]") -> None:
+    client = client_ref()
+    if client is not None:
+        client._drain_async()
+
+
+class Client:
+    """One conversation at a time with a Millis voice agent.
+
+    Args:
+        public_key: the public key from the Millis playground (required, non-empty).
+        endpoint: ``ws://`` or ``wss://`` URL; None keeps the library's default
+            (``wss://api-west.millis.ai:8080/millis``).
+        log_level: :class:`LogLevel`, an int, or a name ("debug"); library logs arrive
+            as ``onlog`` events.
+        audio_mode: :class:`AudioMode` (only APPLICATION in this version).
+        frame_ms: duration of the audio frames sent to the server (5..200, default 20).
+        max_message_bytes: the largest message accepted from the server.
+        ready_timeout_ms: how long start may take until the server's onready.
+        dispatch: "thread" (default), "manual" or "asyncio"; see the package docstring.
+        loop: an asyncio event loop; implies dispatch="asyncio".
+
+    Raises:
+        MillisError: a setting the library refused (the message says which and why).
+    """
+
+    def __init__(
+        self,
+        public_key: str,
+        endpoint: Optional[str] = None,
+        *,
+        log_level: Union[LogLevel, int, str, None] = None,
+        audio_mode: Union[AudioMode, int, str, None] = None,
+        frame_ms: Optional[int] = None,
+        max_message_bytes: Optional[int] = None,
+        ready_timeout_ms: Optional[int] = None,
+        dispatch: str = "thread",
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> None:
+        self._handle = None
+        self._closed = True  # until the native client exists; makes __del__ safe
+        if loop is not None:
+            if dispatch not in ("thread", "asyncio"):
+                raise ValueError(f"loop= goes with dispatch='asyncio', not {dispatch!r}")
+            dispatch = "asyncio"
+        if dispatch not in ("thread", "manual", "asyncio"):
+            raise ValueError(f"dispatch must be 'thread', 'manual' or 'asyncio', not {dispatch!r}")
+        if dispatch == "asyncio" and loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise ValueError(
+                    "dispatch='asyncio' needs loop=<event loop>, or must be created "
+                    "inside a running event loop") from None
+        if not isinstance(public_key, str):
+            raise TypeError(f"public_key must be a str, not {type(public_key).__name__}")
+
+        self._dispatch_mode = dispatch
+        self._loop = loop
+        self._lock = threading.RLock()  # serialises native calls with their last_error
+        self._handlers: Dict[str, List[Callable[..., Any]]] = {name: [] for name in EVENTS}
+        self._handlers_lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._starts = 0
+        self._closes = 0
+        self._aqueues: List[asyncio.Queue] = []
+        self._thread: Optional[threading.Thread] = None
+        #: The onready payload of the current/last session (parsed JSON), or None.
+        self.ready_payload: Any = None
+        #: (code, reason) of the last onclose dispatched, or None.
+        self.last_close: Optional[Tuple[int, str]] = None
+
+        self._events: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        notify: Optional[Callable[[], None]] = None
+        if dispatch == "asyncio":
+            ref = weakref.ref(self)
+            call_soon = loop.call_soon_threadsafe
+
+            def wake_loop() -> None:
+                call_soon(_asyncio_drain, ref)
+
+            notify = wake_loop
+
+        self._native_callbacks = _NativeCallbacks(self._events, notify)
+
+        cfg = lib.millis_config_create()
+        if not cfg:
+            raise MillisError(Status.NO_MEMORY, "millis_config_create returned NULL")
+        try:
+            def check(status: int) -> None:
+                if status != Status.OK:
+                    raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
+
+            check(lib.millis_config_set_public_key(cfg, public_key.encode("utf-8")))
+            if endpoint is not None:
+                check(lib.millis_config_set_endpoint(cfg, endpoint.encode("utf-8")))
+            if log_level is not None:
+                check(lib.millis_config_set_log_level(cfg, _level(log_level, LogLevel, "log_level")))
+            if audio_mode is not None:
+                check(lib.millis_config_set_audio_mode(cfg, _level(audio_mode, AudioMode, "audio_mode")))
+            if frame_ms is not None:
+                check(lib.millis_config_set_frame_ms(cfg, int(frame_ms)))
+            if max_message_bytes is not None:
+                check(lib.millis_config_set_max_message_bytes(cfg, int(max_message_bytes)))
+            if ready_timeout_ms is not None:
+                check(lib.millis_config_set_ready_timeout_ms(cfg, int(ready_timeout_ms)))
+            err = ctypes.c_int(Status.OK)
+            handle = lib.millis_client_create(cfg, ctypes.byref(err))
+            if not handle:
+                raise MillisError(err.value or Status.INTERNAL,
+                                  _native.decode(lib.millis_config_last_error(cfg)))
+        finally:
+            lib.millis_config_destroy(cfg)
+
+        self._handle = handle
+        self._closed = False
+        _live_clients.add(self)
+        for setter, fn in self._native_callbacks.table:
+            status = setter(handle, fn, None)
+            if status != Status.OK:
+                message = _native.decode(lib.millis_client_last_error(handle))
+                self.close()
+                raise MillisError(status, message)
+
+        if dispatch == "thread":
+            self._thread = threading.Thread(
+                target=_thread_dispatcher, args=(self._events, weakref.ref(self)),
+                name="millis-dispatch", daemon=True)
+            self._thread.start()
+
+    # --- event handlers -------------------------------------------------------------
+
+    def on(self, event: str, fn: Optional[Callable[..., Any]] = None):
+        """Registers ``fn`` for ``event`` (a web SDK event name) and returns it.
+
+        Usable as a decorator: ``@client.on("ontranscript")``. Handlers of one event run
+        in registration order, never on libmillis' network thread.
+        """
+        if event not in self._handlers:
+            raise ValueError(f"unknown event {event!r}; events are: {', '.join(EVENTS)}")
+        if fn is None:
+            return lambda f: self.on(event, f)
+        if not callable(fn):
+            raise TypeError("handler must be callable")
+        with self._handlers_lock:
+            self._handlers[event].append(fn)
+        return fn
+
+    def off(self, event: str, fn: Optional[Callable[..., Any]] = None) -> None:
+        """Removes ``fn`` from ``event``, or every handler of ``event`` when fn is None."""
+        if event not in self._handlers:
+            raise ValueError(f"unknown event {event!r}; events are: {', '.join(EVENTS)}")
+        with self._handlers_lock:
+            if fn is None:
+                self._handlers[event].clear()
+            else:
+                try:
+                    self._handlers[event].remove(fn)
+                except ValueError:
+                    pass
+
+    # --- dispatch ---------------------------------------------------------------------
+
+    def _dispatch(self, event: Event, propagate: bool) -> Event:
+        if event[0] == "onready":
+            self.ready_payload = _json_or_raw(event[1][1])
+        name, args = _materialize(event)
+        if name == "onclose":
+            self.last_close = (args[0], args[1])
+        with self._handlers_lock:
+            handlers = list(self._handlers.get(name, ()))
+        try:
+            for handler in handlers:
+                if propagate:
+                    handler(*args)
+                else:
+                    try:
+                        handler(*args)
+                    except Exception:
+                        log.exception("millis: the %s handler %r raised", name, handler)
+        finally:
+            if name == "onclose":
+                # wait_closed() returns once the onclose handlers have run.
+                with self._cv:
+                    self._closes += 1
+                    self._cv.notify_all()
+        return name, args
+
+    def _drain_async(self) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if event is _STOP:
+                for q in list(self._aqueues):
+                    q.put_nowait(_STOP)
+                continue
+            name, args = self._dispatch(event, propagate=False)
+            for q in list(self._aqueues):
+                q.put_nowait((name, args))
+
+    def _require(self, mode: str, what: str) -> None:
+        if self._dispatch_mode != mode:
+            raise RuntimeError(f"{what} needs dispatch={mode!r}; this client uses "
+                               f"dispatch={self._dispatch_mode!r}")
+
+    def poll(self, timeout: Optional[float] = None) -> int:
+        """Manual dispatch: runs the pending handlers on this thread.
+
+        Waits up to ``timeout`` seconds for the first event (None: until one arrives or
+        the client is closed; 0: not at all), then runs every event already queued.
+        Returns how many events were dispatched. A handler's exception propagates
+        (the event counts as consumed).
+        """
+        self._require("manual", "poll()")
+        count = 0
+        block = timeout is None or timeout > 0
+        while True:
+            if self._closed and self._events.empty():
+                return count
+            try:
+                if count == 0 and block:
+                    event = self._events.get(timeout=timeout)
+                else:
+                    event = self._events.get_nowait()
+            except queue.Empty:
+                return count
+            if event is _STOP:
+                return count
+            count += 1
+            self._dispatch(event, propagate=True)
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Tuple[str, tuple]]:
+        """Manual dispatch as a generator of ``(event_name, args)`` tuples.
+
+        Each event's handlers (if any) run first, on this thread; then it is yielded.
+        The generator ends after yielding ``onclose``, when no event arrives within
+        ``timeout`` seconds (None: wait forever), or when the client is closed.
+        """
+        self._require("manual", "events()")
+        while True:
+            if self._closed and self._events.empty():
+                return
+            try:
+                event = self._events.get(timeout=timeout)
+            except queue.Empty:
+                return
+            if event is _STOP:
+                return
+            name, args = self._dispatch(event, propagate=True)
+            yield name, args
+            if name == "onclose":
+                return
+
+    async def aevents(self, timeout: Optional[float] = None):
+        """asyncio dispatch: ``async for name, args in client.aevents(): ...``.
+
+        Yields the events dispatched on the loop from the moment iteration starts (the
+        handlers have run). Ends after ``onclose``, when no event arrives within
+        ``timeout`` seconds, or when the client is closed.
+        """
+        self._require("asyncio", "aevents()")
+        q: asyncio.Queue = asyncio.Queue()
+        self._aqueues.append(q)
+        try:
+            while not self._closed or not q.empty():
+                try:
+                    if timeout is None:
+                        item = await q.get()
+                    else:
+                        item = await asyncio.wait_for(q.get(), timeout)
+                except asyncio.TimeoutError:
+                    return
+                if item is _STOP:
+                    return
+                yield item
+                if item[0] == "onclose":
+                    return
+        finally:
+            try:
+                self._aqueues.remove(q)
+            except ValueError:
+                pass
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Waits until every started conversation's onclose has been dispatched.
+
+        Returns True then (also when nothing was started, or the client was closed),
+        False on timeout. In manual mode it dispatches events itself while waiting.
+        In asyncio mode, from the loop's thread, use ``await client.aclosed()``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def done() -> bool:
+            return self._closed or self._closes >= self._starts
+
+        if self._dispatch_mode == "manual":
+            while not done():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.poll(0.05 if remaining is None else min(remaining, 0.05))
+            return True
+        if self._thread is not None and threading.current_thread() is self._thread:
+            raise RuntimeError("wait_closed() from inside a handler would wait forever")
+        if self._loop is not None and self._loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self._loop:
+                raise RuntimeError("wait_closed() would block the event loop: await aclosed()")
+        with self._cv:
+            return self._cv.wait_for(done, timeout)
+
+    async def aclosed(self, timeout: Optional[float] = None) -> bool:
+        """asyncio counterpart of :meth:`wait_closed`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (self._closed or self._closes >= self._starts):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    # --- native calls -------------------------------------------------------------------
+
+    def _raise_closed(self):
+        raise MillisError(Status.INVALID_STATE, "the client is closed (close() was called)")
+
+    def _call(self, fn, *args) -> int:
+        """Calls fn(handle, *args); raises MillisError for any status but OK/allowed."""
+        with self._lock:
+            if self._handle is None:
+                self._raise_closed()
+            status = fn(self._handle, *args)
+            if status != Status.OK:
+                raise MillisError(status, _native.decode(lib.millis_client_last_error(self._handle)))
+            return status
+
+    def start(
+        self,
+        agent_id: Optional[str] = None,
+        agent_config: Optional[Dict[str, Any]] = None,
+        metadata: Any = None,
+        include_metadata_in_prompt: Optional[bool] = None,
+        session_id: Optional[str] = None,
+    ) -> None:
+        """Starts a conversation, as the web SDK's ``client.start(options)``.
+
+        Builds ``{"agent": {"agent_id", "agent_config"}, "metadata",
+        "include_metadata_in_prompt", "session_continuation": {"session_id"}}``, leaving
+        out what is None; the values are passed to the server untouched. Progress
+        arrives as events (onopen, onready, or onerror + onclose).
+        """
+        agent: Dict[str, Any] = {}
+        if agent_id is not None:
+            agent["agent_id"] = agent_id
+        if agent_config is not None:
+            agent["agent_config"] = agent_config
+        options: Dict[str, Any] = {"agent": agent}
+        if metadata is not None:
+            options["metadata"] = metadata
+        if include_metadata_in_prompt is not None:
+            options["include_metadata_in_prompt"] = include_metadata_in_prompt
+        if session_id is not None:
+            options["session_continuation"] = {"session_id": session_id}
+        self.start_raw(json.dumps(options, ensure_ascii=False))
+
+    def start_raw(self, options_json: str) -> None:
+        """Starts a conversation with the options given as a JSON text (millis_client_start)."""
+        if not isinstance(options_json, str):
+            raise TypeError("options_json must be a str (use start() for keyword options)")
+        with self._cv:
+            self._starts += 1
+        try:
+            self._call(lib.millis_client_start, options_json.encode("utf-8"))
+        except BaseException:
+            with self._cv:
+                self._starts -= 1
+                self._cv.notify_all()
+            raise
+
+    def stop(self) -> None:
+        """Ends the conversation (close 1000); onclose follows. Harmless when idle."""
+        self._call(lib.millis_client_stop)
+
+    def mute(self) -> None:
+        """Sends silence instead of the microphone audio (frames keep flowing)."""
+        self._call(lib.millis_client_mute)
+
+    def unmute(self) -> None:
+        self._call(lib.millis_client_unmute)
+
+    @property
+    def muted(self) -> bool:
+        with self._lock:
+            return self._handle is not None and bool(lib.millis_client_is_muted(self._handle))
+
+    def send_audio(self, pcm) -> bool:
+        """Hands PCM16 LE 16 kHz mono audio (any bytes-like object, even length) over.
+
+        Returns True when accepted, False when the session is not ready yet
+        (MILLIS_ERR_NOT_READY: the audio is dropped). Raises MillisError otherwise.
+        """
+        keep = None
+        if isinstance(pcm, bytes):
+            ptr, size = pcm, len(pcm)
+        else:
+            view = memoryview(pcm)
+            size = view.nbytes
+            if view.readonly or not view.c_contiguous:
+                ptr = keep = view.tobytes()
+            else:
+                keep = (ctypes.c_char * size).from_buffer(view.cast("B")) if size else None
+                ptr = keep
+        if size == 0:
+            ptr = None
+        with self._lock:
+            if self._handle is None:
+                self._raise_closed()
+            status = lib.millis_client_send_audio(self._handle, ptr, size)
+            if status == Status.OK:
+                return True
+            if status == Status.NOT_READY:
+                return False
+            raise MillisError(status, _native.decode(lib.millis_client_last_error(self._handle)))
+
+    def send_json(self, message: Union[str, bytes, Dict[str, Any]]) -> None:
+        """Sends a raw control message: a JSON text, or an object serialised with json."""
+        if isinstance(message, bytes):
+            data = message
+        elif isinstance(message, str):
+            data = message.encode("utf-8")
+        else:
+            data = json.dumps(message, ensure_ascii=False).encode("utf-8")
+        self._call(lib.millis_client_send_json, data)
+
+    @property
+    def session_id(self) -> Optional[str]:
+        """The session id from onready, or None."""
+        with self._lock:
+            if self._handle is None:
+                return None
+            return _native.take_string(lib.millis_client_session_id(self._handle))
+
+    @property
+    def connection_state(self) -> str:
+        """"idle", "connecting", "open", "ready" or "closing"."""
+        with self._lock:
+            state = lib.millis_client_connection_state(self._handle) if self._handle else 0
+        return _native.decode(lib.millis_connection_state_string(state))
+
+    @property
+    def agent_state(self) -> str:
+        """"idle", "prepare_answer", "answer" or "pause"."""
+        with self._lock:
+            state = lib.millis_client_agent_state(self._handle) if self._handle else 0
+        return _native.decode(lib.millis_agent_state_string(state))
+
+    def stats(self) -> Dict[str, Any]:
+        """The client's counters (millis_client_stats_json) as a dict."""
+        with self._lock:
+            if self._handle is None:
+                self._raise_closed()
+            text = _native.take_string(lib.millis_client_stats_json(self._handle))
+        if text is None:
+            raise MillisError(Status.INTERNAL, "millis_client_stats_json returned NULL")
+        return json.loads(text)
+
+    @property
+    def last_error(self) -> str:
+        """millis_client_last_error: the message of the last failing call ("" if none)."""
+        with self._lock:
+            if self._handle is None:
+                return ""
+            return _native.decode(lib.millis_client_last_error(self._handle))
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed
+
+    @property
+    def native_thread_ids(self) -> frozenset:
+        """Idents of the threads the C callbacks fired on (the network thread)."""
+        return frozenset(self._native_callbacks.thread_ids)
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Destroys the native client (millis_client_destroy). Idempotent.
+
+        An open conversation is closed without waiting and no onclose follows. Events
+        already received are still dispatched in thread mode before close() returns
+        (unless called from a handler); in manual and asyncio mode they stay readable
+        through poll()/events() until drained.
+        """
+        with self._lock:
+            if self._closed and self._handle is None:
+                return
+            self._closed = True
+            handle, self._handle = self._handle, None
+            if handle:
+                lib.millis_client_destroy(handle)
+        with self._cv:
+            self._cv.notify_all()
+        self._events.put(_STOP)
+        if self._dispatch_mode == "asyncio" and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(_asyncio_drain, weakref.ref(self))
+            except RuntimeError:
+                pass
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not getattr(self, "_closed", True) or getattr(self, "_handle", None):
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return "<millis.Client closed>"
+        return f"<millis.Client {self.connection_state} dispatch={self._dispatch_mode}>"

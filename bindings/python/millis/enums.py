@@ -1,0 +1,106 @@
+"""Enumerations of millis.h as IntEnums, and the MillisError exception."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from . import _native
+
+__all__ = ["Status", "AgentState", "ConnectionState", "LogLevel", "AudioMode",
+           "MillisError", "status_string"]
+
+
+class Status(IntEnum):
+    """millis_status: MILLIS_OK and MILLIS_ERR_<NAME> become Status.OK and Status.<NAME>."""
+
+    OK = 0
+    INVALID_ARGUMENT = 1
+    INVALID_JSON = 2
+    INVALID_STATE = 3
+    NOT_READY = 4
+    NO_MEMORY = 5
+    CONNECT = 6
+    TLS = 7
+    HANDSHAKE = 8
+    PROTOCOL = 9
+    MESSAGE_TOO_BIG = 10
+    BAD_MESSAGE = 11
+    CONNECTION_LOST = 12
+    TIMEOUT = 13
+    SERVER_CLOSED = 14
+    UNSUPPORTED = 15
+    INTERNAL = 16
+
+
+class AgentState(IntEnum):
+    """millis_agent_state. ``str(state)`` is the web SDK's name ("prepare_answer", ...)."""
+
+    IDLE = 0
+    PREPARE_ANSWER = 1
+    ANSWER = 2
+    PAUSE = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class ConnectionState(IntEnum):
+    """millis_connection_state. ``str(state)`` is "idle", "connecting", ..."""
+
+    IDLE = 0
+    CONNECTING = 1
+    OPEN = 2
+    READY = 3
+    CLOSING = 4
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class LogLevel(IntEnum):
+    """millis_log_level, from quietest to most verbose."""
+
+    NONE = 0
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+
+
+class AudioMode(IntEnum):
+    """millis_audio_mode."""
+
+    DEFAULT = 0
+    APPLICATION = 1
+
+
+def status_string(status: int) -> str:
+    """millis_status_string(): a short English description of a status code."""
+    return _native.decode(_native.lib.millis_status_string(int(status)))
+
+
+class MillisError(Exception):
+    """A libmillis failure.
+
+    Attributes:
+        status: the millis_status code (int; compare with :class:`Status`).
+        name: the code's name, e.g. ``"INVALID_JSON"``.
+        message: the library's detailed message (millis_client_last_error, or the
+            message of an asynchronous error), or the status' description when the
+            library gave none.
+    """
+
+    def __init__(self, status: int, message: str = "") -> None:
+        self.status = int(status)
+        try:
+            self.name = Status(self.status).name
+        except ValueError:
+            self.name = f"STATUS_{self.status}"
+        self.message = message or status_string(self.status)
+        super().__init__(self.status, self.message)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"MillisError({self.name}, {self.message!r})"

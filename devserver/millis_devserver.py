@@ -1,0 +1,848 @@
+#!/usr/bin/env python3
+"""A local, Millis-compatible voice-agent WebSocket server for offline development.
+
+It speaks the wire protocol described in PROTOCOL.md the way the Millis cloud does:
+`initiate` -> `onready`, ping/pong, PCM16 16 kHz mono audio both ways, transcripts,
+response text, function calls, barge-in (pause / clear / unpause) and
+`onsessionended`. The "agent" is a fixed script: each time the user finishes a turn
+(detected with a simple energy VAD) the next scripted turn is played back.
+
+Special agent ids and HTTP paths produce protocol faults, so that clients can test
+their error handling. With --record-dir every connection leaves a JSON record (and a
+WAV of the user's audio) for tests to inspect.
+
+Run: python3 devserver/millis_devserver.py --port 0
+Once listening it prints one line to stdout: MILLIS_DEVSERVER_READY ws://HOST:PORT/millis
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import http
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import uuid
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+log = logging.getLogger("millis_devserver")
+
+DEFAULT_PUBLIC_KEY = "test-public-key"
+DEFAULT_AGENT_ID = "demo-agent"
+WS_PATH = "/millis"
+DEFAULT_SCRIPT = Path(__file__).resolve().parent / "scripts" / "default.json"
+
+SAMPLE_RATE = 16000
+FRAME_SECONDS = 0.02
+FRAME_BYTES = 640  # 20 ms of PCM16 mono at 16 kHz
+WINDOW_SAMPLES = FRAME_BYTES // 2
+
+INITIATE_TIMEOUT = 10.0
+MIN_SPEECH_SECONDS = 0.2  # a turn needs this much speech, shorter blips are noise
+# At the barge-in decision the user counts as "still talking" if a speech window
+# arrived this recently. Shorter than the end-of-speech delay: it has to tell a cough
+# from speech within --barge-in-ms, while tolerating the gaps between words.
+BARGE_IN_HANGOVER = 0.15
+# After the last reply has been sent, leave the client time to play its buffered tail
+# before the session ends.
+END_TAIL_SECONDS = 0.5
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+FAULT_MALFORMED_JSON = "fault-malformed-json"
+FAULT_UNKNOWN_METHOD = "fault-unknown-method"
+FAULT_ODD_AUDIO = "fault-odd-audio"
+FAULT_OVERSIZED = "fault-oversized"
+FAULT_INVALID_UTF8 = "fault-invalid-utf8"
+FAULT_NO_READY = "fault-no-ready"
+FAULT_IDS = (
+    FAULT_MALFORMED_JSON,
+    FAULT_UNKNOWN_METHOD,
+    FAULT_ODD_AUDIO,
+    FAULT_OVERSIZED,
+    FAULT_INVALID_UTF8,
+    FAULT_NO_READY,
+)
+
+
+# ---------------------------------------------------------------------------------
+# Script and voice
+# ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScriptTurn:
+    transcript: str
+    response: str
+    function: dict[str, Any] | None
+    audio: bytes  # the reply's voice: PCM16LE 16 kHz mono, a whole number of frames
+
+
+class StartupError(Exception):
+    """The server cannot start (bad script, port in use...)."""
+
+
+class ScriptError(StartupError):
+    """The conversation script, or an audio file it names, is unusable."""
+
+
+def pad_to_frames(pcm: bytes) -> bytes:
+    """Pads PCM with silence to a whole number of 20 ms frames."""
+    return pcm + bytes(-len(pcm) % FRAME_BYTES)
+
+
+def synthetic_voice(text: str) -> bytes:
+    """A deterministic voice-like signal, about as long as speaking `text` would be.
+
+    A 140 Hz tone with three harmonics, shaped into 4 "syllables" per second, at
+    roughly -14 dBFS: loud enough for any energy VAD, and recognisably not silence.
+    """
+    seconds = min(max(0.06 * len(text), 0.5), 10.0)
+    samples = array.array("h")
+    for n in range(int(seconds * SAMPLE_RATE)):
+        t = n / SAMPLE_RATE
+        envelope = math.sin(math.pi * ((t * 4.0) % 1.0)) ** 2
+        phase = 2 * math.pi * 140.0 * t
+        tone = 0.5 * math.sin(phase) + 0.3 * math.sin(2 * phase) + 0.2 * math.sin(3 * phase)
+        samples.append(int(10000 * envelope * tone))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return pad_to_frames(samples.tobytes())
+
+
+async def _run(args: list[str], stdin: bytes) -> bytes:
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {err.decode(errors='replace').strip()}")
+    return out
+
+
+async def spoken_voice(text: str) -> bytes | None:
+    """The text spoken by espeak-ng, as PCM16 16 kHz mono; None without espeak-ng/sox."""
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        return None
+    try:
+        # The text goes through stdin so that nothing in it can be read as an option.
+        wav = await _run(["espeak-ng", "--stdout"], text.encode())
+        pcm = await _run(
+            ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-c", "1",
+             "-b", "16", "-e", "signed-integer", "-L", "-"],
+            wav,
+        )
+    except (OSError, RuntimeError) as exc:
+        log.warning("speech synthesis failed, using the synthetic voice: %s", exc)
+        return None
+    return pad_to_frames(pcm)
+
+
+async def load_wav(path: Path) -> bytes:
+    """A WAV file as PCM16 16 kHz mono, converted with sox when it is in another format."""
+    if not path.is_file():
+        raise ScriptError(f"audio file not found: {path}")
+    try:
+        with wave.open(str(path), "rb") as w:
+            if (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (SAMPLE_RATE, 1, 2):
+                return pad_to_frames(w.readframes(w.getnframes()))
+    except (wave.Error, EOFError):
+        pass  # not a plain PCM WAV (float, extensible...): sox may still read it
+    if not shutil.which("sox"):
+        raise ScriptError(f"{path} is not 16 kHz mono 16-bit, and sox is not installed to convert it")
+    try:
+        pcm = await _run(
+            ["sox", str(path), "-t", "raw", "-r", str(SAMPLE_RATE), "-c", "1",
+             "-b", "16", "-e", "signed-integer", "-L", "-"],
+            b"",
+        )
+    except (OSError, RuntimeError) as exc:
+        raise ScriptError(f"cannot convert {path}: {exc}") from exc
+    return pad_to_frames(pcm)
+
+
+async def load_script(path: Path) -> list[ScriptTurn]:
+    """Reads and checks a script, and prepares every reply's audio up front."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ScriptError(f"cannot read script {path}: {exc}") from exc
+    if not isinstance(raw, list) or not raw:
+        raise ScriptError(f"{path}: a script is a non-empty JSON list of turns")
+    voices: dict[str, bytes] = {}  # per-text cache: a repeated reply is synthesised once
+    turns = []
+    for i, item in enumerate(raw, 1):
+        where = f"{path}: turn {i}"
+        if not isinstance(item, dict):
+            raise ScriptError(f"{where}: a turn is a JSON object")
+        unknown = set(item) - {"transcript", "response", "function", "audio"}
+        if unknown:
+            raise ScriptError(f"{where}: unknown keys {sorted(unknown)}")
+        transcript, response = item.get("transcript"), item.get("response")
+        if not isinstance(transcript, str) or not isinstance(response, str):
+            raise ScriptError(f"{where}: 'transcript' and 'response' must be strings")
+        function = item.get("function")
+        if function is not None:
+            if not (isinstance(function, dict) and isinstance(function.get("name"), str)
+                    and isinstance(function.get("params", {}), dict)):
+                raise ScriptError(f"{where}: 'function' must be {{\"name\": str, \"params\": {{...}}}}")
+            function = {"name": function["name"], "params": function.get("params", {})}
+        if "audio" in item:
+            if not isinstance(item["audio"], str):
+                raise ScriptError(f"{where}: 'audio' must be a path")
+            audio = await load_wav(path.parent / item["audio"])
+        else:
+            if response not in voices:
+                voices[response] = await spoken_voice(response) or synthetic_voice(response)
+            audio = voices[response]
+        turns.append(ScriptTurn(transcript, response, function, audio))
+    return turns
+
+
+# ---------------------------------------------------------------------------------
+# Voice activity detection
+# ---------------------------------------------------------------------------------
+
+
+class EnergyVad:
+    """Finds user turns in PCM16 audio by the RMS energy of 20 ms windows.
+
+    A turn starts with the first speech window. It ends after `end_of_speech` seconds
+    of non-speech, if it held at least MIN_SPEECH_SECONDS of speech; otherwise it was
+    noise and is dropped. Silence is counted in audio time (the client's frames),
+    except that a client that stops sending audio altogether also ends the turn (see
+    audio_stopped()).
+    """
+
+    def __init__(self, threshold_db: float, end_of_speech: float) -> None:
+        self.threshold_db = threshold_db
+        self.end_of_speech = end_of_speech
+        self.in_turn = False
+        self.last_speech_at: float | None = None  # loop time of the last speech window
+        self._pending = bytearray()
+        self._speech = 0.0
+        self._silence = 0.0
+
+    def feed(self, pcm: bytes, now: float) -> list[str]:
+        """Consumes audio; returns the events it caused: "start" and/or "end"."""
+        events = []
+        self._pending += pcm
+        whole = len(self._pending) - len(self._pending) % FRAME_BYTES
+        samples = array.array("h", self._pending[:whole])
+        del self._pending[:whole]
+        if sys.byteorder == "big":
+            samples.byteswap()
+        for start in range(0, len(samples), WINDOW_SAMPLES):
+            window = samples[start:start + WINDOW_SAMPLES]
+            power = sum(s * s for s in window) / WINDOW_SAMPLES
+            speech = power > 0 and 10 * math.log10(power / 32768.0**2) > self.threshold_db
+            if speech:
+                self.last_speech_at = now
+                if not self.in_turn:
+                    self.in_turn = True
+                    self._speech = self._silence = 0.0
+                    events.append("start")
+                self._speech += FRAME_SECONDS
+                self._silence = 0.0
+            elif self.in_turn:
+                self._silence += FRAME_SECONDS
+                if self._silence >= self.end_of_speech - 1e-9 and self._close_turn():
+                    events.append("end")
+        return events
+
+    def audio_stopped(self) -> bool:
+        """No audio came for end_of_speech seconds: ends the turn. True if it counts."""
+        return self._close_turn()
+
+    def discard_turn(self) -> None:
+        """Forgets the current turn (a false alarm during barge-in)."""
+        self.in_turn = False
+
+    def _close_turn(self) -> bool:
+        self.in_turn = False
+        return self._speech >= MIN_SPEECH_SECONDS - 1e-9
+
+
+# ---------------------------------------------------------------------------------
+# Sessions
+# ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    public_keys: set[str]
+    agent_ids: set[str]
+    record_dir: Path | None
+    script: list[ScriptTurn]
+    vad_threshold_db: float
+    end_of_speech: float
+    think: float
+    barge_in: float
+
+
+class Rejected(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class Playback:
+    """Sends one reply's audio in 20 ms frames, paced in real time, pausable."""
+
+    def __init__(self, session: Session, pcm: bytes) -> None:
+        self.session = session
+        self.frames = [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+        self.cleared = False
+        self._loop = asyncio.get_running_loop()
+        self._running = asyncio.Event()
+        self._running.set()
+        self._paused_at = 0.0
+        self._held = 0.0  # total time spent paused: it shifts every later frame
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def pause(self) -> None:
+        self._paused_at = self._loop.time()
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._held += self._loop.time() - self._paused_at
+        self._running.set()
+
+    def clear(self) -> None:
+        self.cleared = True
+        self._running.set()
+
+    async def run(self) -> bool:
+        """Sends the frames; True when all were sent, False when cleared."""
+        start = self._loop.time()
+        i = 0
+        while i < len(self.frames):
+            await self._running.wait()
+            if self.cleared:
+                return False
+            # Each frame is due at a fixed offset from the start (plus the time held
+            # in pauses): sleeping until that deadline, not for a fixed interval,
+            # keeps the pace free of drift. After a sleep, go round again: a pause or
+            # clear may have come meanwhile.
+            delay = start + self._held + i * FRAME_SECONDS - self._loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            await self.session.send_audio(self.frames[i])
+            i += 1
+        return True
+
+
+def new_record(path: str) -> dict[str, Any]:
+    """A connection record before anything happened on it."""
+    return {
+        "session_id": None,
+        "path": path,
+        "initiate": None,
+        "agent_id": None,
+        "public_key_ok": False,
+        "audio_frames_received": 0,
+        "audio_bytes_received": 0,
+        "audio_bytes_received_before_ready": 0,
+        "frame_sizes": {},
+        "pings_received": 0,
+        "text_messages_received": [],
+        "events_sent": [],
+        "raw_frames_sent": [],
+        "agent_audio_frames_sent": 0,
+        "agent_audio_bytes_sent": 0,
+        "user_turns": [],
+        "barge_ins": [],
+        "close": None,
+        "user_audio_wav": None,
+    }
+
+
+def safe_file_stem(session_id: str) -> str:
+    """A session id made safe to use as a file name (a client may choose it)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)[:128]
+    return "_" + stem if stem.startswith(".") or not stem else stem
+
+
+def write_record(record_dir: Path, name: str, record: dict[str, Any]) -> None:
+    """Writes a JSON record atomically: a temp file in the same dir, then os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=record_dir, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+        os.replace(tmp, record_dir / name)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def redacted(message: Any) -> Any:
+    """The initiate message with its public key hidden, for logging."""
+    if isinstance(message, dict) and isinstance(message.get("data"), dict) and "public_key" in message["data"]:
+        return {**message, "data": {**message["data"], "public_key": "<redacted>"}}
+    return message
+
+
+class Session:
+    """One WebSocket connection: the initiate handshake, then a scripted conversation
+    (or a fault scenario), with everything recorded."""
+
+    def __init__(self, ws: ServerConnection, settings: Settings) -> None:
+        self.ws = ws
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self.t0 = self.loop.time()
+        self.session_id: str | None = None
+        self.ready = False
+        self.vad = EnergyVad(settings.vad_threshold_db, settings.end_of_speech)
+        self.last_audio_at = self.t0
+        self.turn_start: float | None = None
+        self.ended_turns: asyncio.Queue[None] = asyncio.Queue()
+        self.playback: Playback | None = None
+        self.barge_in_task: asyncio.Task[None] | None = None
+        self.driver_task: asyncio.Task[None] | None = None
+        self.wav: wave.Wave_write | None = None
+        self.odd_byte = b""  # a trailing half sample, kept for the WAV
+        self.record = new_record(ws.request.path if ws.request else "")
+
+    def now(self) -> float:
+        """Seconds since the connection was accepted."""
+        return round(self.loop.time() - self.t0, 6)
+
+    # -- sending ------------------------------------------------------------------
+
+    async def send_event(self, method: str, **fields: Any) -> None:
+        """Sends a JSON control message; `fields` are its "data" and/or "payload"."""
+        self.record["events_sent"].append(
+            {"t": self.now(), "method": method, "data": fields.get("data"), "payload": fields.get("payload")}
+        )
+        log.debug("[%s] -> %s %s", self.session_id, method, fields)
+        await self.ws.send(json.dumps({"method": method, **fields}))
+
+    async def send_words(self, method: str, text: str) -> None:
+        """Sends text as growing word prefixes (is_final false), then whole (true)."""
+        words = text.split()
+        for n in range(1, len(words)):
+            await self.send_event(method, data=" ".join(words[:n]), payload={"is_final": False})
+        await self.send_event(method, data=text, payload={"is_final": True})
+
+    async def send_audio(self, pcm: bytes) -> None:
+        self.record["agent_audio_frames_sent"] += 1
+        self.record["agent_audio_bytes_sent"] += len(pcm)
+        await self.ws.send(pcm)
+
+    def record_raw(self, payload: bytes) -> None:
+        """Notes a text frame that is not a well-formed JSON message (fault scenarios);
+        bytes that are not UTF-8 appear as \\xNN escapes."""
+        self.record["raw_frames_sent"].append(
+            {"t": self.now(), "text": payload.decode("utf-8", errors="backslashreplace")}
+        )
+
+    async def end_session(self) -> None:
+        await self.send_event("onsessionended")
+        await self.ws.close(1000, "session ended")
+
+    # -- connection life cycle ----------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self.initiate()
+            await self.receive_loop()
+        except Rejected as rejection:
+            log.info("connection rejected: %s %s", rejection.code, rejection.reason)
+            await self.ws.close(rejection.code, rejection.reason)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            # Close here: the connection must be closed before the record is written.
+            log.exception("[%s] session failed", self.session_id)
+            await self.ws.close(1011, "devserver error")
+        finally:
+            for task in (self.driver_task, self.barge_in_task):
+                if task:
+                    task.cancel()
+            await asyncio.gather(
+                *(t for t in (self.driver_task, self.barge_in_task) if t), return_exceptions=True
+            )
+            await self.ws.wait_closed()
+            self.finish()
+
+    async def initiate(self) -> None:
+        """Checks the initiate message, sends onready and starts the agent's side."""
+        try:
+            first = await asyncio.wait_for(self.ws.recv(), INITIATE_TIMEOUT)
+        except TimeoutError:
+            raise Rejected(4000, "expected initiate") from None
+        if not isinstance(first, str):
+            raise Rejected(4000, "expected initiate")
+        message = self.note_text(first)
+        if not isinstance(message, dict) or message.get("method") != "initiate":
+            raise Rejected(4000, "expected initiate")
+        self.record["initiate"] = message
+        log.debug("<- %s", json.dumps(redacted(message)))
+        data = message.get("data") if isinstance(message.get("data"), dict) else {}
+        agent = data.get("agent")
+        agent_id = agent.get("agent_id") if isinstance(agent, dict) else None
+        self.record["agent_id"] = agent_id if isinstance(agent_id, str) else None
+        self.record["public_key_ok"] = data.get("public_key") in self.settings.public_keys
+        if not self.record["public_key_ok"]:
+            raise Rejected(4001, "invalid public key")
+        if not isinstance(agent, dict) or (agent_id is None and agent.get("agent_config") is None):
+            raise Rejected(4002, "initiate needs agent.agent_id or agent.agent_config")
+        if agent_id is not None and agent_id not in self.settings.agent_ids:
+            raise Rejected(4004, f"unknown agent_id: {agent_id}")
+
+        continuation = data.get("session_continuation")
+        previous = continuation.get("session_id") if isinstance(continuation, dict) else None
+        self.session_id = previous if isinstance(previous, str) and previous else uuid.uuid4().hex
+        self.record["session_id"] = self.session_id
+        if self.settings.record_dir:
+            name = safe_file_stem(self.session_id) + ".user.wav"
+            self.wav = wave.open(str(self.settings.record_dir / name), "wb")
+            self.wav.setnchannels(1)
+            self.wav.setsampwidth(2)
+            self.wav.setframerate(SAMPLE_RATE)
+            self.record["user_audio_wav"] = name
+        log.info("session %s started (agent %s)", self.session_id, agent_id or "<agent_config>")
+
+        if agent_id == FAULT_NO_READY:
+            return
+        await self.send_event("onready", payload={"session_id": self.session_id})
+        self.ready = True
+        drivers = {
+            FAULT_MALFORMED_JSON: self.fault_malformed_json,
+            FAULT_UNKNOWN_METHOD: self.fault_unknown_method,
+            FAULT_ODD_AUDIO: self.fault_odd_audio,
+            FAULT_OVERSIZED: self.fault_oversized,
+            FAULT_INVALID_UTF8: self.fault_invalid_utf8,
+        }
+        self.driver_task = asyncio.create_task(self.drive(drivers.get(agent_id, self.converse)))
+
+    async def drive(self, driver: Callable[[], Awaitable[None]]) -> None:
+        """Runs the agent's side; a bug in it closes the session with 1011."""
+        try:
+            await driver()
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("[%s] agent side failed", self.session_id)
+            await self.ws.close(1011, "devserver error")
+
+    async def receive_loop(self) -> None:
+        while True:
+            # While the user is mid-turn, time out when audio stops coming, so that a
+            # client that simply stops sending still ends its turn.
+            timeout = None
+            if self.vad.in_turn:
+                timeout = max(0.0, self.last_audio_at + self.settings.end_of_speech - self.loop.time())
+            try:
+                message = await asyncio.wait_for(self.ws.recv(), timeout)
+            except TimeoutError:  # cancelling recv() is safe: no message is lost
+                if self.vad.audio_stopped():
+                    self.on_turn_end()
+                continue
+            if isinstance(message, bytes):
+                self.on_audio(message)
+            else:
+                await self.on_text(message)
+
+    def finish(self) -> None:
+        """Records how the connection ended, then writes the record."""
+        protocol = self.ws.protocol
+        sent, rcvd = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and (rcvd is None or not protocol.close_rcvd_then_sent):
+            close = {"code": sent.code, "reason": sent.reason, "by": "server"}
+        elif rcvd is not None:
+            close = {"code": rcvd.code, "reason": rcvd.reason, "by": "client"}
+        else:
+            close = {"code": None, "reason": "", "by": "abrupt"}
+        self.record["close"] = close
+        log.info("session %s closed by %s (%s %s)", self.session_id, close["by"], close["code"], close["reason"])
+        if self.wav:
+            self.wav.close()
+        if self.settings.record_dir:
+            stem = safe_file_stem(self.session_id) if self.session_id else f"rejected-{uuid.uuid4().hex}"
+            write_record(self.settings.record_dir, stem + ".json", self.record)
+
+    # -- receiving ----------------------------------------------------------------
+
+    def note_text(self, text: str) -> Any:
+        """Records a received text message; returns it parsed (or the raw string)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = text
+        self.record["text_messages_received"].append({"t": self.now(), "message": message})
+        return message
+
+    async def on_text(self, text: str) -> None:
+        message = self.note_text(text)
+        log.debug("[%s] <- %s", self.session_id, json.dumps(redacted(message)))
+        if isinstance(message, dict) and message.get("method") == "ping":
+            self.record["pings_received"] += 1
+            await self.send_event("pong", **({"data": message["data"]} if "data" in message else {}))
+
+    def on_audio(self, pcm: bytes) -> None:
+        rec = self.record
+        rec["audio_frames_received"] += 1
+        rec["audio_bytes_received"] += len(pcm)
+        if not self.ready:
+            rec["audio_bytes_received_before_ready"] += len(pcm)
+        size = str(len(pcm))
+        rec["frame_sizes"][size] = rec["frame_sizes"].get(size, 0) + 1
+        self.last_audio_at = self.loop.time()
+        if self.wav:
+            # Only whole samples go to the WAV; a split sample is completed by the next frame.
+            data = self.odd_byte + pcm
+            cut = len(data) - len(data) % 2
+            self.wav.writeframes(data[:cut])
+            self.odd_byte = data[cut:]
+        for event in self.vad.feed(pcm, self.last_audio_at):
+            if event == "start":
+                self.on_speech_start()
+            else:
+                self.on_turn_end()
+
+    def on_speech_start(self) -> None:
+        self.turn_start = self.now()
+        log.debug("[%s] user speech starts", self.session_id)
+        playback = self.playback
+        if playback and not playback.paused and not playback.cleared:
+            playback.pause()
+            self.barge_in_task = asyncio.create_task(self.barge_in(playback))
+
+    def on_turn_end(self) -> None:
+        self.record["user_turns"].append({"start": self.turn_start, "end": self.now()})
+        log.info("[%s] user turn ended", self.session_id)
+        self.ended_turns.put_nowait(None)
+
+    async def barge_in(self, playback: Playback) -> None:
+        """The user spoke over the agent: pause, then clear or unpause."""
+        t = self.now()
+        try:
+            await self.send_event("pause")
+            await asyncio.sleep(self.settings.barge_in)
+            last = self.vad.last_speech_at
+            still_talking = last is not None and self.loop.time() - last <= BARGE_IN_HANGOVER
+            if still_talking:
+                # The interruption stands: drop the rest of the reply; the user's
+                # speech goes on as their next turn.
+                await self.send_event("clear")
+                playback.clear()
+            else:
+                # A false alarm (a cough, a click): it is not a turn.
+                self.vad.discard_turn()
+                await self.send_event("unpause")
+                playback.resume()
+            outcome = "clear" if still_talking else "unpause"
+            self.record["barge_ins"].append({"t": t, "outcome": outcome})
+            log.info("[%s] barge-in: %s", self.session_id, outcome)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.barge_in_task = None
+
+    # -- the agent's side ---------------------------------------------------------
+
+    async def converse(self) -> None:
+        """Plays the script: one scripted turn per ended user turn."""
+        finished = True
+        for turn in self.settings.script:
+            await self.ended_turns.get()
+            await self.send_words("ontranscript", turn.transcript)
+            await asyncio.sleep(self.settings.think)
+            await self.send_event("start_answering")
+            await self.send_words("onresponsetext", turn.response)
+            if turn.function:
+                await self.send_event("onfunction", data="", payload=turn.function)
+            self.playback = Playback(self, turn.audio)
+            finished = await self.playback.run()
+            self.playback = None
+        if finished:
+            await asyncio.sleep(END_TAIL_SECONDS)
+        else:
+            # The last reply was interrupted: the agent has nothing left to say, so
+            # the session ends once the interrupting turn does.
+            await self.ended_turns.get()
+        await self.end_session()
+
+    async def fault_malformed_json(self) -> None:
+        broken = '{"method": "ontranscript", "data": "unterminated'
+        self.record_raw(broken.encode())
+        await self.ws.send(broken)
+        await self.send_event("ontranscript", data="still here", payload={"is_final": True})
+        await self.end_session()
+
+    async def fault_unknown_method(self) -> None:
+        await self.send_event("ai_action", data={"action": "wave"}, payload={"x": 1})
+        await self.end_session()
+
+    async def fault_odd_audio(self) -> None:
+        await self.send_event("start_answering")
+        await self.send_audio(bytes(FRAME_BYTES + 1))
+        await self.end_session()
+
+    async def fault_oversized(self) -> None:
+        # The client should refuse it (1009); the receive loop then sees its close.
+        await self.send_audio(bytes(2 * 1024 * 1024 + 1))
+
+    async def fault_invalid_utf8(self) -> None:
+        # websockets refuses to send invalid UTF-8 as text, so the frame is written to
+        # the transport directly: FIN + text opcode, unmasked, 7-bit length. Frames
+        # are written whole and synchronously, so this cannot interleave with another.
+        payload = b'{"method":"ontranscript","data":"\xff\xfe"}'
+        self.record_raw(payload)
+        self.ws.transport.write(bytes([0x81, len(payload)]) + payload)
+
+
+# ---------------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------------
+
+
+class DevServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Routes the HTTP upgrade: /millis is the WebSocket, /status/NNN answers NNN."""
+        path = urlsplit(request.path).path
+        if path == WS_PATH:
+            return None
+        match = re.fullmatch(r"/status/(\d{3})", path)
+        if match and 200 <= int(match.group(1)) <= 599:
+            status = int(match.group(1))
+            text = f"devserver: status {status} requested"
+        else:
+            status, text = 404, f"devserver: no such path {path}"
+        body = text.encode()
+        headers = Headers([
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ])
+        log.info("HTTP %d for %s", status, request.path)
+        if self.settings.record_dir:
+            record = new_record(request.path)
+            record["close"] = {"code": None, "reason": f"HTTP {status}", "by": "server"}
+            write_record(self.settings.record_dir, f"rejected-{uuid.uuid4().hex}.json", record)
+        # Built by hand rather than with connection.respond(): that only accepts the
+        # codes http.HTTPStatus knows, and /status/NNN takes any code from 200 to 599.
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Devserver Status"
+        return Response(status, phrase, headers, body)
+
+    async def handle(self, ws: ServerConnection) -> None:
+        await Session(ws, self.settings).run()
+
+
+async def serve_until_stopped(args: argparse.Namespace) -> None:
+    record_dir = Path(args.record_dir) if args.record_dir else None
+    if record_dir:
+        record_dir.mkdir(parents=True, exist_ok=True)
+    script = await load_script(Path(args.script))
+    settings = Settings(
+        public_keys={DEFAULT_PUBLIC_KEY, *args.public_key},
+        agent_ids={DEFAULT_AGENT_ID, *FAULT_IDS, *args.agent_id},
+        record_dir=record_dir,
+        script=script,
+        vad_threshold_db=args.vad_threshold_db,
+        end_of_speech=args.end_of_speech_ms / 1000,
+        think=args.think_ms / 1000,
+        barge_in=args.barge_in_ms / 1000,
+    )
+    devserver = DevServer(settings)
+
+    # One socket, bound here, so that --port 0 yields a single port even for a host
+    # name that resolves to several addresses.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        sock = socket.create_server((args.host, args.port), family=family)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    async with serve(
+        devserver.handle,
+        sock=sock,
+        process_request=devserver.process_request,
+        max_size=MAX_MESSAGE_BYTES,
+        # The server must never give up on a slow client by itself.
+        ping_interval=None,
+        ping_timeout=None,
+    ) as server:
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"MILLIS_DEVSERVER_READY ws://{shown}:{port}{WS_PATH}", flush=True)
+        log.info("listening on ws://%s:%d%s (%d script turns)", shown, port, WS_PATH, len(script))
+        await stop
+        log.info("stopping")
+        server.close()  # closes open sessions with 1001; their records are written
+        await server.wait_closed()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="A local Millis-compatible voice-agent server.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--record-dir", help="write a JSON record and a WAV of the user's audio per connection")
+    p.add_argument("--script", default=str(DEFAULT_SCRIPT), help="conversation script (JSON)")
+    p.add_argument("--public-key", action="append", default=[],
+                   help=f"accept this public key as well as {DEFAULT_PUBLIC_KEY!r} (repeatable)")
+    p.add_argument("--agent-id", action="append", default=[],
+                   help=f"accept this agent id as well as {DEFAULT_AGENT_ID!r} (repeatable)")
+    p.add_argument("--vad-threshold-db", type=float, default=-40.0, help="speech above this RMS level (dBFS)")
+    p.add_argument("--end-of-speech-ms", type=int, default=600, help="silence that ends a user turn")
+    p.add_argument("--think-ms", type=int, default=300, help="delay between transcript and answer")
+    p.add_argument("--barge-in-ms", type=int, default=300, help="speech over the agent that clears it")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # websockets' debug log shows frame contents, the initiate's public key included.
+    logging.getLogger("websockets").setLevel(max(logging.INFO, logging.getLogger().level))
+    try:
+        asyncio.run(serve_until_stopped(args))
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
