@@ -42,6 +42,17 @@ final class LastError: @unchecked Sendable {
         free(UnsafeMutableRawPointer(bitPattern: old))
     }
 
+    /// Runs a call of the C API and returns its status, recording a failure's message.
+    func capture(_ body: () throws(MillisError) -> Void) -> Int32 {
+        do {
+            try body()
+            return MillisStatus.ok.rawValue
+        } catch {
+            set(error.message)
+            return error.status.rawValue
+        }
+    }
+
     var pointer: UnsafePointer<CChar> {
         let address = storage.withLock { $0 }
         return UnsafePointer(bitPattern: address) ?? staticCString("")

@@ -17,13 +17,7 @@ final class ClientHandle {
 
     /// Runs an API call, recording its failure as the client's last error.
     func call(_ body: () throws(MillisError) -> Void) -> Int32 {
-        do {
-            try body()
-            return MillisStatus.ok.rawValue
-        } catch {
-            lastError.set(error.message)
-            return error.status.rawValue
-        }
+        lastError.capture(body)
     }
 }
 

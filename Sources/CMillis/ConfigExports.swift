@@ -11,13 +11,7 @@ final class ConfigHandle {
 
     /// Runs a setter, recording its failure.
     func update(_ body: (inout ClientConfig) throws(MillisError) -> Void) -> Int32 {
-        do {
-            try body(&config)
-            return MillisStatus.ok.rawValue
-        } catch {
-            lastError.set(error.message)
-            return error.status.rawValue
-        }
+        lastError.capture { () throws(MillisError) in try body(&config) }
     }
 }
 

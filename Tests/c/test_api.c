@@ -26,32 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int checks_passed;
-
-static void fail_at(const char *file, int line, const char *what)
-{
-    fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, what);
-    fflush(NULL);
-    _exit(1);
-}
-
-#define CHECK(cond) \
-    do { if (!(cond)) fail_at(__FILE__, __LINE__, #cond); else __atomic_add_fetch(&checks_passed, 1, __ATOMIC_RELAXED); } while (0)
-
-/* A call that must return `want`; prints what it got otherwise. */
-#define CHECK_STATUS(call, want) \
-    do { millis_status got_ = (call); \
-         if (got_ != (want)) { fprintf(stderr, "  %s returned %d (%s), expected %d (%s)\n", #call, (int)got_, \
-                                       millis_status_string(got_), (int)(want), millis_status_string(want)); \
-                               fail_at(__FILE__, __LINE__, #call " == " #want); } \
-         else __atomic_add_fetch(&checks_passed, 1, __ATOMIC_RELAXED); } while (0)
-
-#define CHECK_STR_EQ(a, b) \
-    do { const char *a_ = (a), *b_ = (b); \
-         if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) { \
-             fprintf(stderr, "  %s = \"%s\", %s = \"%s\"\n", #a, a_ ? a_ : "(null)", #b, b_ ? b_ : "(null)"); \
-             fail_at(__FILE__, __LINE__, #a " equals " #b); } \
-         else __atomic_add_fetch(&checks_passed, 1, __ATOMIC_RELAXED); } while (0)
+#include "check.h"
 
 static int nonempty(const char *s) { return s != NULL && s[0] != '\0'; }
 

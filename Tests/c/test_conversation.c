@@ -26,34 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------------------------
- * Checks. Failures may happen on the network thread: flush and _exit so that no atexit
- * handler races the library's thread.
- * ---------------------------------------------------------------------------------- */
-
-static int checks_passed;
-
-static void fail_at(const char *file, int line, const char *what)
-{
-    fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, what);
-    fflush(NULL);
-    _exit(1);
-}
-
-#define CHECK(cond) \
-    do { if (!(cond)) fail_at(__FILE__, __LINE__, #cond); else __atomic_add_fetch(&checks_passed, 1, __ATOMIC_RELAXED); } while (0)
-
-#define CHECK_LONG_EQ(a, b) \
-    do { long a_ = (long)(a), b_ = (long)(b); \
-         if (a_ != b_) { fprintf(stderr, "  %s = %ld, %s = %ld\n", #a, a_, #b, b_); fail_at(__FILE__, __LINE__, #a " == " #b); } \
-         else __atomic_add_fetch(&checks_passed, 1, __ATOMIC_RELAXED); } while (0)
-
-#define CHECK_STR_EQ(a, b) \
-    do { const char *a_ = (a), *b_ = (b); \
-         if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) { \
-             fprintf(stderr, "  %s = \"%s\", %s = \"%s\"\n", #a, a_ ? a_ : "(null)", #b, b_ ? b_ : "(null)"); \
-             fail_at(__FILE__, __LINE__, #a " equals " #b); } \
-         else __atomic_add_fetch(&checks_passed, 1, __ATOMIC_RELAXED); } while (0)
+#include "check.h"
 
 /* ------------------------------------------------------------------------------------
  * Helpers
