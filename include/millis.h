@@ -148,10 +148,13 @@ typedef enum millis_connection_state {
     /** The server sent onready: audio flows. */
     MILLIS_CONNECTION_READY = 3,
     /** Closing handshake under way. */
-    MILLIS_CONNECTION_CLOSING = 4
+    MILLIS_CONNECTION_CLOSING = 4,
+    /** The connection dropped; waiting to reconnect, or reconnecting (see
+     *  millis_config_set_reconnect). Audio handed in meanwhile is dropped. */
+    MILLIS_CONNECTION_RECONNECTING = 5
 } millis_connection_state;
 
-/** "idle", "connecting", "open", "ready", "closing"; static, never NULL. */
+/** "idle", "connecting", "open", "ready", "closing", "reconnecting"; static, never NULL. */
 const char *millis_connection_state_string(millis_connection_state state);
 
 /** Log levels, from quietest to most verbose. */
@@ -190,7 +193,8 @@ typedef struct millis_config millis_config;
  * Creates a configuration holding the defaults: no public key (it must be set),
  * endpoint MILLIS_DEFAULT_ENDPOINT, log level MILLIS_LOG_WARN, audio mode
  * MILLIS_AUDIO_MODE_DEFAULT, 20 ms audio frames, 1 MiB maximum message size,
- * 15 000 ms ready timeout.
+ * 15 000 ms ready timeout, reconnection on (5 attempts, 250 ms to 8 s), 512 KiB send
+ * queue, TLS verified against the system's CA store.
  * Return value: a new config owned by the caller (millis_config_destroy), or NULL when
  * memory is exhausted.
  */
@@ -257,6 +261,53 @@ millis_status millis_config_set_max_message_bytes(millis_config *cfg, size_t max
  * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
  */
 millis_status millis_config_set_ready_timeout_ms(millis_config *cfg, unsigned int timeout_ms);
+
+/**
+ * Sets how a dropped conversation is resumed. When the connection of a ready session
+ * drops unexpectedly (no close frame, or a close with 1001, 1011, 1012, 1013 or 1014),
+ * the client reconnects and sends `initiate` again with
+ * "session_continuation": {"session_id": <the session's id>}, so the agent keeps its
+ * context. It does not reconnect after onsessionended, after millis_client_stop, or
+ * when the server closes with a final code (1000, 4xxx, ...).
+ *
+ * Attempt n waits min(max_delay_ms, initial_delay_ms * 2^(n-1)) scaled by a random
+ * factor in [0.5, 1.0] (jitter, so that many clients do not return at once).
+ * Parameters: max_attempts 0 disables reconnection (0 to 100; default 5);
+ * initial_delay_ms 10 to 60 000 (default 250); max_delay_ms initial_delay_ms to
+ * 600 000 (default 8 000).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the ranges.
+ */
+millis_status millis_config_set_reconnect(millis_config *cfg, unsigned int max_attempts,
+                                          unsigned int initial_delay_ms,
+                                          unsigned int max_delay_ms);
+
+/**
+ * Sets the most bytes that may wait to be written to the socket (64 KiB to 64 MiB;
+ * default 512 KiB, 16 s of audio). When a server stops reading, audio frames that would
+ * exceed it are dropped and counted ("audio_frames_dropped_backpressure" in the stats);
+ * control messages are always kept.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ */
+millis_status millis_config_set_send_queue_bytes(millis_config *cfg, size_t max_bytes);
+
+/**
+ * Sets a file of PEM CA certificates to verify wss:// servers with, instead of the
+ * system's store (for a private CA or a self-signed development server). NULL restores
+ * the system's store. The file is read when connecting; a missing or unreadable file
+ * makes start fail with MILLIS_ERR_TLS.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path.
+ */
+millis_status millis_config_set_ca_file(millis_config *cfg, const char *path);
+
+/**
+ * DANGEROUS: turns off verification of the server's TLS certificate and host name when
+ * insecure is non-zero, so that anyone on the network path can read and alter the
+ * conversation, public key included. For local experiments only; prefer
+ * millis_config_set_ca_file. Every connection made this way logs a warning.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ */
+millis_status millis_config_set_tls_verification_disabled_insecure(millis_config *cfg,
+                                                                   int insecure);
 
 /* ------------------------------------------------------------------------------------
  * Client
@@ -382,9 +433,11 @@ millis_agent_state millis_client_agent_state(const millis_client *c);
 /**
  * A snapshot of the client's counters as a JSON object:
  * {"frames_sent", "bytes_sent", "frames_received", "bytes_received",
- *  "audio_frames_dropped", "messages_sent", "messages_received",
- *  "last_ping_rtt_ms" (null before the first pong), "last_latency_ms" (null before the
- *  first answer)}. Counters are cumulative over the client's life.
+ *  "audio_frames_dropped", "audio_bytes_dropped" (handed in before ready or during a
+ *  reconnection), "audio_frames_dropped_backpressure" (the send queue was full),
+ *  "send_queue_bytes" (now), "messages_sent", "messages_received", "reconnects"
+ *  (successful), "last_ping_rtt_ms" (null before the first pong), "last_latency_ms"
+ *  (null before the first answer)}. Counters are cumulative over the client's life.
  * Return value: owned by the caller (millis_free), NULL when c is NULL.
  */
 char *millis_client_stats_json(const millis_client *c);
@@ -428,13 +481,23 @@ typedef void (*millis_agent_state_cb)(millis_client *c, millis_agent_state state
 typedef void (*millis_close_cb)(millis_client *c, int code, const char *reason,
                                 void *user_data);
 /** An error. Fatal ones (connect, TLS, handshake, protocol, timeout, lost connection)
- *  are followed by the close callback; MILLIS_ERR_BAD_MESSAGE is not fatal. */
+ *  are followed by the close callback; MILLIS_ERR_BAD_MESSAGE is not fatal. A dropped
+ *  connection that is being resumed is not an error (see millis_reconnecting_cb); when
+ *  the attempts run out, MILLIS_ERR_CONNECTION_LOST is reported, then the close. */
 typedef void (*millis_error_cb)(millis_client *c, millis_status status, const char *message,
                                 void *user_data);
 /** A server message this version does not know, so nothing the server says is lost:
  *  its method and the whole message as JSON text. */
 typedef void (*millis_message_cb)(millis_client *c, const char *method, const char *json,
                                   void *user_data);
+/** The connection dropped and the client will try again in delay_ms (attempt counts
+ *  from 1). Agent audio playback state is reset; the agent state goes idle. */
+typedef void (*millis_reconnecting_cb)(millis_client *c, unsigned int attempt,
+                                       unsigned int delay_ms, void *user_data);
+/** The client is back in the conversation: the server's onready for the continued
+ *  session arrived (onopen and onready are not repeated). */
+typedef void (*millis_reconnected_cb)(millis_client *c, const char *session_id,
+                                      void *user_data);
 /** A log line at or below the configured level. Secrets are never included. */
 typedef void (*millis_log_cb)(millis_client *c, millis_log_level level, const char *message,
                               void *user_data);
@@ -457,6 +520,10 @@ millis_status millis_client_on_close(millis_client *c, millis_close_cb cb, void 
 millis_status millis_client_on_error(millis_client *c, millis_error_cb cb, void *user_data);
 millis_status millis_client_on_message(millis_client *c, millis_message_cb cb, void *user_data);
 millis_status millis_client_on_log(millis_client *c, millis_log_cb cb, void *user_data);
+millis_status millis_client_on_reconnecting(millis_client *c, millis_reconnecting_cb cb,
+                                            void *user_data);
+millis_status millis_client_on_reconnected(millis_client *c, millis_reconnected_cb cb,
+                                           void *user_data);
 
 #ifdef __cplusplus
 }

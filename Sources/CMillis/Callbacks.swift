@@ -9,6 +9,8 @@ public typealias FunctionCallback = @convention(c) (Handle?, UnsafePointer<CChar
 public typealias LatencyCallback = @convention(c) (Handle?, Double, UnsafeMutableRawPointer?) -> Void
 public typealias StateCallback = @convention(c) (Handle?, Int32, UnsafeMutableRawPointer?) -> Void
 public typealias CloseCallback = @convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias ReconnectingCallback = @convention(c) (Handle?, UInt32, UInt32, UnsafeMutableRawPointer?) -> Void
+public typealias ReconnectedCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 public typealias MessageCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 
 /// A C function and the user_data that goes back to it.
@@ -32,6 +34,8 @@ struct CallbackTable {
     var errorMessage = Registration<CloseCallback>()
     var message = Registration<MessageCallback>()
     var log = Registration<CloseCallback>()
+    var reconnecting = Registration<ReconnectingCallback>()
+    var reconnected = Registration<ReconnectedCallback>()
 }
 
 extension ClientHandle {
@@ -76,6 +80,11 @@ extension ClientHandle {
         case .log(let level, let message):
             guard let f = t.log.function else { return }
             message.withCString { f(c, level.rawValue, $0, t.log.userData) }
+        case .reconnecting(let attempt, let delay):
+            t.reconnecting.function?(c, UInt32(clamping: attempt), UInt32(clamping: delay), t.reconnecting.userData)
+        case .reconnected(let sessionId):
+            guard let f = t.reconnected.function else { return }
+            sessionId.withCString { f(c, $0, t.reconnected.userData) }
         }
     }
 }
@@ -153,4 +162,14 @@ public func millis_client_on_message(_ c: Handle?, _ cb: (@convention(c) (Handle
 @_cdecl("millis_client_on_log")
 public func millis_client_on_log(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.log, cb, ud)
+}
+
+@_cdecl("millis_client_on_reconnecting")
+public func millis_client_on_reconnecting(_ c: Handle?, _ cb: (@convention(c) (Handle?, UInt32, UInt32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.reconnecting, cb, ud)
+}
+
+@_cdecl("millis_client_on_reconnected")
+public func millis_client_on_reconnected(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.reconnected, cb, ud)
 }

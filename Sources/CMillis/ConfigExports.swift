@@ -86,3 +86,31 @@ public func millis_config_set_ready_timeout_ms(_ cfg: UnsafeMutableRawPointer?, 
     guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
     return handle.update { config throws(MillisError) in try config.setReadyTimeoutMilliseconds(Int(ms)) }
 }
+
+@_cdecl("millis_config_set_reconnect")
+public func millis_config_set_reconnect(_ cfg: UnsafeMutableRawPointer?, _ attempts: UInt32, _ initialMs: UInt32, _ maxMs: UInt32) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in
+        try config.setReconnect(attempts: Int(attempts), initialDelayMilliseconds: Int(initialMs), maxDelayMilliseconds: Int(maxMs))
+    }
+}
+
+@_cdecl("millis_config_set_send_queue_bytes")
+public func millis_config_set_send_queue_bytes(_ cfg: UnsafeMutableRawPointer?, _ bytes: UInt) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in try config.setSendQueueBytes(Int(clamping: bytes)) }
+}
+
+@_cdecl("millis_config_set_ca_file")
+public func millis_config_set_ca_file(_ cfg: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config throws(MillisError) in
+        try config.setCAFile(path == nil ? nil : try readString(path, "CA file path"))
+    }
+}
+
+@_cdecl("millis_config_set_tls_verification_disabled_insecure")
+public func millis_config_set_tls_verification_disabled_insecure(_ cfg: UnsafeMutableRawPointer?, _ insecure: Int32) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return nullConfig }
+    return handle.update { config in config.tlsVerificationDisabled = insecure != 0 }
+}

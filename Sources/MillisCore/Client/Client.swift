@@ -38,10 +38,18 @@ public final class Client: @unchecked Sendable {
         try config.validateForClient()
         self.config = config
         self.loop = NetworkLoop.shared
-        session = Session(settings: Session.Settings(
+        var settings = Session.Settings(
             frameBytes: config.frameBytes,
             readyTimeoutNanoseconds: UInt64(config.readyTimeoutMilliseconds) * 1_000_000,
-            endpointDescription: config.endpoint.url))
+            endpointDescription: config.endpoint.url)
+        settings.publicKey = config.publicKey
+        settings.reconnectAttempts = config.reconnectAttempts
+        settings.reconnectInitialDelayNanoseconds = UInt64(config.reconnectInitialDelayMilliseconds) * 1_000_000
+        settings.reconnectMaxDelayNanoseconds = UInt64(config.reconnectMaxDelayMilliseconds) * 1_000_000
+        settings.sendQueueLimitBytes = config.sendQueueBytes
+        // Each client its own jitter, so that many dropped at once do not return at once.
+        settings.jitterSeed = UInt64.random(in: 1...UInt64.max)
+        session = Session(settings: settings)
     }
 
     /// Sets the function that receives every event, on the network thread.
@@ -67,8 +75,7 @@ public final class Client: @unchecked Sendable {
         guard claimed else {
             throw MillisError(.invalidState, "a conversation is already under way: call millis_client_stop and wait for onclose before starting again")
         }
-        loop.post(.start(self, initiate: options.initiateMessage(publicKey: config.publicKey),
-                         redacted: options.redactedInitiateMessage))
+        loop.post(.start(self, options))
     }
 
     public func stop() {

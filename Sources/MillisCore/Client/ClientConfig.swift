@@ -14,6 +14,14 @@ public struct ClientConfig: Sendable {
     public private(set) var frameMilliseconds = 20
     public private(set) var maxMessageBytes = 1 << 20
     public private(set) var readyTimeoutMilliseconds = 15_000
+    public private(set) var reconnectAttempts = 5
+    public private(set) var reconnectInitialDelayMilliseconds = 250
+    public private(set) var reconnectMaxDelayMilliseconds = 8000
+    public private(set) var sendQueueBytes = 512 * 1024
+    /// PEM CA certificates to verify wss:// servers with; nil: the system's store.
+    public private(set) var caFile: String?
+    /// Certificate and host name verification off (DANGEROUS, loudly logged).
+    public var tlsVerificationDisabled = false
 
     public init() {
         // The default URL is a constant known to parse.
@@ -50,6 +58,35 @@ public struct ClientConfig: Sendable {
             throw MillisError(.invalidArgument, "ready timeout \(ms) ms is out of range: use 100 to 600000 ms (default 15000)")
         }
         readyTimeoutMilliseconds = ms
+    }
+
+    public mutating func setReconnect(attempts: Int, initialDelayMilliseconds: Int, maxDelayMilliseconds: Int) throws(MillisError) {
+        guard (0...100).contains(attempts) else {
+            throw MillisError(.invalidArgument, "reconnect attempts \(attempts) out of range: use 0 (off) to 100 (default 5)")
+        }
+        guard (10...60_000).contains(initialDelayMilliseconds) else {
+            throw MillisError(.invalidArgument, "reconnect initial delay \(initialDelayMilliseconds) ms out of range: use 10 to 60000 ms (default 250)")
+        }
+        guard (initialDelayMilliseconds...600_000).contains(maxDelayMilliseconds) else {
+            throw MillisError(.invalidArgument, "reconnect maximum delay \(maxDelayMilliseconds) ms out of range: use the initial delay (\(initialDelayMilliseconds)) to 600000 ms (default 8000)")
+        }
+        reconnectAttempts = attempts
+        reconnectInitialDelayMilliseconds = initialDelayMilliseconds
+        reconnectMaxDelayMilliseconds = maxDelayMilliseconds
+    }
+
+    public mutating func setSendQueueBytes(_ bytes: Int) throws(MillisError) {
+        guard ((64 << 10)...(64 << 20)).contains(bytes) else {
+            throw MillisError(.invalidArgument, "send queue \(bytes) bytes out of range: use 64 KiB to 64 MiB (default 512 KiB)")
+        }
+        sendQueueBytes = bytes
+    }
+
+    public mutating func setCAFile(_ path: String?) throws(MillisError) {
+        if let path, path.isEmpty {
+            throw MillisError(.invalidArgument, "CA file path is empty: pass the path of a PEM file, or NULL for the system's CA store")
+        }
+        caFile = path
     }
 
     /// Bytes per outgoing frame: PCM16 mono at 16 kHz is 32 bytes per millisecond.

@@ -12,7 +12,7 @@ import Synchronization
 /// heap of session deadlines.
 final class NetworkLoop: @unchecked Sendable {
     enum Command {
-        case start(Client, initiate: String, redacted: String)
+        case start(Client, StartOptions)
         case stop(Client)
         case audio(Client, [UInt8])
         case json(Client, String)
@@ -140,12 +140,13 @@ final class NetworkLoop: @unchecked Sendable {
         let now = MonotonicClock.now()
         for command in batch {
             switch command {
-            case .start(let client, let initiate, let redacted):
-                drive(client) { $0.start(initiate: initiate, redacted: redacted, now: now) }
+            case .start(let client, let options):
+                drive(client) { $0.start(options, now: now) }
             case .stop(let client):
                 drive(client) { $0.stop(now: now) }
             case .audio(let client, let pcm):
-                drive(client) { $0.userAudio(pcm, now: now) }
+                let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
+                drive(client) { $0.userAudio(pcm, now: now, queuedBytes: queued) }
             case .json(let client, let text):
                 drive(client) { $0.sendJSON(text) }
             case .mute(let client, let muted):
@@ -156,9 +157,11 @@ final class NetworkLoop: @unchecked Sendable {
                     flush(connection)
                     teardown(connection)
                 }
-                // Ends the session so no deadline of a dead client stays armed; its
-                // events go nowhere, the handler is gone.
-                drive(client) { $0.transportFailed(.internal, "client destroyed", closeCode: 1000) }
+                // Ends the session (stop, then the transport's end) so that no deadline
+                // of a dead client stays armed and no reconnection starts; its events
+                // go nowhere, the handler is gone.
+                drive(client) { $0.stop(now: now) }
+                drive(client) { $0.transportFailed(.internal, "client destroyed", closeCode: 1000, now: now) }
             }
         }
     }
@@ -181,6 +184,7 @@ final class NetworkLoop: @unchecked Sendable {
     /// Feeds one input to a client's session and performs the resulting actions.
     private func drive(_ client: Client, _ input: (inout Session) -> [Session.Action]) {
         let actions = input(&client.session)
+        client.session.noteSendQueue(bytes: client.connection?.webSocket?.pendingOutputCount ?? 0)
         client.publish()
         for action in actions {
             perform(action, client)
@@ -211,7 +215,7 @@ final class NetworkLoop: @unchecked Sendable {
                 flush(connection)
             } else {
                 teardown(connection)
-                drive(client) { $0.transportClosed(code: code, reason: reason) }
+                drive(client) { $0.transportClosed(code: code, reason: reason, now: MonotonicClock.now()) }
             }
         case .disconnect(let code, let reason):
             guard let connection = client.connection else { return }
@@ -229,7 +233,7 @@ final class NetworkLoop: @unchecked Sendable {
 
     private func connect(_ client: Client) {
         guard isUsable, let multi, let connection = Connection(client: client) else {
-            drive(client) { $0.transportFailed(.internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006) }
+            drive(client) { $0.transportFailed(.internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006, now: MonotonicClock.now()) }
             return
         }
         let easy = connection.easy
@@ -239,11 +243,21 @@ final class NetworkLoop: @unchecked Sendable {
         ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(client.config.readyTimeoutMilliseconds))
         ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, connection.errorBuffer)
+        if endpoint.secure {
+            if let caFile = client.config.caFile {
+                ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile)
+            }
+            if client.config.tlsVerificationDisabled {
+                ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
+                ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
+                client.emit(.log(.warn, "TLS certificate verification is DISABLED for \(endpoint.url) (millis_config_set_tls_verification_disabled_insecure): anyone on the network path can read and alter this conversation, public key included"))
+            }
+        }
         client.connection = connection
         connectionsByEasy[easy] = connection
         if curl_multi_add_handle(multi, easy) != CURLM_OK {
             teardown(connection)
-            drive(client) { $0.transportFailed(.internal, "curl refused the connection handle", closeCode: 1006) }
+            drive(client) { $0.transportFailed(.internal, "curl refused the connection handle", closeCode: 1006, now: MonotonicClock.now()) }
         }
     }
 
@@ -265,17 +279,17 @@ final class NetworkLoop: @unchecked Sendable {
         let endpoint = client.config.endpoint
         guard result == CURLE_OK else {
             let status: MillisStatus = Self.isTLSFailure(result) ? .tls : .connect
-            let what = status == .tls ? "TLS with" : "connect to"
-            let message = "could not \(what) \(endpoint.url): \(connection.curlMessage(result))"
+            let message = Self.connectFailureMessage(result, endpoint: endpoint, caFile: client.config.caFile,
+                                                     detail: connection.curlMessage(result))
             teardown(connection)
-            drive(client) { $0.transportFailed(status, message, closeCode: 1006) }
+            drive(client) { $0.transportFailed(status, message, closeCode: 1006, now: MonotonicClock.now()) }
             return
         }
         var socket: curl_socket_t = -1
         ccurl_easy_getinfo_socket(connection.easy, &socket)
         guard socket >= 0 else {
             teardown(connection)
-            drive(client) { $0.transportFailed(.connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006) }
+            drive(client) { $0.transportFailed(.connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006, now: MonotonicClock.now()) }
             return
         }
         connection.fd = socket
@@ -286,6 +300,19 @@ final class NetworkLoop: @unchecked Sendable {
                                                    userAgent: "libmillis/\(MillisVersion.string)")
         client.emit(.log(.debug, "connected to \(endpoint.host):\(endpoint.port); upgrading"))
         flush(connection)
+    }
+
+    /// What went wrong while connecting, and what to do about it.
+    static func connectFailureMessage(_ code: CURLcode, endpoint: Endpoint, caFile: String?, detail: String) -> String {
+        switch code {
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return "TLS certificate verification failed for \(endpoint.url): \(detail); if the server uses a private or self-signed CA, pass it with millis_config_set_ca_file"
+        case CURLE_SSL_CACERT_BADFILE:
+            return "could not use the CA file '\(caFile ?? "(system store)")' for \(endpoint.url): \(detail); check the path and that it holds PEM certificates"
+        default:
+            let what = isTLSFailure(code) ? "set up TLS with" : "connect to"
+            return "could not \(what) \(endpoint.url): \(detail)"
+        }
     }
 
     static func isTLSFailure(_ code: CURLcode) -> Bool {
@@ -406,7 +433,7 @@ final class NetworkLoop: @unchecked Sendable {
         case .closed(let code, let reason):
             flush(connection)
             teardown(connection)
-            drive(client) { $0.transportClosed(code: code, reason: reason) }
+            drive(client) { $0.transportClosed(code: code, reason: reason, now: MonotonicClock.now()) }
         case .failed(let error):
             flush(connection)
             teardown(connection)
@@ -418,7 +445,7 @@ final class NetworkLoop: @unchecked Sendable {
             }
             let prefix = error.kind == .handshake ? "WebSocket upgrade at \(client.config.endpoint.url) failed: " : ""
             let code = error.kind == .handshake ? 1006 : Int(error.closeCode)
-            drive(client) { $0.transportFailed(status, prefix + error.message, closeCode: code) }
+            drive(client) { $0.transportFailed(status, prefix + error.message, closeCode: code, now: MonotonicClock.now()) }
         }
     }
 
@@ -430,16 +457,16 @@ final class NetworkLoop: @unchecked Sendable {
         guard let failure else { return }
         let url = client.config.endpoint.url
         if failure.kind == .handshake {
-            drive(client) { $0.transportFailed(.handshake, "WebSocket upgrade at \(url) failed: \(failure.message)", closeCode: 1006) }
+            drive(client) { $0.transportFailed(.handshake, "WebSocket upgrade at \(url) failed: \(failure.message)", closeCode: 1006, now: MonotonicClock.now()) }
         } else {
-            drive(client) { $0.transportFailed(.connectionLost, "connection to \(url) lost: \(failure.message)", closeCode: 1006) }
+            drive(client) { $0.transportFailed(.connectionLost, "connection to \(url) lost: \(failure.message)", closeCode: 1006, now: MonotonicClock.now()) }
         }
     }
 
     private func lost(_ connection: Connection, _ message: String) {
         let client = connection.client
         teardown(connection)
-        drive(client) { $0.transportFailed(.connectionLost, message, closeCode: 1006) }
+        drive(client) { $0.transportFailed(.connectionLost, message, closeCode: 1006, now: MonotonicClock.now()) }
     }
 
     /// Releases the socket and the curl handle. Nothing more is reported for it.

@@ -23,6 +23,7 @@ public enum ConnectionState: Int32, Sendable {
     case open = 2
     case ready = 3
     case closing = 4
+    case reconnecting = 5
 
     public var name: StaticString {
         switch self {
@@ -31,6 +32,7 @@ public enum ConnectionState: Int32, Sendable {
         case .open: return "open"
         case .ready: return "ready"
         case .closing: return "closing"
+        case .reconnecting: return "reconnecting"
         }
     }
 }

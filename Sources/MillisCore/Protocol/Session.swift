@@ -5,6 +5,10 @@
 /// In application audio mode there is no speaker, so agent audio counts as played in
 /// real time from its arrival: the agent state returns to `idle` when it would have
 /// finished playing, as the web client's does when its queue runs dry.
+///
+/// A ready conversation whose connection drops unexpectedly is resumed: the session
+/// waits (exponential backoff with jitter), connects again and sends `initiate` with
+/// `session_continuation` set to its session id, so the agent keeps its context.
 public struct Session {
     public struct Settings: Sendable {
         /// Bytes per outgoing audio frame (PCM16 16 kHz mono).
@@ -13,6 +17,8 @@ public struct Session {
         public var closeTimeoutNanoseconds: UInt64 = 2_000_000_000
         /// The endpoint, for messages ("no onready from ws://… within …").
         public var endpointDescription: String
+        /// The public key, added to `initiate` (never logged).
+        public var publicKey = ""
         /// Audio frames between two keep-alive pings (PROTOCOL.md: 1000).
         public var framesPerPing = 1000
         /// How long the simulated playout may run dry before the agent counts as idle:
@@ -20,6 +26,14 @@ public struct Session {
         /// arrive just as the previous one "finishes"; without this the state would
         /// flicker between answer and idle on every frame.
         public var playoutGraceNanoseconds: UInt64 = 80_000_000
+        /// Reconnection: attempts (0 = never), first delay, largest delay.
+        public var reconnectAttempts = 5
+        public var reconnectInitialDelayNanoseconds: UInt64 = 250_000_000
+        public var reconnectMaxDelayNanoseconds: UInt64 = 8_000_000_000
+        /// Bytes allowed to wait for the socket before audio frames are dropped.
+        public var sendQueueLimitBytes = 512 * 1024
+        /// Seed of the jitter source (tests fix it; clients draw it at random).
+        public var jitterSeed: UInt64 = 0x9E37_79B9_7F4A_7C15
 
         public init(frameBytes: Int, readyTimeoutNanoseconds: UInt64, endpointDescription: String) {
             self.frameBytes = frameBytes
@@ -41,6 +55,10 @@ public struct Session {
         case emit(SessionEvent)
     }
 
+    /// Close codes after which a server may be asked again: going away, internal error,
+    /// service restart, try again later, bad gateway (RFC 6455 §7.4.1, IANA registry).
+    public static let retryableCloseCodes: Set<UInt16> = [1001, 1011, 1012, 1013, 1014]
+
     public private(set) var connectionState: ConnectionState = .idle
     public private(set) var agentState: AgentState = .idle
     /// The session id of the last `onready` (kept after close, for continuation).
@@ -49,26 +67,33 @@ public struct Session {
     public private(set) var isMuted = false
     /// How many conversations have ended (each with its close event).
     public private(set) var finishedConversations = 0
+    /// The reconnection under way (1 for the first attempt), 0 when none.
+    public private(set) var reconnectAttempt = 0
     public let settings: Settings
 
-    private var initiate = ""
-    private var redactedInitiate = ""
+    private var options: StartOptions?
+    /// The current conversation reached `onready`: only such a one is resumed.
+    private var wasReady = false
+    private var sessionEnded = false
     private var readyDeadline: UInt64?
     private var closeDeadline: UInt64?
+    private var reconnectDeadline: UInt64?
     private var pendingAudio: [UInt8] = []
     // Agent audio timing.
     private var answeringSince: UInt64?
     private var playoutEnd: UInt64 = 0
     private var pausedRemaining: UInt64 = 0
     private var framesSinceStart = 0
+    private var jitterState: UInt64
 
     public init(settings: Settings) {
         self.settings = settings
+        jitterState = settings.jitterSeed == 0 ? 1 : settings.jitterSeed
     }
 
     /// The earliest time at which `tick` has something to do.
     public var nextDeadline: UInt64? {
-        var deadline = [readyDeadline, closeDeadline].compactMap { $0 }.min()
+        var deadline = [readyDeadline, closeDeadline, reconnectDeadline].compactMap { $0 }.min()
         if agentState == .answer {
             let idleAt = playoutEnd + settings.playoutGraceNanoseconds
             deadline = min(deadline ?? idleAt, idleAt)
@@ -78,25 +103,23 @@ public struct Session {
 
     // MARK: Inputs from the API
 
-    public mutating func start(initiate: String, redacted: String, now: UInt64) -> [Action] {
+    public mutating func start(_ options: StartOptions, now: UInt64) -> [Action] {
         guard connectionState == .idle else { return [] }
-        self.initiate = initiate
-        self.redactedInitiate = redacted
-        connectionState = .connecting
-        readyDeadline = now + settings.readyTimeoutNanoseconds
-        closeDeadline = nil
-        pendingAudio.removeAll()
-        answeringSince = nil
+        self.options = options
+        wasReady = false
+        sessionEnded = false
+        reconnectAttempt = 0
         framesSinceStart = 0
-        return [.emit(.log(.info, "connecting to \(settings.endpointDescription)")), .connect]
+        return beginConnecting(now: now)
     }
 
     public mutating func stop(now: UInt64) -> [Action] {
         switch connectionState {
         case .idle, .closing:
             return []
-        case .connecting:
-            return finish(code: 1000, reason: "stopped by the client", error: nil, disconnect: (nil, "stopped"))
+        case .connecting, .reconnecting:
+            return finish(code: 1000, reason: "stopped by the client", error: nil,
+                          disconnect: connectionState == .connecting ? (nil, "stopped") : nil)
         case .open, .ready:
             connectionState = .closing
             readyDeadline = nil
@@ -109,8 +132,15 @@ public struct Session {
         isMuted = muted
     }
 
+    /// The transport's queue, as the loop sees it (reported in the stats).
+    public mutating func noteSendQueue(bytes: Int) {
+        stats.sendQueueBytes = bytes
+    }
+
     /// Microphone audio (PCM16 16 kHz mono) from the application; cut into frames.
-    public mutating func userAudio(_ pcm: [UInt8], now: UInt64) -> [Action] {
+    /// `queuedBytes` is what already waits for the socket: past the limit, frames are
+    /// dropped (a server that stops reading must not make memory grow).
+    public mutating func userAudio(_ pcm: [UInt8], now: UInt64, queuedBytes: Int = 0) -> [Action] {
         guard connectionState == .ready else {
             stats.audioBytesDropped += pcm.count
             stats.audioFramesDropped += (pcm.count + settings.frameBytes - 1) / settings.frameBytes
@@ -119,14 +149,22 @@ public struct Session {
         pendingAudio += pcm
         var actions: [Action] = []
         let frameBytes = settings.frameBytes
+        // A masked binary frame adds at most 14 bytes of header.
+        let frameCost = frameBytes + 14
+        var queued = queuedBytes
         var offset = 0
         while pendingAudio.count - offset >= frameBytes {
             var frame = Array(pendingAudio[offset..<(offset + frameBytes)])
             offset += frameBytes
+            if queued + frameCost > settings.sendQueueLimitBytes {
+                stats.audioFramesDroppedBackpressure += 1
+                continue
+            }
             if isMuted {
                 // The web client keeps the stream going with zeros so server timing holds.
                 frame = [UInt8](repeating: 0, count: frameBytes)
             }
+            queued += frameCost
             stats.framesSent += 1
             stats.bytesSent += frameBytes
             actions.append(.sendBinary(frame))
@@ -152,10 +190,18 @@ public struct Session {
 
     /// The WebSocket upgrade succeeded.
     public mutating func transportOpened(now: UInt64) -> [Action] {
-        guard connectionState == .connecting else { return [] }
+        guard connectionState == .connecting, var options else { return [] }
         connectionState = .open
         stats.messagesSent += 1
-        return [.emit(.open), .emit(.log(.debug, "send \(redactedInitiate)")), .sendText(initiate)]
+        var actions: [Action] = []
+        if reconnectAttempt > 0, let sessionId, !sessionId.isEmpty {
+            options = options.continuing(sessionId: sessionId)
+        } else {
+            actions.append(.emit(.open))
+        }
+        actions.append(.emit(.log(.debug, "send \(options.redactedInitiateMessage)")))
+        actions.append(.sendText(options.initiateMessage(publicKey: settings.publicKey)))
+        return actions
     }
 
     public mutating func receivedText(_ text: String, now: UInt64) -> [Action] {
@@ -174,8 +220,18 @@ public struct Session {
             guard connectionState == .open else { return actions }
             connectionState = .ready
             readyDeadline = nil
-            sessionId = id
-            actions.append(.emit(.ready(sessionId: id, payloadJSON: payload.jsonText)))
+            wasReady = true
+            if reconnectAttempt > 0 {
+                let resumed = id.isEmpty ? (sessionId ?? "") : id
+                sessionId = resumed
+                reconnectAttempt = 0
+                stats.reconnects += 1
+                actions.append(.emit(.log(.info, "reconnected to session \(resumed)")))
+                actions.append(.emit(.reconnected(sessionId: resumed)))
+            } else {
+                sessionId = id
+                actions.append(.emit(.ready(sessionId: id, payloadJSON: payload.jsonText)))
+            }
         case .startAnswering:
             answeringSince = now
             setAgentState(.prepareAnswer, &actions)
@@ -205,6 +261,7 @@ public struct Session {
         case .function(let text, let name, let params):
             actions.append(.emit(.function(text: text, name: name, paramsJSON: params.jsonText)))
         case .sessionEnded:
+            sessionEnded = true
             actions.append(.emit(.sessionEnded))
         case .other(let method):
             actions.append(.emit(.message(method: method, json: text)))
@@ -243,11 +300,14 @@ public struct Session {
     }
 
     /// The server completed a close (its close frame, or its answer to ours).
-    public mutating func transportClosed(code: UInt16, reason: String) -> [Action] {
-        guard connectionState != .idle else { return [] }
+    public mutating func transportClosed(code: UInt16, reason: String, now: UInt64) -> [Action] {
+        guard connectionState != .idle && connectionState != .reconnecting else { return [] }
+        let why = reason.isEmpty ? "" : ": \(reason)"
+        if connectionState != .closing && Self.retryableCloseCodes.contains(code) && canResume {
+            return beginReconnect(now: now, cause: "server closed the connection with code \(code)\(why)")
+        }
         var error: (MillisStatus, String)?
         if connectionState != .closing && ![1000, 1001, 1005].contains(code) {
-            let why = reason.isEmpty ? "" : ": \(reason)"
             error = (.serverClosed, "server closed the session with code \(code)\(why)")
         }
         return finish(code: Int(code), reason: reason, error: error, disconnect: nil)
@@ -256,11 +316,17 @@ public struct Session {
     /// The transport failed (connect error, TLS, handshake, protocol violation, lost
     /// connection). `closeCode` is what onclose reports (1006 unless a close frame was
     /// sent for the failure).
-    public mutating func transportFailed(_ status: MillisStatus, _ message: String, closeCode: Int) -> [Action] {
-        guard connectionState != .idle else { return [] }
+    public mutating func transportFailed(_ status: MillisStatus, _ message: String, closeCode: Int, now: UInt64) -> [Action] {
+        guard connectionState != .idle && connectionState != .reconnecting else { return [] }
         if connectionState == .closing && status == .connectionLost {
             // The server dropped TCP instead of answering our close: still a clean stop.
             return finish(code: 1000, reason: "", error: nil, disconnect: nil)
+        }
+        // A connection that dies, or an attempt to resume that fails, is tried again; a
+        // server that breaks the protocol is not.
+        let transient: Set<MillisStatus> = [.connectionLost, .connect, .tls, .handshake, .timeout]
+        if connectionState != .closing && transient.contains(status) && canResume {
+            return beginReconnect(now: now, cause: message)
         }
         return finish(code: closeCode, reason: message, error: (status, message), disconnect: nil)
     }
@@ -272,10 +338,17 @@ public struct Session {
         if let deadline = readyDeadline, now >= deadline {
             let ms = settings.readyTimeoutNanoseconds / 1_000_000
             let message = "no onready from \(settings.endpointDescription) within \(ms) ms (the ready timeout); is the server up and the agent id right?"
+            if canResume {
+                return [.disconnect(code: 1000, reason: "ready timeout")] + beginReconnect(now: now, cause: message)
+            }
             return finish(code: 1006, reason: "ready timeout", error: (.timeout, message), disconnect: (1000, "ready timeout"))
         }
         if let deadline = closeDeadline, now >= deadline {
             return finish(code: 1006, reason: "close handshake timed out", error: nil, disconnect: (nil, ""))
+        }
+        if let deadline = reconnectDeadline, now >= deadline {
+            reconnectDeadline = nil
+            return [.emit(.log(.info, "reconnecting (attempt \(reconnectAttempt))"))] + beginConnecting(now: now)
         }
         if agentState == .answer && now >= playoutEnd + settings.playoutGraceNanoseconds {
             setAgentState(.idle, &actions)
@@ -284,6 +357,53 @@ public struct Session {
     }
 
     // MARK: Helpers
+
+    /// A conversation that was ready, is not ending, and has reconnection enabled.
+    private var canResume: Bool {
+        wasReady && !sessionEnded && settings.reconnectAttempts > 0
+    }
+
+    private mutating func beginConnecting(now: UInt64) -> [Action] {
+        connectionState = .connecting
+        readyDeadline = now + settings.readyTimeoutNanoseconds
+        closeDeadline = nil
+        pendingAudio.removeAll()
+        answeringSince = nil
+        return [.emit(.log(.info, "connecting to \(settings.endpointDescription)")), .connect]
+    }
+
+    private mutating func beginReconnect(now: UInt64, cause: String) -> [Action] {
+        let attempt = reconnectAttempt + 1
+        guard attempt <= settings.reconnectAttempts else {
+            let tries = settings.reconnectAttempts
+            let message = "connection to \(settings.endpointDescription) lost and \(tries) reconnection attempt\(tries == 1 ? "" : "s") failed; last: \(cause)"
+            return finish(code: 1006, reason: "connection lost", error: (.connectionLost, message), disconnect: nil)
+        }
+        reconnectAttempt = attempt
+        connectionState = .reconnecting
+        readyDeadline = nil
+        closeDeadline = nil
+        pendingAudio.removeAll()
+        answeringSince = nil
+        playoutEnd = 0
+        pausedRemaining = 0
+        let exponent = UInt64(min(attempt - 1, 30))
+        let base = min(settings.reconnectMaxDelayNanoseconds, settings.reconnectInitialDelayNanoseconds << exponent)
+        let delay = UInt64(Double(base) * (0.5 + 0.5 * nextUnitRandom()))
+        reconnectDeadline = now + delay
+        var actions: [Action] = [.emit(.log(.warn, "\(cause); reconnecting in \(delay / 1_000_000) ms (attempt \(attempt) of \(settings.reconnectAttempts))"))]
+        setAgentState(.idle, &actions)
+        actions.append(.emit(.reconnecting(attempt: attempt, delayMilliseconds: Int(delay / 1_000_000))))
+        return actions
+    }
+
+    /// xorshift64*: the jitter need not be cryptographic, only spread across clients.
+    private mutating func nextUnitRandom() -> Double {
+        jitterState ^= jitterState >> 12
+        jitterState ^= jitterState << 25
+        jitterState ^= jitterState >> 27
+        return Double((jitterState &* 0x2545_F491_4F6C_DD1D) >> 11) / Double(1 << 53)
+    }
 
     private mutating func setAgentState(_ state: AgentState, _ actions: inout [Action]) {
         guard state != agentState else { return }
@@ -299,8 +419,10 @@ public struct Session {
         }
         connectionState = .idle
         finishedConversations += 1
+        reconnectAttempt = 0
         readyDeadline = nil
         closeDeadline = nil
+        reconnectDeadline = nil
         pendingAudio.removeAll()
         answeringSince = nil
         playoutEnd = 0

@@ -13,4 +13,6 @@ public enum SessionEvent: Equatable, Sendable {
     case error(MillisStatus, String)
     case message(method: String, json: String)
     case log(LogLevel, String)
+    case reconnecting(attempt: Int, delayMilliseconds: Int)
+    case reconnected(sessionId: String)
 }

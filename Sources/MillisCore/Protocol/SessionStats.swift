@@ -6,6 +6,12 @@ public struct SessionStats: Equatable, Sendable {
     public var bytesReceived = 0
     public var audioFramesDropped = 0
     public var audioBytesDropped = 0
+    /// Frames not sent because the send queue was full (a server that stops reading).
+    public var audioFramesDroppedBackpressure = 0
+    /// Bytes waiting to be written to the socket, as last seen.
+    public var sendQueueBytes = 0
+    /// Successful reconnections.
+    public var reconnects = 0
     public var messagesSent = 0
     public var messagesReceived = 0
     public var lastPingRTTMilliseconds: Double?
@@ -21,6 +27,8 @@ public struct SessionStats: Equatable, Sendable {
         return "{\"frames_sent\":\(framesSent),\"bytes_sent\":\(bytesSent),"
             + "\"frames_received\":\(framesReceived),\"bytes_received\":\(bytesReceived),"
             + "\"audio_frames_dropped\":\(audioFramesDropped),\"audio_bytes_dropped\":\(audioBytesDropped),"
+            + "\"audio_frames_dropped_backpressure\":\(audioFramesDroppedBackpressure),\"send_queue_bytes\":\(sendQueueBytes),"
+            + "\"reconnects\":\(reconnects),"
             + "\"messages_sent\":\(messagesSent),\"messages_received\":\(messagesReceived),"
             + "\"last_ping_rtt_ms\":\(number(lastPingRTTMilliseconds)),"
             + "\"last_latency_ms\":\(number(lastLatencyMilliseconds))}"

@@ -62,6 +62,20 @@ public struct StartOptions: Sendable {
         }
     }
 
+    private init(members: [(key: String, value: JSONValue)]) {
+        self.members = members
+    }
+
+    /// The same options continuing `sessionId`: what a reconnection sends, so the agent
+    /// keeps its context. An existing `session_continuation` is replaced in place.
+    public func continuing(sessionId: String) -> StartOptions {
+        let continuation = JSONValue.object([("session_id", .string(sessionId))])
+        guard members.contains(where: { $0.key == "session_continuation" }) else {
+            return StartOptions(members: members + [("session_continuation", continuation)])
+        }
+        return StartOptions(members: members.map { $0.key == "session_continuation" ? ($0.key, continuation) : $0 })
+    }
+
     /// The `initiate` message: the options as given, with `public_key` added.
     public func initiateMessage(publicKey: String) -> String {
         initiate(publicKeyText: JSONWriter.quoted(publicKey))

@@ -4,11 +4,20 @@ import XCTest
 final class SessionTests: XCTestCase {
     private let ms: UInt64 = 1_000_000
 
-    private func makeSession(frameBytes: Int = 640, pingEvery: Int = 1000) -> Session {
+    private func makeSession(frameBytes: Int = 640, pingEvery: Int = 1000, reconnectAttempts: Int = 0,
+                             queueLimit: Int = 512 * 1024) -> Session {
         var settings = Session.Settings(frameBytes: frameBytes, readyTimeoutNanoseconds: 5000 * ms, endpointDescription: "ws://test/millis")
         settings.framesPerPing = pingEvery
+        settings.publicKey = "PK"
+        settings.reconnectAttempts = reconnectAttempts
+        settings.reconnectInitialDelayNanoseconds = 100 * ms
+        settings.reconnectMaxDelayNanoseconds = 300 * ms
+        settings.sendQueueLimitBytes = queueLimit
         return Session(settings: settings)
     }
+
+    private let agentOptions = try! StartOptions(agentId: "A")
+    private var initiateText: String { agentOptions.initiateMessage(publicKey: "PK") }
 
     /// The events among actions, without logs.
     private func events(_ actions: [Session.Action]) -> [SessionEvent] {
@@ -20,29 +29,29 @@ final class SessionTests: XCTestCase {
     }
 
     private func readySession(_ s: inout Session) {
-        _ = s.start(initiate: "{\"method\":\"initiate\"}", redacted: "r", now: 0)
+        _ = s.start(agentOptions, now: 0)
         _ = s.transportOpened(now: 10 * ms)
         _ = s.receivedText(#"{"method":"onready","payload":{"session_id":"S1"}}"#, now: 20 * ms)
     }
 
     func testStartOpenReady() {
         var s = makeSession()
-        XCTAssertTrue(s.start(initiate: "INIT", redacted: "R", now: 0).contains(.connect))
+        XCTAssertTrue(s.start(agentOptions, now: 0).contains(.connect))
         XCTAssertEqual(s.connectionState, .connecting)
         let opened = s.transportOpened(now: 1)
         XCTAssertEqual(events(opened), [.open])
-        XCTAssertTrue(opened.contains(.sendText("INIT")))
+        XCTAssertTrue(opened.contains(.sendText(initiateText)))
         XCTAssertEqual(s.connectionState, .open)
         let ready = s.receivedText(#"{"method":"onready","payload":{"session_id":"S1"}}"#, now: 2)
         XCTAssertEqual(events(ready), [.ready(sessionId: "S1", payloadJSON: #"{"session_id":"S1"}"#)])
         XCTAssertEqual(s.connectionState, .ready)
         XCTAssertEqual(s.sessionId, "S1")
-        XCTAssertTrue(s.start(initiate: "X", redacted: "X", now: 3).isEmpty, "start while running does nothing")
+        XCTAssertTrue(s.start(agentOptions, now: 3).isEmpty, "start while running does nothing")
     }
 
     func testAudioBeforeReadyIsDroppedNotQueued() {
         var s = makeSession()
-        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        _ = s.start(agentOptions, now: 0)
         _ = s.transportOpened(now: 1)
         XCTAssertTrue(s.userAudio([UInt8](repeating: 1, count: 1280), now: 2).isEmpty)
         XCTAssertEqual(s.stats.audioFramesDropped, 2)
@@ -146,7 +155,7 @@ final class SessionTests: XCTestCase {
 
     func testReadyTimeout() {
         var s = makeSession()
-        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        _ = s.start(agentOptions, now: 0)
         _ = s.transportOpened(now: 1)
         XCTAssertEqual(s.nextDeadline, 5000 * ms)
         let actions = s.tick(now: 5000 * ms)
@@ -165,14 +174,14 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(s.stop(now: 1).last, .closeHandshake(code: 1000, reason: ""))
         XCTAssertEqual(s.connectionState, .closing)
         XCTAssertTrue(s.stop(now: 2).isEmpty)
-        XCTAssertEqual(events(s.transportClosed(code: 1000, reason: "")), [.close(code: 1000, reason: "")])
+        XCTAssertEqual(events(s.transportClosed(code: 1000, reason: "", now: 1)), [.close(code: 1000, reason: "")])
         XCTAssertEqual(s.connectionState, .idle)
         XCTAssertTrue(s.stop(now: 3).isEmpty, "stop when idle is harmless")
     }
 
     func testStopWhileConnectingDisconnectsAndCloses() {
         var s = makeSession()
-        _ = s.start(initiate: "I", redacted: "I", now: 0)
+        _ = s.start(agentOptions, now: 0)
         let actions = s.stop(now: 1)
         XCTAssertEqual(actions.first, .disconnect(code: nil, reason: "stopped"))
         XCTAssertEqual(events(actions).last, .close(code: 1000, reason: "stopped by the client"))
@@ -181,19 +190,19 @@ final class SessionTests: XCTestCase {
     func testServerCloseWithErrorCodeIsAnErrorThenClose() {
         var s = makeSession()
         readySession(&s)
-        let e = events(s.transportClosed(code: 4004, reason: "unknown agent_id: x"))
+        let e = events(s.transportClosed(code: 4004, reason: "unknown agent_id: x", now: 1))
         XCTAssertEqual(e, [.error(.serverClosed, "server closed the session with code 4004: unknown agent_id: x"), .close(code: 4004, reason: "unknown agent_id: x")])
         var normal = makeSession()
         readySession(&normal)
-        XCTAssertEqual(events(normal.transportClosed(code: 1000, reason: "session ended")), [.close(code: 1000, reason: "session ended")])
+        XCTAssertEqual(events(normal.transportClosed(code: 1000, reason: "session ended", now: 1)), [.close(code: 1000, reason: "session ended")])
     }
 
     func testTransportFailureIsErrorThenCloseOnce() {
         var s = makeSession()
-        _ = s.start(initiate: "I", redacted: "I", now: 0)
-        let e = events(s.transportFailed(.connect, "could not connect", closeCode: 1006))
+        _ = s.start(agentOptions, now: 0)
+        let e = events(s.transportFailed(.connect, "could not connect", closeCode: 1006, now: 1))
         XCTAssertEqual(e, [.error(.connect, "could not connect"), .close(code: 1006, reason: "could not connect")])
-        XCTAssertTrue(s.transportFailed(.connect, "again", closeCode: 1006).isEmpty, "one close only")
+        XCTAssertTrue(s.transportFailed(.connect, "again", closeCode: 1006, now: 2).isEmpty, "one close only")
     }
 
     func testStatsJSONShape() throws {
@@ -205,5 +214,126 @@ final class SessionTests: XCTestCase {
             XCTAssertNotNil(stats[key], key)
         }
         XCTAssertEqual(stats["last_ping_rtt_ms"], .null)
+    }
+
+    // MARK: Reconnection
+
+    private func reconnecting(_ actions: [Session.Action]) -> (attempt: Int, delay: Int)? {
+        for case .emit(.reconnecting(let attempt, let delay)) in actions { return (attempt, delay) }
+        return nil
+    }
+
+    func testLostConnectionOfAReadySessionReconnectsWithContinuation() throws {
+        var s = makeSession(reconnectAttempts: 3)
+        readySession(&s)
+        _ = s.receivedText(#"{"method":"start_answering"}"#, now: 30 * ms)
+        let lost = s.transportFailed(.connectionLost, "gone", closeCode: 1006, now: 40 * ms)
+        let (attempt, delay) = try XCTUnwrap(reconnecting(lost))
+        XCTAssertEqual(attempt, 1)
+        XCTAssertTrue((50...100).contains(delay), "jittered in [initial/2, initial]: \(delay)")
+        XCTAssertTrue(events(lost).contains(.agentState(.idle)), "playback state reset")
+        XCTAssertFalse(events(lost).contains { if case .error = $0 { return true }; if case .close = $0 { return true }; return false })
+        XCTAssertEqual(s.connectionState, .reconnecting)
+        XCTAssertTrue(s.userAudio([UInt8](repeating: 1, count: 640), now: 41 * ms).isEmpty, "audio in the gap is dropped")
+        // The reported delay is the real one truncated to whole milliseconds.
+        let deadline = try XCTUnwrap(s.nextDeadline)
+        XCTAssertTrue((40 * ms + UInt64(delay) * ms)..<(40 * ms + UInt64(delay + 1) * ms) ~= deadline, "\(deadline)")
+        XCTAssertTrue(s.tick(now: s.nextDeadline!).contains(.connect))
+        let opened = s.transportOpened(now: 200 * ms)
+        XCTAssertFalse(events(opened).contains(.open), "onopen is not repeated")
+        let initiate: String = try XCTUnwrap(opened.compactMap { if case .sendText(let t) = $0 { return t }; return nil }.first)
+        XCTAssertEqual(try JSONParser.parse(initiate)["data"]?["session_continuation"]?["session_id"], .string("S1"))
+        let ready = events(s.receivedText(#"{"method":"onready","payload":{"session_id":"S1"}}"#, now: 210 * ms))
+        XCTAssertEqual(ready, [.reconnected(sessionId: "S1")])
+        XCTAssertEqual(s.stats.reconnects, 1)
+        XCTAssertEqual(s.reconnectAttempt, 0)
+        XCTAssertEqual(s.userAudio([UInt8](repeating: 1, count: 640), now: 220 * ms).count, 1, "audio flows again")
+    }
+
+    func testBackoffGrowsIsCappedAndGivesUpWithOneErrorAndOneClose() throws {
+        var s = makeSession(reconnectAttempts: 3)
+        readySession(&s)
+        var now = 50 * ms
+        var actions = s.transportFailed(.connectionLost, "gone", closeCode: 1006, now: now)
+        var delays: [Int] = []
+        for attempt in 1...3 {
+            let r = try XCTUnwrap(reconnecting(actions), "attempt \(attempt)")
+            XCTAssertEqual(r.attempt, attempt)
+            delays.append(r.delay)
+            now = s.nextDeadline!
+            XCTAssertTrue(s.tick(now: now).contains(.connect))
+            actions = s.transportFailed(.connect, "refused", closeCode: 1006, now: now)
+        }
+        XCTAssertTrue((50...100).contains(delays[0]) && (100...200).contains(delays[1]) && (150...300).contains(delays[2]), "\(delays)")
+        let e = events(actions)
+        XCTAssertEqual(e.filter { if case .error = $0 { return true }; return false }.count, 1)
+        guard case .error(.connectionLost, let message) = e.first(where: { if case .error = $0 { return true }; return false }) else { return XCTFail("\(e)") }
+        XCTAssertTrue(message.contains("3 reconnection attempts failed"), message)
+        XCTAssertEqual(e.last, .close(code: 1006, reason: "connection lost"))
+        XCTAssertEqual(s.connectionState, .idle)
+    }
+
+    func testRetryableCloseCodesReconnectAndFinalOnesDoNot() {
+        for code: UInt16 in [1001, 1011, 1012, 1013, 1014] {
+            var s = makeSession(reconnectAttempts: 2)
+            readySession(&s)
+            XCTAssertNotNil(reconnecting(s.transportClosed(code: code, reason: "x", now: 1)), "\(code)")
+        }
+        for code: UInt16 in [1000, 4001, 4010, 1008] {
+            var s = makeSession(reconnectAttempts: 2)
+            readySession(&s)
+            let actions = s.transportClosed(code: code, reason: "x", now: 1)
+            XCTAssertNil(reconnecting(actions), "\(code)")
+            XCTAssertEqual(events(actions).last, .close(code: Int(code), reason: "x"))
+        }
+    }
+
+    func testNoReconnectAfterSessionEndedBeforeReadyOrWhenDisabled() {
+        var ended = makeSession(reconnectAttempts: 2)
+        readySession(&ended)
+        _ = ended.receivedText(#"{"method":"onsessionended"}"#, now: 1)
+        XCTAssertNil(reconnecting(ended.transportFailed(.connectionLost, "x", closeCode: 1006, now: 2)))
+        var never = makeSession(reconnectAttempts: 2)
+        _ = never.start(agentOptions, now: 0)
+        XCTAssertNil(reconnecting(never.transportFailed(.connect, "refused", closeCode: 1006, now: 1)))
+        var off = makeSession(reconnectAttempts: 0)
+        readySession(&off)
+        let actions = off.transportFailed(.connectionLost, "x", closeCode: 1006, now: 2)
+        XCTAssertNil(reconnecting(actions))
+        XCTAssertEqual(events(actions).first, .error(.connectionLost, "x"))
+    }
+
+    func testStopDuringTheReconnectWaitClosesAtOnce() {
+        var s = makeSession(reconnectAttempts: 2)
+        readySession(&s)
+        _ = s.transportFailed(.connectionLost, "x", closeCode: 1006, now: 1)
+        let actions = s.stop(now: 2)
+        XCTAssertEqual(events(actions).last, .close(code: 1000, reason: "stopped by the client"))
+        XCTAssertNil(s.nextDeadline, "no reconnection left armed")
+    }
+
+    func testReadyTimeoutOfAReconnectionTriesAgain() throws {
+        var s = makeSession(reconnectAttempts: 2)
+        readySession(&s)
+        _ = s.transportFailed(.connectionLost, "x", closeCode: 1006, now: 1)
+        _ = s.tick(now: s.nextDeadline!)
+        _ = s.transportOpened(now: 300 * ms)
+        let actions = s.tick(now: s.nextDeadline!)
+        XCTAssertEqual(actions.first, .disconnect(code: 1000, reason: "ready timeout"))
+        XCTAssertEqual(try XCTUnwrap(reconnecting(actions)).attempt, 2)
+    }
+
+    // MARK: Backpressure
+
+    func testAudioIsDroppedWhenTheSendQueueIsFullButControlMessagesAreKept() {
+        var s = makeSession(frameBytes: 640, pingEvery: 2, queueLimit: 2000)
+        readySession(&s)
+        let full = s.userAudio([UInt8](repeating: 1, count: 1280), now: 30 * ms, queuedBytes: 1500)
+        XCTAssertTrue(full.isEmpty)
+        XCTAssertEqual(s.stats.audioFramesDroppedBackpressure, 2)
+        let room = s.userAudio([UInt8](repeating: 1, count: 1280), now: 31 * ms, queuedBytes: 0)
+        XCTAssertEqual(room.filter { if case .sendBinary = $0 { return true }; return false }.count, 2, "two frames of 654 fit in 2000")
+        XCTAssertTrue(room.contains { if case .sendText = $0 { return true }; return false }, "the ping still goes")
+        XCTAssertEqual(s.sendJSON(#"{"method":"x"}"#), [.sendText(#"{"method":"x"}"#)])
     }
 }
