@@ -383,6 +383,18 @@ static void on_error(millis_client *c, millis_status status, const char *message
     say("onerror %s (%d): %s", millis_status_string(status), (int)status, message);
 }
 
+static void on_reconnecting(millis_client *c, unsigned int attempt, unsigned int delay_ms, void *ud)
+{
+    (void)c; (void)ud;
+    say("onreconnecting attempt %u in %u ms", attempt, delay_ms);
+}
+
+static void on_reconnected(millis_client *c, const char *session_id, void *ud)
+{
+    (void)c; (void)ud;
+    say("onreconnected session_id=\"%s\"", session_id);
+}
+
 static void on_message(millis_client *c, const char *method, const char *json, void *ud)
 {
     (void)c; (void)ud;
@@ -597,6 +609,8 @@ int main(int argc, char **argv)
     millis_client_on_close(client, on_close, &s);
     millis_client_on_error(client, on_error, &s);
     millis_client_on_message(client, on_message, &s);
+    millis_client_on_reconnecting(client, on_reconnecting, &s);
+    millis_client_on_reconnected(client, on_reconnected, &s);
     if (verbose) millis_client_on_log(client, on_log, &s);
 
     /* Start, and wait for onready (or an early close). */
