@@ -21,8 +21,15 @@ Events and handler signatures (web SDK names): ``onopen()``, ``onready(session_i
 ``ontranscript(text, {"is_final"})``, ``onfunction(text, {"name", "params"})``,
 ``onlatency(ms)``, ``onagentstate(state)`` ("idle", "prepare_answer", "answer",
 "pause"), ``onclose(code, reason)``, ``onerror(err: MillisError)``,
-``onmessage(method, message: dict)`` (server methods this version does not know) and
-``onlog(level: LogLevel, message)``.
+``onmessage(method, message: dict)`` (server methods this version does not know),
+``onreconnecting(attempt: int, delay_ms: int)`` (the connection dropped and will be
+resumed in delay_ms), ``onreconnected(session_id)`` (the session goes on; onopen and
+onready are not repeated) and ``onlog(level: LogLevel, message)``.
+
+Reliability and security settings of :class:`Client`: ``reconnect=(max_attempts,
+initial_delay_ms, max_delay_ms)`` (0 attempts disables it), ``send_queue_bytes``,
+``ca_file`` (PEM CAs for ``wss://``) and ``tls_verification_disabled_insecure``
+(dangerous; local experiments only).
 
 Where handlers run — the three dispatch modes
 ---------------------------------------------

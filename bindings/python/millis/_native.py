@@ -62,6 +62,8 @@ __all__ = [
     "ERROR_CB",
     "MESSAGE_CB",
     "LOG_CB",
+    "RECONNECTING_CB",
+    "RECONNECTED_CB",
     "FUNCTIONS",
 ]
 
@@ -147,6 +149,8 @@ CLOSE_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p, c_void_p)
 ERROR_CB = CFUNCTYPE(None, c_void_p, status_t, c_char_p, c_void_p)
 MESSAGE_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_void_p)
 LOG_CB = CFUNCTYPE(None, c_void_p, enum_t, c_char_p, c_void_p)
+RECONNECTING_CB = CFUNCTYPE(None, c_void_p, c_uint, c_uint, c_void_p)
+RECONNECTED_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
 
 # --- function declarations ------------------------------------------------------------
 # name -> (restype, argtypes). Every function of millis.h appears here exactly once;
@@ -174,6 +178,10 @@ FUNCTIONS = {
     "millis_config_set_frame_ms": (status_t, [ConfigP, c_uint]),
     "millis_config_set_max_message_bytes": (status_t, [ConfigP, c_size_t]),
     "millis_config_set_ready_timeout_ms": (status_t, [ConfigP, c_uint]),
+    "millis_config_set_reconnect": (status_t, [ConfigP, c_uint, c_uint, c_uint]),
+    "millis_config_set_send_queue_bytes": (status_t, [ConfigP, c_size_t]),
+    "millis_config_set_ca_file": (status_t, [ConfigP, c_char_p]),
+    "millis_config_set_tls_verification_disabled_insecure": (status_t, [ConfigP, c_int]),
     # client
     "millis_client_create": (ClientP, [ConfigP, POINTER(status_t)]),
     "millis_client_destroy": (None, [ClientP]),
@@ -204,6 +212,8 @@ FUNCTIONS = {
     "millis_client_on_error": (status_t, [ClientP, ERROR_CB, c_void_p]),
     "millis_client_on_message": (status_t, [ClientP, MESSAGE_CB, c_void_p]),
     "millis_client_on_log": (status_t, [ClientP, LOG_CB, c_void_p]),
+    "millis_client_on_reconnecting": (status_t, [ClientP, RECONNECTING_CB, c_void_p]),
+    "millis_client_on_reconnected": (status_t, [ClientP, RECONNECTED_CB, c_void_p]),
 }
 
 

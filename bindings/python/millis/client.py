@@ -7,6 +7,7 @@ import atexit
 import ctypes
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -37,6 +38,8 @@ EVENTS = (
     "onerror",
     "onmessage",
     "onlog",
+    "onreconnecting",
+    "onreconnected",
 )
 
 _STOP = object()  # wakes a consumer of the event queue when the client is closed
@@ -82,7 +85,7 @@ def _level(value: Any, enum: type, what: str) -> int:
 
 
 class _NativeCallbacks:
-    """The 13 C callbacks of one client.
+    """The 15 C callbacks of one client.
 
     They run on libmillis' network thread and do the least possible there: copy the
     borrowed arguments into Python objects (ctypes already copies ``char *`` into
@@ -146,6 +149,12 @@ class _NativeCallbacks:
         def on_log(c, level, message, ud):
             push(("onlog", (level, message)))
 
+        def on_reconnecting(c, attempt, delay_ms, ud):
+            push(("onreconnecting", (attempt, delay_ms)))
+
+        def on_reconnected(c, session_id, ud):
+            push(("onreconnected", (session_id,)))
+
         # (setter, CFUNCTYPE object); the objects must outlive the native client.
         self.table = [
             (lib.millis_client_on_open, _native.OPEN_CB(on_open)),
@@ -161,6 +170,8 @@ class _NativeCallbacks:
             (lib.millis_client_on_error, _native.ERROR_CB(on_error)),
             (lib.millis_client_on_message, _native.MESSAGE_CB(on_message)),
             (lib.millis_client_on_log, _native.LOG_CB(on_log)),
+            (lib.millis_client_on_reconnecting, _native.RECONNECTING_CB(on_reconnecting)),
+            (lib.millis_client_on_reconnected, _native.RECONNECTED_CB(on_reconnected)),
         ]
 
 
@@ -193,6 +204,10 @@ def _materialize(event: Event) -> Event:
         return name, (level, _text(raw[1]))
     if name == "onlatency":
         return name, (float(raw[0]),)
+    if name == "onreconnecting":
+        return name, (int(raw[0]), int(raw[1]))
+    if name == "onreconnected":
+        return name, (_text(raw[0]),)
     return name, raw
 
 
@@ -231,6 +246,17 @@ class Client:
         frame_ms: duration of the audio frames sent to the server (5..200, default 20).
         max_message_bytes: the largest message accepted from the server.
         ready_timeout_ms: how long start may take until the server's onready.
+        reconnect: ``(max_attempts, initial_delay_ms, max_delay_ms)``: how a dropped
+            session is resumed (``max_attempts`` 0 disables it); None keeps the
+            library's default (5 attempts, 250 ms to 8 s). Reconnection is reported
+            as ``onreconnecting(attempt, delay_ms)`` then ``onreconnected(session_id)``.
+        send_queue_bytes: the most bytes that may wait to be written to the socket;
+            audio beyond it is dropped (counted in the stats).
+        ca_file: a PEM file of CA certificates to verify ``wss://`` servers with,
+            instead of the system's store.
+        tls_verification_disabled_insecure: DANGEROUS. True turns off verification of
+            the server's certificate and host name (local experiments only; prefer
+            ``ca_file``). Every such connection logs a warning.
         dispatch: "thread" (default), "manual" or "asyncio"; see the package docstring.
         loop: an asyncio event loop; implies dispatch="asyncio".
 
@@ -248,6 +274,10 @@ class Client:
         frame_ms: Optional[int] = None,
         max_message_bytes: Optional[int] = None,
         ready_timeout_ms: Optional[int] = None,
+        reconnect: Optional[Tuple[int, int, int]] = None,
+        send_queue_bytes: Optional[int] = None,
+        ca_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_verification_disabled_insecure: bool = False,
         dispatch: str = "thread",
         loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
@@ -318,6 +348,21 @@ class Client:
                 check(lib.millis_config_set_max_message_bytes(cfg, int(max_message_bytes)))
             if ready_timeout_ms is not None:
                 check(lib.millis_config_set_ready_timeout_ms(cfg, int(ready_timeout_ms)))
+            if reconnect is not None:
+                try:
+                    attempts, initial_ms, max_ms = (int(v) for v in reconnect)
+                except (TypeError, ValueError):
+                    raise ValueError("reconnect must be (max_attempts, initial_delay_ms, "
+                                     f"max_delay_ms), not {reconnect!r}") from None
+                if min(attempts, initial_ms, max_ms) < 0:
+                    raise ValueError(f"reconnect values must not be negative: {reconnect!r}")
+                check(lib.millis_config_set_reconnect(cfg, attempts, initial_ms, max_ms))
+            if send_queue_bytes is not None:
+                check(lib.millis_config_set_send_queue_bytes(cfg, int(send_queue_bytes)))
+            if ca_file is not None:
+                check(lib.millis_config_set_ca_file(cfg, os.fsencode(ca_file)))
+            if tls_verification_disabled_insecure:
+                check(lib.millis_config_set_tls_verification_disabled_insecure(cfg, 1))
             err = ctypes.c_int(Status.OK)
             handle = lib.millis_client_create(cfg, ctypes.byref(err))
             if not handle:
@@ -660,7 +705,7 @@ class Client:
 
     @property
     def connection_state(self) -> str:
-        """"idle", "connecting", "open", "ready" or "closing"."""
+        """"idle", "connecting", "open", "ready", "closing" or "reconnecting"."""
         with self._lock:
             state = lib.millis_client_connection_state(self._handle) if self._handle else 0
         return _native.decode(lib.millis_connection_state_string(state))

@@ -52,6 +52,7 @@ class ConnectionState(IntEnum):
     OPEN = 2
     READY = 3
     CLOSING = 4
+    RECONNECTING = 5
 
     def __str__(self) -> str:
         return self.name.lower()
