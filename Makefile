@@ -31,7 +31,9 @@ deps:
 build: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product millis
 	@mkdir -p $(BUILD)/pkgconfig $(BUILD)/pkgconfig-install
-	cp -f .build/release/libmillis.so $(BUILD)/libmillis.so.$(VERSION)
+	@# Replaced by rename, never rewritten in place: a process that has it loaded keeps
+	@# its copy instead of crashing on the new bytes.
+	cp -f .build/release/libmillis.so $(BUILD)/.libmillis.so.new && mv -f $(BUILD)/.libmillis.so.new $(BUILD)/libmillis.so.$(VERSION)
 	ln -sf libmillis.so.$(VERSION) $(BUILD)/libmillis.so.$(SOVERSION)
 	ln -sf libmillis.so.$(SOVERSION) $(BUILD)/libmillis.so
 	sed -e 's|@PREFIX@|$(CURDIR)|; s|@LIBDIR@|$(BUILD)|; s|@INCLUDEDIR@|$(CURDIR)/include|' \
@@ -42,7 +44,7 @@ build: deps
 	    pkgconfig/millis.pc.in > $(BUILD)/pkgconfig-install/millis.pc
 
 # The whole suite. Each part can be run alone.
-test: build unit-test abi-test python-test
+test: build unit-test abi-test python-test fuzz-smoke sanitize
 
 unit-test: deps
 	$(SWIFT) test
@@ -65,3 +67,31 @@ devserver: deps
 
 clean:
 	rm -rf .build $(BUILD)
+
+# ------------------------------------------------------------------------------------
+# Fuzzing (libFuzzer + ASan, Fuzz/README.md) and sanitizers (Tests/sanitizers/README.md).
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS    ?= 100000
+.PHONY: fuzz-build fuzz-smoke fuzz sanitize sanitize-asan sanitize-tsan
+
+# build/fuzz/websocket and build/fuzz/server_message (swiftc -sanitize=fuzzer,address).
+fuzz-build: deps
+	nice $(CURDIR)/Fuzz/build.sh
+
+# Bounded and deterministic (seed 1, FUZZ_RUNS inputs per target) over Fuzz/corpus,
+# after replaying Fuzz/regressions; fails on any crash, hang, leak or memory blow-up.
+fuzz-smoke: fuzz-build
+	FUZZ_RUNS=$(FUZZ_RUNS) $(CURDIR)/Fuzz/run.sh smoke
+
+# FUZZ_SECONDS per target, growing build/fuzz/corpus/<target> (outside git).
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CURDIR)/Fuzz/run.sh long
+
+# The C tests and the Python suite against ASan+UBSan and TSan builds of the library.
+sanitize: sanitize-asan sanitize-tsan
+
+sanitize-asan: deps
+	$(PYTHON) Tests/sanitizers/sanitize.py asan
+
+sanitize-tsan: deps
+	$(PYTHON) Tests/sanitizers/sanitize.py tsan

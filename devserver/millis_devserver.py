@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import hashlib
 import http
 import json
 import logging
@@ -29,11 +30,13 @@ import re
 import shutil
 import signal
 import socket
+import ssl
+import struct
 import sys
 import tempfile
 import uuid
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
@@ -41,7 +44,9 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 log = logging.getLogger("millis_devserver")
 
@@ -80,6 +85,68 @@ FAULT_IDS = (
     FAULT_INVALID_UTF8,
     FAULT_NO_READY,
 )
+
+# A fast, silent-free agent for tests that need a conversation without streaming
+# speech: right after onready it sends a final transcript, start_answering, a few
+# unpaced audio frames and a final response text, then stays connected.
+QUICK_AGENT_ID = "quick-agent"
+QUICK_TRANSCRIPT = "quick"
+QUICK_RESPONSE = "ok"
+QUICK_FRAMES = 5
+
+# Connection faults (reliability tests). They apply only to a connection whose
+# initiate carries no session_continuation, so that a client resuming the session gets
+# the normal agent; "-always" applies them to continued connections too (at once,
+# before onready, so that every reconnection attempt fails); "-quick" makes the
+# continued connection behave like quick-agent instead of the scripted demo agent.
+FAULT_DELAY = 0.3  # seconds from onready to the fault
+RESUME_DELAY = 0.15  # seconds from a continued fault session's initiate to its onready
+STALL_SECONDS = 8.0  # fault-stop-reading: how long reading is paused
+FRAGMENT_BYTES = 3  # fault-slow-fragmented: payload bytes per text frame
+FRAGMENT_GAP = 0.005  # seconds between the frames of a fragmented message
+SERVER_PINGS = (b"p1", b"p2", b"p3")
+BIG_MESSAGE_BYTES = 16 * 1024 * 1024
+BURST_COUNT = 10_000
+DISCONNECT_FAULTS = ("reset", "abrupt", "close")
+FAULT_RE = re.compile(
+    r"fault-(?P<kind>reset|abrupt|close-(?P<code>\d{1,4})|stop-reading|slow-fragmented"
+    r"|server-ping|continuation-text|16mib|burst|ended-reset)(?P<always>-always)?(?P<quick>-quick)?"
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # "reset", "abrupt", "close", "stop-reading", ...
+    code: int | None  # for "close"
+    always: bool
+    quick: bool
+
+
+def parse_fault(agent_id: Any) -> Fault | None:
+    """The connection fault an agent id asks for, or None."""
+    if not isinstance(agent_id, str):
+        return None
+    m = FAULT_RE.fullmatch(agent_id)
+    if not m:
+        return None
+    code = int(m.group("code")) if m.group("code") else None
+    kind = "close" if code is not None else m.group("kind")
+    return Fault(kind, code, bool(m.group("always")), bool(m.group("quick")))
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked (server-to-client) WebSocket frame."""
+    head = bytearray([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head.append(n)
+    elif n < 1 << 16:
+        head.append(126)
+        head += struct.pack("!H", n)
+    else:
+        head.append(127)
+        head += struct.pack("!Q", n)
+    return bytes(head) + payload
 
 
 # ---------------------------------------------------------------------------------
@@ -298,6 +365,13 @@ class Settings:
     end_of_speech: float
     think: float
     barge_in: float
+    quick_audio: bytes = b""  # quick-agent's QUICK_FRAMES frames
+    connections: dict[str, int] = field(default_factory=dict)  # per session id
+
+    def next_connection_number(self, session_id: str) -> int:
+        """1 for a session's first connection, 2 for its first continuation, ..."""
+        self.connections[session_id] = self.connections.get(session_id, 0) + 1
+        return self.connections[session_id]
 
 
 class Rejected(Exception):
@@ -375,8 +449,12 @@ def new_record(path: str) -> dict[str, Any]:
         "raw_frames_sent": [],
         "agent_audio_frames_sent": 0,
         "agent_audio_bytes_sent": 0,
+        "agent_audio_sha256": hashlib.sha256().hexdigest(),
         "user_turns": [],
         "barge_ins": [],
+        "pongs_received": [],
+        "fault": None,
+        "connection_number": None,
         "close": None,
         "user_audio_wav": None,
     }
@@ -428,6 +506,25 @@ class Session:
         self.wav: wave.Wave_write | None = None
         self.odd_byte = b""  # a trailing half sample, kept for the WAV
         self.record = new_record(ws.request.path if ws.request else "")
+        # Held while a message is written as several frames, so that no other data
+        # message can land between its fragments.
+        self.send_lock = asyncio.Lock()
+        # Set once a fault cut the connection: nothing more is sent.
+        self.severed = False
+        self.fault: Fault | None = None
+        self.audio_hash = hashlib.sha256()
+        self._hook_pongs()
+
+    def _hook_pongs(self) -> None:
+        """Records the payload of every pong frame the client sends."""
+        process_event = self.ws.process_event
+
+        def process_event_recording_pongs(event: Any) -> None:
+            if isinstance(event, Frame) and event.opcode is Opcode.PONG:
+                self.record["pongs_received"].append(bytes(event.data).decode("utf-8", errors="backslashreplace"))
+            process_event(event)
+
+        self.ws.process_event = process_event_recording_pongs  # type: ignore[method-assign]
 
     def now(self) -> float:
         """Seconds since the connection was accepted."""
@@ -441,7 +538,10 @@ class Session:
             {"t": self.now(), "method": method, "data": fields.get("data"), "payload": fields.get("payload")}
         )
         log.debug("[%s] -> %s %s", self.session_id, method, fields)
-        await self.ws.send(json.dumps({"method": method, **fields}))
+        if self.severed:
+            return
+        async with self.send_lock:
+            await self.ws.send(json.dumps({"method": method, **fields}))
 
     async def send_words(self, method: str, text: str) -> None:
         """Sends text as growing word prefixes (is_final false), then whole (true)."""
@@ -453,7 +553,12 @@ class Session:
     async def send_audio(self, pcm: bytes) -> None:
         self.record["agent_audio_frames_sent"] += 1
         self.record["agent_audio_bytes_sent"] += len(pcm)
-        await self.ws.send(pcm)
+        self.audio_hash.update(pcm)
+        self.record["agent_audio_sha256"] = self.audio_hash.hexdigest()
+        if self.severed:
+            return
+        async with self.send_lock:
+            await self.ws.send(pcm)
 
     def record_raw(self, payload: bytes) -> None:
         """Notes a text frame that is not a well-formed JSON message (fault scenarios);
@@ -513,13 +618,19 @@ class Session:
             raise Rejected(4001, "invalid public key")
         if not isinstance(agent, dict) or (agent_id is None and agent.get("agent_config") is None):
             raise Rejected(4002, "initiate needs agent.agent_id or agent.agent_config")
-        if agent_id is not None and agent_id not in self.settings.agent_ids:
+        if agent_id is not None and agent_id not in self.settings.agent_ids and parse_fault(agent_id) is None:
             raise Rejected(4004, f"unknown agent_id: {agent_id}")
 
         continuation = data.get("session_continuation")
         previous = continuation.get("session_id") if isinstance(continuation, dict) else None
-        self.session_id = previous if isinstance(previous, str) and previous else uuid.uuid4().hex
+        continued = isinstance(previous, str) and bool(previous)
+        self.session_id = previous if continued else uuid.uuid4().hex
         self.record["session_id"] = self.session_id
+        self.record["connection_number"] = self.settings.next_connection_number(self.session_id)
+        fault = parse_fault(agent_id)
+        if fault and (fault.always or not continued):
+            self.fault = fault
+            self.record["fault"] = {"kind": fault.kind, "code": fault.code, "continued": continued}
         if self.settings.record_dir:
             name = safe_file_stem(self.session_id) + ".user.wav"
             self.wav = wave.open(str(self.settings.record_dir / name), "wb")
@@ -531,16 +642,44 @@ class Session:
 
         if agent_id == FAULT_NO_READY:
             return
-        await self.send_event("onready", payload={"session_id": self.session_id})
-        self.ready = True
-        drivers = {
+        if self.fault and continued and self.fault.kind in DISCONNECT_FAULTS:
+            # "-always": the reconnection attempt itself fails, before onready.
+            log.info("[%s] fault %s on a continued connection: at once", self.session_id, agent_id)
+            self.driver_task = asyncio.create_task(self.drive(self.fire_fault))
+            return
+        resuming = fault is not None and continued
+        if not resuming:
+            await self.send_onready()
+        drivers: dict[str | None, Callable[[], Awaitable[None]]] = {
             FAULT_MALFORMED_JSON: self.fault_malformed_json,
             FAULT_UNKNOWN_METHOD: self.fault_unknown_method,
             FAULT_ODD_AUDIO: self.fault_odd_audio,
             FAULT_OVERSIZED: self.fault_oversized,
             FAULT_INVALID_UTF8: self.fault_invalid_utf8,
+            QUICK_AGENT_ID: self.quick,
         }
-        self.driver_task = asyncio.create_task(self.drive(drivers.get(agent_id, self.converse)))
+        if self.fault:
+            driver = self.run_fault
+        elif fault and fault.quick:
+            driver = self.quick  # a continued "-quick" fault session
+        else:
+            driver = drivers.get(agent_id, self.converse)
+        if resuming:
+            # A server takes a moment to restore a session: onready comes RESUME_DELAY
+            # late, from the driver's task, so that the receive loop meanwhile counts
+            # any audio the client sends too early (audio_bytes_received_before_ready).
+            async def resume_then(driver: Callable[[], Awaitable[None]] = driver) -> None:
+                await asyncio.sleep(RESUME_DELAY)
+                await self.send_onready()
+                await driver()
+
+            self.driver_task = asyncio.create_task(self.drive(resume_then))
+        else:
+            self.driver_task = asyncio.create_task(self.drive(driver))
+
+    async def send_onready(self) -> None:
+        await self.send_event("onready", payload={"session_id": self.session_id})
+        self.ready = True
 
     async def drive(self, driver: Callable[[], Awaitable[None]]) -> None:
         """Runs the agent's side; a bug in it closes the session with 1011."""
@@ -550,7 +689,8 @@ class Session:
             pass
         except Exception:
             log.exception("[%s] agent side failed", self.session_id)
-            await self.ws.close(1011, "devserver error")
+            if not self.severed:
+                await self.ws.close(1011, "devserver error")
 
     async def receive_loop(self) -> None:
         while True:
@@ -587,6 +727,11 @@ class Session:
         if self.settings.record_dir:
             stem = safe_file_stem(self.session_id) if self.session_id else f"rejected-{uuid.uuid4().hex}"
             write_record(self.settings.record_dir, stem + ".json", self.record)
+            if self.session_id:
+                # Every connection of a session also keeps its own record.
+                connections = self.settings.record_dir / "connections"
+                connections.mkdir(exist_ok=True)
+                write_record(connections, f"{stem}.{self.record['connection_number']}.json", self.record)
 
     # -- receiving ----------------------------------------------------------------
 
@@ -718,6 +863,187 @@ class Session:
         self.record_raw(payload)
         self.ws.transport.write(bytes([0x81, len(payload)]) + payload)
 
+    # -- quick agent and connection faults ------------------------------------------
+
+    async def quick(self) -> None:
+        """quick-agent: the whole exchange at once, unpaced; then stays connected."""
+        await self.send_event("ontranscript", data=QUICK_TRANSCRIPT, payload={"is_final": True})
+        await self.send_event("start_answering")
+        audio = self.settings.quick_audio
+        for i in range(0, len(audio), FRAME_BYTES):
+            await self.send_audio(audio[i:i + FRAME_BYTES])
+        await self.send_event("onresponsetext", data=QUICK_RESPONSE, payload={"is_final": True})
+        # The receive loop answers pings until the client closes.
+
+    def note_fault(self, **fields: Any) -> None:
+        assert self.record["fault"] is not None
+        self.record["fault"].update(fields)
+
+    async def run_fault(self) -> None:
+        assert self.fault is not None
+        drivers = {
+            "stop-reading": self.fault_stop_reading,
+            "slow-fragmented": self.fault_slow_fragmented,
+            "server-ping": self.fault_server_ping,
+            "continuation-text": self.fault_continuation_text,
+            "16mib": self.fault_16mib,
+            "burst": self.fault_burst,
+        }
+        if self.fault.kind in DISCONNECT_FAULTS:
+            await asyncio.sleep(FAULT_DELAY)
+            await self.fire_fault()
+        elif self.fault.kind == "ended-reset":
+            # The session is over, then the connection drops without a close frame:
+            # a client must not try to resume an ended session.
+            await asyncio.sleep(FAULT_DELAY)
+            await self.send_event("onsessionended")
+            await asyncio.sleep(0.1)
+            self.fault = Fault("reset", None, False, False)
+            await self.fire_fault()
+        else:
+            await drivers[self.fault.kind]()
+
+    async def fire_fault(self) -> None:
+        """Cuts the connection as the fault says: reset, abrupt (FIN) or close frame."""
+        assert self.fault is not None
+        kind = self.fault.kind
+        self.note_fault(t=self.now())
+        log.info("[%s] fault: %s%s", self.session_id, kind, f" {self.fault.code}" if self.fault.code else "")
+        transport = self.ws.transport
+        if kind == "reset":
+            self.severed = True
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger on with a zero timeout: close() sends RST, not FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        elif kind == "abrupt":
+            self.severed = True
+            # Let what was already queued go out first, then half-close: the client
+            # reads EOF without a close frame. The server keeps reading until the
+            # client closes its side (closing with unread data would send RST).
+            for _ in range(100):
+                if transport.get_write_buffer_size() == 0:
+                    break
+                await asyncio.sleep(0.01)
+            sock = transport.get_extra_info("socket")
+            try:
+                if sock is None:
+                    raise OSError("no socket")
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                transport.close()
+            await self.wait_closed_or_abort(10.0)
+        else:
+            code = self.fault.code
+            assert code is not None
+            reason = f"fault {code}"
+            try:
+                await self.ws.close(code, reason)
+            except ConnectionClosed:
+                pass
+            except Exception:
+                # A code websockets refuses to send (1005, 1006, 1015, < 1000, ...):
+                # the close frame is written by hand.
+                self.severed = True
+                self.note_fault(raw_close_frame=True)
+                transport.write(ws_frame(0x8, struct.pack("!H", code & 0xFFFF) + reason.encode()))
+                await self.wait_closed_or_abort(10.0)
+
+    async def wait_closed_or_abort(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.ws.wait_closed(), timeout)
+        except TimeoutError:
+            log.info("[%s] the client did not close within %.0f s: aborting", self.session_id, timeout)
+            self.ws.transport.abort()
+
+    async def send_fragmented(self, opcode: int, payload: bytes, size: int, gap: float) -> None:
+        """Writes one message as frames of `size` payload bytes, `gap` seconds apart."""
+        pieces = [payload[i:i + size] for i in range(0, len(payload), size)] or [b""]
+        async with self.send_lock:
+            for i, piece in enumerate(pieces):
+                if self.severed or self.ws.protocol.state is not State.OPEN:
+                    # Closing or closed: the message is abandoned (drive() expects this).
+                    raise ConnectionClosed(None, None)
+                self.ws.transport.write(ws_frame(opcode if i == 0 else 0, piece, fin=i == len(pieces) - 1))
+                if gap:
+                    await asyncio.sleep(gap)
+
+    async def send_event_fragmented(self, method: str, size: int, gap: float, **fields: Any) -> None:
+        """send_event, but the message goes out as continuation frames."""
+        self.record["events_sent"].append(
+            {"t": self.now(), "method": method, "data": fields.get("data"), "payload": fields.get("payload")}
+        )
+        text = json.dumps({"method": method, **fields})
+        await self.send_fragmented(0x1, text.encode(), size, gap)
+
+    async def fault_stop_reading(self) -> None:
+        transport = self.ws.transport
+        self.note_fault(stall_start=self.now(), stall_seconds=STALL_SECONDS,
+                        audio_bytes_before_stall=self.record["audio_bytes_received"],
+                        text_messages_before_stall=len(self.record["text_messages_received"]))
+        log.info("[%s] fault: not reading for %.0f s", self.session_id, STALL_SECONDS)
+        # The kernel buffers (see --mss and --rcvbuf) hold only a few seconds of audio,
+        # so the stall reaches the client's own send queue.
+        transport.pause_reading()
+        try:
+            # Ends early if the server shuts down (it is closing this connection and
+            # must read the client's close frame).
+            deadline = self.loop.time() + STALL_SECONDS
+            while self.loop.time() < deadline and self.ws.protocol.state is State.OPEN:
+                await asyncio.sleep(min(0.05, max(0.0, deadline - self.loop.time())))
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+        self.note_fault(stall_end=self.now(), audio_bytes_at_stall_end=self.record["audio_bytes_received"])
+        await self.quick()
+
+    async def fault_slow_fragmented(self) -> None:
+        await self.send_event_fragmented("ontranscript", FRAGMENT_BYTES, FRAGMENT_GAP,
+                                         data="slow fragmented transcript", payload={"is_final": True})
+        await self.send_event_fragmented("start_answering", FRAGMENT_BYTES, FRAGMENT_GAP)
+        await self.send_event_fragmented("onresponsetext", FRAGMENT_BYTES, FRAGMENT_GAP,
+                                         data="slow fragmented response", payload={"is_final": True})
+        audio = self.settings.quick_audio
+        for i in range(0, len(audio), FRAME_BYTES):
+            frame = audio[i:i + FRAME_BYTES]
+            self.record["agent_audio_frames_sent"] += 1
+            self.record["agent_audio_bytes_sent"] += len(frame)
+            self.audio_hash.update(frame)
+            self.record["agent_audio_sha256"] = self.audio_hash.hexdigest()
+            await self.send_fragmented(0x2, frame, (len(frame) + 1) // 2, FRAGMENT_GAP)
+        await self.end_session()
+
+    async def fault_continuation_text(self) -> None:
+        text = json.dumps({"method": "ontranscript", "data": "split across frames", "payload": {"is_final": True}})
+        self.record["events_sent"].append({"t": self.now(), "method": "ontranscript",
+                                           "data": "split across frames", "payload": {"is_final": True}})
+        payload = text.encode()
+        await self.send_fragmented(0x1, payload, -(-len(payload) // 4), FRAGMENT_GAP)
+        await self.end_session()
+
+    async def fault_server_ping(self) -> None:
+        waiters = []
+        for data in SERVER_PINGS:
+            waiters.append(await self.ws.ping(data))
+            await asyncio.sleep(0.1)
+        self.note_fault(pings_sent=[d.decode() for d in SERVER_PINGS])
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiters), 5.0)
+        except TimeoutError:
+            log.info("[%s] not every ping was answered", self.session_id)
+        await self.end_session()
+
+    async def fault_16mib(self) -> None:
+        # A client with the default 1 MiB limit refuses it (1009); the receive loop
+        # then sees its close. A client that accepts it closes when it likes.
+        await self.send_audio(bytes(BIG_MESSAGE_BYTES))
+
+    async def fault_burst(self) -> None:
+        for n in range(BURST_COUNT):
+            await self.send_event("ontranscript", data=f"burst {n}", payload={"is_final": False})
+        await self.end_session()
+
 
 # ---------------------------------------------------------------------------------
 # Server
@@ -769,40 +1095,79 @@ async def serve_until_stopped(args: argparse.Namespace) -> None:
     script = await load_script(Path(args.script))
     settings = Settings(
         public_keys={DEFAULT_PUBLIC_KEY, *args.public_key},
-        agent_ids={DEFAULT_AGENT_ID, *FAULT_IDS, *args.agent_id},
+        agent_ids={DEFAULT_AGENT_ID, QUICK_AGENT_ID, *FAULT_IDS, *args.agent_id},
         record_dir=record_dir,
         script=script,
         vad_threshold_db=args.vad_threshold_db,
         end_of_speech=args.end_of_speech_ms / 1000,
         think=args.think_ms / 1000,
         barge_in=args.barge_in_ms / 1000,
+        quick_audio=synthetic_voice(QUICK_RESPONSE * 10)[:QUICK_FRAMES * FRAME_BYTES],
     )
     devserver = DevServer(settings)
+
+    tls: ssl.SSLContext | None = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise StartupError("--tls-cert and --tls-key go together")
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise StartupError(f"cannot load the TLS certificate/key: {exc}") from exc
+    scheme = "wss" if tls else "ws"
+
+    loop = asyncio.get_running_loop()
+
+    def on_unhandled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # Keeps the "no unhandled task exceptions" promise checkable: tests grep for it.
+        log.error("UNHANDLED asyncio error: %s", context.get("message"), exc_info=context.get("exception"))
+
+    loop.set_exception_handler(on_unhandled)
 
     # One socket, bound here, so that --port 0 yields a single port even for a host
     # name that resolves to several addresses.
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    # Accepted connections inherit these. Loopback's 64 KiB segments let the client's
+    # kernel send buffer autotune to megabytes (it grows with the segment size), and an
+    # autotuned receive buffer grows as well: seconds of audio would vanish into the
+    # kernel and a server that stops reading (fault-stop-reading) would go unnoticed
+    # by the client. Ethernet-sized segments and a fixed receive buffer behave like a
+    # real network path. Both must be set before listen() to shape the handshake.
     try:
-        sock = socket.create_server((args.host, args.port), family=family)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            for level, option, value in ((socket.IPPROTO_TCP, socket.TCP_MAXSEG, args.mss),
+                                         (socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)):
+                if value:
+                    sock.setsockopt(level, option, value)
+            sock.bind((args.host, args.port))
+            sock.listen(128)
+        except BaseException:
+            sock.close()
+            raise
     except OSError as exc:
         raise StartupError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     async with serve(
         devserver.handle,
         sock=sock,
         process_request=devserver.process_request,
+        ssl=tls,
         max_size=MAX_MESSAGE_BYTES,
         # The server must never give up on a slow client by itself.
         ping_interval=None,
         ping_timeout=None,
     ) as server:
-        loop = asyncio.get_running_loop()
         stop = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"MILLIS_DEVSERVER_READY ws://{shown}:{port}{WS_PATH}", flush=True)
-        log.info("listening on ws://%s:%d%s (%d script turns)", shown, port, WS_PATH, len(script))
+        print(f"MILLIS_DEVSERVER_READY {scheme}://{shown}:{port}{WS_PATH}", flush=True)
+        log.info("listening on %s://%s:%d%s (%d script turns)", scheme, shown, port, WS_PATH, len(script))
         await stop
         log.info("stopping")
         server.close()  # closes open sessions with 1001; their records are written
@@ -824,6 +1189,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--think-ms", type=int, default=300, help="delay between transcript and answer")
     p.add_argument("--barge-in-ms", type=int, default=300, help="speech over the agent that clears it")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    p.add_argument("--mss", type=int, default=1460,
+                   help="TCP maximum segment size of accepted connections (0: the system's)")
+    p.add_argument("--rcvbuf", type=int, default=32768,
+                   help="SO_RCVBUF of accepted connections, fixed; Linux doubles it (0: the system's, autotuned)")
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve wss:// (needs --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     return p.parse_args(argv)
 
 

@@ -285,7 +285,9 @@ millis_status millis_config_set_reconnect(millis_config *cfg, unsigned int max_a
  * Sets the most bytes that may wait to be written to the socket (64 KiB to 64 MiB;
  * default 512 KiB, 16 s of audio). When a server stops reading, audio frames that would
  * exceed it are dropped and counted ("audio_frames_dropped_backpressure" in the stats);
- * control messages are always kept.
+ * control messages are always kept. The kernel's own send buffer for the connection is
+ * capped at 32 KiB (Linux counts it double), so that a stall shows up here, where it is
+ * bounded and counted, instead of as seconds of stale audio inside the kernel.
  * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
  */
 millis_status millis_config_set_send_queue_bytes(millis_config *cfg, size_t max_bytes);

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import MillisCore
-import Synchronization
 
 @_cdecl("millis_free")
 public func millis_free(_ pointer: UnsafeMutableRawPointer?) {
@@ -27,7 +26,7 @@ func readString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(MillisE
 /// until then.
 final class LastError: @unchecked Sendable {
     // The address of the current malloc'ed message (0: none).
-    private let storage = Mutex<UInt>(0)
+    private let storage = Locked<UInt>(0)
 
     deinit {
         storage.withLock { free(UnsafeMutableRawPointer(bitPattern: $0)) }

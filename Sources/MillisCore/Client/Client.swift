@@ -1,5 +1,3 @@
-import Synchronization
-
 /// One client: a conversation at a time with a Millis agent. Public methods may be
 /// called from any thread, including from inside its event handler: they check their
 /// input here and hand the work to the network loop, which alone touches the session
@@ -22,7 +20,7 @@ public final class Client: @unchecked Sendable {
         var finishedConversations = 0
         var muted = false
     }
-    private let snapshot = Mutex(Snapshot())
+    private let snapshot = Locked(Snapshot())
 
     private let dispatchLock = RecursiveLock()
     // Guarded by dispatchLock.

@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CCurl
 import CSystem
-import Synchronization
 
 /// The one network thread of the process. It serves every client: curl's multi
 /// interface drives connecting (DNS, TCP, TLS, proxies) without blocking, then the
@@ -22,12 +21,12 @@ final class NetworkLoop: @unchecked Sendable {
 
     static let shared = NetworkLoop()
 
-    private let commands = Mutex<[Command]>([])
+    private let commands = Locked<[Command]>([])
     private let epollFD: Int32
     private let wakeFD: Int32
     private let multi: UnsafeMutableRawPointer?
-    private let started = Atomic<Bool>(false)
-    private let startLock = Mutex(())
+    /// Whether the loop's thread runs (started on first use, never stopped).
+    private let started = Locked(false)
 
     // Loop thread only.
     private var connectionsByFD: [Int32: Connection] = [:]
@@ -68,9 +67,8 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     private func startThreadIfNeeded() {
-        if started.load(ordering: .acquiring) { return }
-        startLock.withLock { _ in
-            if started.load(ordering: .acquiring) { return }
+        started.withLock { started in
+            if started { return }
             var thread = pthread_t()
             let me = Unmanaged.passRetained(self).toOpaque()
             let rc = pthread_create(&thread, nil, { arg in
@@ -80,7 +78,7 @@ final class NetworkLoop: @unchecked Sendable {
             }, me)
             if rc == 0 {
                 pthread_detach(thread)
-                started.store(true, ordering: .releasing)
+                started = true
             } else {
                 Unmanaged<NetworkLoop>.fromOpaque(me).release()
             }
@@ -293,6 +291,7 @@ final class NetworkLoop: @unchecked Sendable {
             return
         }
         connection.fd = socket
+        Self.capKernelSendBuffer(socket)
         curlFDs.remove(socket)
         connectionsByFD[socket] = connection
         connection.webSocket = WebSocketConnection(hostHeader: endpoint.hostHeader, path: endpoint.path,
@@ -300,6 +299,19 @@ final class NetworkLoop: @unchecked Sendable {
                                                    userAgent: "libmillis/\(MillisVersion.string)")
         client.emit(.log(.debug, "connected to \(endpoint.host):\(endpoint.port); upgrading"))
         flush(connection)
+    }
+
+    /// Audio must wait in the send queue, where it is bounded, counted and dropped
+    /// oldest-last, not in the kernel: an autotuned send buffer grows to megabytes
+    /// (minutes of stale audio behind a stalled server, and no backpressure to see).
+    /// One second of 16 kHz PCM16 still covers any path's bandwidth-delay product for
+    /// a voice stream. Linux doubles the value for its own bookkeeping.
+    static let kernelSendBufferBytes: Int32 = 32 * 1024
+
+    private static func capKernelSendBuffer(_ socket: Int32) {
+        var bytes = kernelSendBufferBytes
+        // Failure only loses the cap, never the connection.
+        _ = setsockopt(socket, SOL_SOCKET, SO_SNDBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// What went wrong while connecting, and what to do about it.

@@ -59,7 +59,14 @@ public struct Session {
     /// service restart, try again later, bad gateway (RFC 6455 §7.4.1, IANA registry).
     public static let retryableCloseCodes: Set<UInt16> = [1001, 1011, 1012, 1013, 1014]
 
-    public private(set) var connectionState: ConnectionState = .idle
+    /// Where the transport is. During a resume it runs through connecting and open
+    /// again, which the application sees as one `reconnecting` (`connectionState`).
+    private var phase: ConnectionState = .idle
+    /// The state applications see: `reconnecting` from the drop until the resumed
+    /// session is ready (or the attempt is given up, or stopped).
+    public var connectionState: ConnectionState {
+        reconnectAttempt > 0 && (phase == .connecting || phase == .open) ? .reconnecting : phase
+    }
     public private(set) var agentState: AgentState = .idle
     /// The session id of the last `onready` (kept after close, for continuation).
     public private(set) var sessionId: String?
@@ -104,7 +111,7 @@ public struct Session {
     // MARK: Inputs from the API
 
     public mutating func start(_ options: StartOptions, now: UInt64) -> [Action] {
-        guard connectionState == .idle else { return [] }
+        guard phase == .idle else { return [] }
         self.options = options
         wasReady = false
         sessionEnded = false
@@ -114,14 +121,14 @@ public struct Session {
     }
 
     public mutating func stop(now: UInt64) -> [Action] {
-        switch connectionState {
+        switch phase {
         case .idle, .closing:
             return []
         case .connecting, .reconnecting:
             return finish(code: 1000, reason: "stopped by the client", error: nil,
-                          disconnect: connectionState == .connecting ? (nil, "stopped") : nil)
+                          disconnect: phase == .connecting ? (nil, "stopped") : nil)
         case .open, .ready:
-            connectionState = .closing
+            phase = .closing
             readyDeadline = nil
             closeDeadline = now + settings.closeTimeoutNanoseconds
             return [.emit(.log(.info, "closing")), .closeHandshake(code: 1000, reason: "")]
@@ -141,7 +148,7 @@ public struct Session {
     /// `queuedBytes` is what already waits for the socket: past the limit, frames are
     /// dropped (a server that stops reading must not make memory grow).
     public mutating func userAudio(_ pcm: [UInt8], now: UInt64, queuedBytes: Int = 0) -> [Action] {
-        guard connectionState == .ready else {
+        guard phase == .ready else {
             stats.audioBytesDropped += pcm.count
             stats.audioFramesDropped += (pcm.count + settings.frameBytes - 1) / settings.frameBytes
             return []
@@ -181,7 +188,7 @@ public struct Session {
 
     /// A raw control message from the application.
     public mutating func sendJSON(_ text: String) -> [Action] {
-        guard connectionState == .open || connectionState == .ready else { return [] }
+        guard phase == .open || phase == .ready else { return [] }
         stats.messagesSent += 1
         return [.sendText(text)]
     }
@@ -190,8 +197,8 @@ public struct Session {
 
     /// The WebSocket upgrade succeeded.
     public mutating func transportOpened(now: UInt64) -> [Action] {
-        guard connectionState == .connecting, var options else { return [] }
-        connectionState = .open
+        guard phase == .connecting, var options else { return [] }
+        phase = .open
         stats.messagesSent += 1
         var actions: [Action] = []
         if reconnectAttempt > 0, let sessionId, !sessionId.isEmpty {
@@ -205,7 +212,7 @@ public struct Session {
     }
 
     public mutating func receivedText(_ text: String, now: UInt64) -> [Action] {
-        guard connectionState == .open || connectionState == .ready else { return [] }
+        guard phase == .open || phase == .ready else { return [] }
         stats.messagesReceived += 1
         var actions: [Action] = [.emit(.log(.debug, "recv \(text.prefix(500))"))]
         let message: ServerMessage
@@ -217,8 +224,8 @@ public struct Session {
         }
         switch message {
         case .ready(let id, let payload):
-            guard connectionState == .open else { return actions }
-            connectionState = .ready
+            guard phase == .open else { return actions }
+            phase = .ready
             readyDeadline = nil
             wasReady = true
             if reconnectAttempt > 0 {
@@ -271,7 +278,7 @@ public struct Session {
 
     /// Agent audio (a binary message).
     public mutating func receivedBinary(_ bytes: [UInt8], now: UInt64) -> [Action] {
-        guard connectionState == .open || connectionState == .ready else { return [] }
+        guard phase == .open || phase == .ready else { return [] }
         var actions: [Action] = []
         var pcm = bytes
         if pcm.count % 2 != 0 {
@@ -301,13 +308,13 @@ public struct Session {
 
     /// The server completed a close (its close frame, or its answer to ours).
     public mutating func transportClosed(code: UInt16, reason: String, now: UInt64) -> [Action] {
-        guard connectionState != .idle && connectionState != .reconnecting else { return [] }
+        guard phase != .idle && phase != .reconnecting else { return [] }
         let why = reason.isEmpty ? "" : ": \(reason)"
-        if connectionState != .closing && Self.retryableCloseCodes.contains(code) && canResume {
+        if phase != .closing && Self.retryableCloseCodes.contains(code) && canResume {
             return beginReconnect(now: now, cause: "server closed the connection with code \(code)\(why)")
         }
         var error: (MillisStatus, String)?
-        if connectionState != .closing && ![1000, 1001, 1005].contains(code) {
+        if phase != .closing && ![1000, 1001, 1005].contains(code) {
             error = (.serverClosed, "server closed the session with code \(code)\(why)")
         }
         return finish(code: Int(code), reason: reason, error: error, disconnect: nil)
@@ -317,15 +324,15 @@ public struct Session {
     /// connection). `closeCode` is what onclose reports (1006 unless a close frame was
     /// sent for the failure).
     public mutating func transportFailed(_ status: MillisStatus, _ message: String, closeCode: Int, now: UInt64) -> [Action] {
-        guard connectionState != .idle && connectionState != .reconnecting else { return [] }
-        if connectionState == .closing && status == .connectionLost {
+        guard phase != .idle && phase != .reconnecting else { return [] }
+        if phase == .closing && status == .connectionLost {
             // The server dropped TCP instead of answering our close: still a clean stop.
             return finish(code: 1000, reason: "", error: nil, disconnect: nil)
         }
         // A connection that dies, or an attempt to resume that fails, is tried again; a
         // server that breaks the protocol is not.
         let transient: Set<MillisStatus> = [.connectionLost, .connect, .tls, .handshake, .timeout]
-        if connectionState != .closing && transient.contains(status) && canResume {
+        if phase != .closing && transient.contains(status) && canResume {
             return beginReconnect(now: now, cause: message)
         }
         return finish(code: closeCode, reason: message, error: (status, message), disconnect: nil)
@@ -364,7 +371,7 @@ public struct Session {
     }
 
     private mutating func beginConnecting(now: UInt64) -> [Action] {
-        connectionState = .connecting
+        phase = .connecting
         readyDeadline = now + settings.readyTimeoutNanoseconds
         closeDeadline = nil
         pendingAudio.removeAll()
@@ -380,7 +387,7 @@ public struct Session {
             return finish(code: 1006, reason: "connection lost", error: (.connectionLost, message), disconnect: nil)
         }
         reconnectAttempt = attempt
-        connectionState = .reconnecting
+        phase = .reconnecting
         readyDeadline = nil
         closeDeadline = nil
         pendingAudio.removeAll()
@@ -417,7 +424,7 @@ public struct Session {
         if let disconnect {
             actions.append(.disconnect(code: disconnect.code, reason: disconnect.reason))
         }
-        connectionState = .idle
+        phase = .idle
         finishedConversations += 1
         reconnectAttempt = 0
         readyDeadline = nil

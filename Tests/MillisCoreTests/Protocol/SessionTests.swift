@@ -239,7 +239,9 @@ final class SessionTests: XCTestCase {
         let deadline = try XCTUnwrap(s.nextDeadline)
         XCTAssertTrue((40 * ms + UInt64(delay) * ms)..<(40 * ms + UInt64(delay + 1) * ms) ~= deadline, "\(deadline)")
         XCTAssertTrue(s.tick(now: s.nextDeadline!).contains(.connect))
+        XCTAssertEqual(s.connectionState, .reconnecting, "still reconnecting while the transport connects")
         let opened = s.transportOpened(now: 200 * ms)
+        XCTAssertEqual(s.connectionState, .reconnecting, "still reconnecting until the resumed session is ready")
         XCTAssertFalse(events(opened).contains(.open), "onopen is not repeated")
         let initiate: String = try XCTUnwrap(opened.compactMap { if case .sendText(let t) = $0 { return t }; return nil }.first)
         XCTAssertEqual(try JSONParser.parse(initiate)["data"]?["session_continuation"]?["session_id"], .string("S1"))
@@ -247,6 +249,7 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(ready, [.reconnected(sessionId: "S1")])
         XCTAssertEqual(s.stats.reconnects, 1)
         XCTAssertEqual(s.reconnectAttempt, 0)
+        XCTAssertEqual(s.connectionState, .ready)
         XCTAssertEqual(s.userAudio([UInt8](repeating: 1, count: 640), now: 220 * ms).count, 1, "audio flows again")
     }
 

@@ -1,0 +1,315 @@
+// The fuzz targets' bodies, shared by the libFuzzer builds (Fuzz/*.swift, compiled into
+// the MillisCore module itself with -D MILLIS_FUZZ_BUILD) and by the regression tests
+// (FuzzRegressionTests.swift), which replay every input under Fuzz/regressions through
+// exactly these functions. Invariants are checked with `precondition`: a violation is a
+// crash, which is what the fuzzer reports.
+#if !MILLIS_FUZZ_BUILD
+@testable import MillisCore
+#endif
+
+enum FuzzHarness {
+    /// The fuzz targets by name (the folder names under Fuzz/corpus and Fuzz/regressions).
+    static let targetNames = ["websocket", "server_message"]
+
+    static func run(target: String, _ data: [UInt8]) {
+        switch target {
+        case "websocket": webSocket(data)
+        case "server_message": serverMessage(data)
+        default: preconditionFailure("no fuzz target named \(target)")
+        }
+    }
+
+    // MARK: websocket
+
+    /// In a raw-handshake input, this text is replaced by the Sec-WebSocket-Accept value
+    /// that matches the connection's random key, so the fuzzer can reach a valid 101.
+    static let acceptPlaceholder = Array("@@ACCEPT@@".utf8)
+
+    /// Input layout: byte 0 = flags, byte 1 = chunking, the rest = bytes from the server.
+    ///   flags bit 0: the rest is the whole server stream, handshake response included
+    ///                (with @@ACCEPT@@ replaced); otherwise a valid 101 is sent first.
+    ///   flags bits 1-2: maxMessageBytes = 64, 1024, 65536 or 1 MiB.
+    ///   flags bit 3: send a ping (and a text message) after every chunk.
+    ///   flags bit 4: close from our side at the end.
+    ///   chunking: 0 = one read; n = reads of 1...n+1 bytes, sizes from a PRNG seeded by n.
+    /// The same bytes (after the flags) also go straight into a FrameDecoder, once whole
+    /// and once in the same chunks; both runs must decode the same frames and fail alike.
+    static func webSocket(_ data: [UInt8]) {
+        guard data.count >= 2 else { return }
+        let flags = data[0], chunking = data[1]
+        let body = Array(data[2...])
+        let maxMessageBytes = [64, 1024, 65536, 1 << 20][Int(flags >> 1) & 3]
+        frameDecoderDifferential(body, chunking: chunking, maxPayloadBytes: maxMessageBytes)
+
+        var ws = WebSocketConnection(hostHeader: "fuzz.example:8765", path: "/millis", maxMessageBytes: maxMessageBytes)
+        var request: [UInt8] = []
+        ws.drainOutput { request += $0; return $0.count }
+        let key = headerValue("Sec-WebSocket-Key", in: request)
+        precondition(key != nil, "the upgrade request has no Sec-WebSocket-Key")
+        let accept = Array(Handshake.acceptValue(forKey: key!).utf8)
+
+        var stream: [UInt8]
+        if flags & 1 != 0 {
+            stream = replacing(acceptPlaceholder, with: accept, in: body)
+        } else {
+            stream = Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ".utf8)
+                + accept + Array("\r\n\r\n".utf8) + body
+        }
+
+        var rng = FuzzRandom(seed: UInt64(chunking) &+ 0x9E37_79B9_7F4A_7C15)
+        var opened = false, ended = false
+        var fed = 0, ourBytes = 0, drained = 0
+        var sent: [UInt8] = []
+        var offset = 0
+        while offset < stream.count {
+            let n = chunking == 0 ? stream.count - offset : min(stream.count - offset, 1 + rng.below(Int(chunking) + 1))
+            let stateBefore = ws.state
+            let events = stream[offset..<(offset + n)].withUnsafeBytes { ws.receive($0) }
+            offset += n
+            fed += n
+            if stateBefore == .closed { precondition(events.isEmpty, "events after the connection closed: \(events)") }
+            for (i, event) in events.enumerated() {
+                precondition(!ended, "event \(event) after the connection ended")
+                switch event {
+                case .opened:
+                    precondition(!opened && i == 0, "opened twice or not first")
+                    opened = true
+                case .text(let text):
+                    precondition(opened, "text before open")
+                    precondition(text.utf8.count <= maxMessageBytes, "text of \(text.utf8.count) bytes > \(maxMessageBytes)")
+                case .binary(let bytes):
+                    precondition(opened, "binary before open")
+                    precondition(bytes.count <= maxMessageBytes, "binary of \(bytes.count) bytes > \(maxMessageBytes)")
+                case .closed(let code, _):
+                    precondition(opened, "closed before open")
+                    precondition(code == 1005 || WebSocketConnection.isValidReceivedCloseCode(code), "close code \(code)")
+                    ended = true
+                case .failed:
+                    ended = true
+                }
+            }
+            if ended { precondition(ws.state == .closed, "ended but state \(ws.state)") }
+            if flags & 8 != 0 {
+                let before = ws.pendingOutputCount
+                ws.sendPing([1, 2, 3])
+                ws.sendText("fuzz")
+                ourBytes += ws.pendingOutputCount - before
+            }
+            // Pongs are the only output the server can cause: at most 3 bytes out per
+            // byte in (an empty ping is 2 bytes, its pong 6), plus one close frame.
+            precondition(ws.pendingOutputCount + drained <= 3 * fed + ourBytes + 256,
+                         "output grew to \(ws.pendingOutputCount + drained) bytes for \(fed) bytes in")
+            // Partial writes exercise the output buffer's compaction.
+            let budget = rng.below(2) == 0 ? Int.max : rng.below(200)
+            ws.drainOutput { buffer in
+                let n = min(buffer.count, budget)
+                drained += n
+                sent += buffer.prefix(n)
+                return n
+            }
+        }
+        if flags & 16 != 0 {
+            let closing = ws.close(code: 1000, reason: "fuzz done")
+            precondition(!closing || ws.state == .closeSent, "close() returned true but state \(ws.state)")
+        }
+        _ = ws.transportEnded()
+        precondition(ws.state == .closed)
+        precondition([0x88, 0x00].withUnsafeBytes { ws.receive($0) }.isEmpty, "events after transportEnded")
+        ws.drainOutput { sent += $0; return $0.count }
+        checkClientFrames(sent)
+    }
+
+    /// What the client wrote after the upgrade request: whole, masked frames; control
+    /// frames of at most 125 bytes; at most one close frame, with a code that may be sent
+    /// and a UTF-8 reason, and nothing after it.
+    static func checkClientFrames(_ bytes: [UInt8]) {
+        var i = 0
+        var closed = false
+        while i < bytes.count {
+            precondition(!closed, "a frame after our close frame")
+            precondition(bytes.count - i >= 6, "truncated client frame header")
+            let b0 = bytes[i], b1 = bytes[i + 1]
+            precondition(b0 & 0x70 == 0 && b1 & 0x80 != 0, "client frame with reserved bits or unmasked")
+            guard let opcode = Opcode(rawValue: b0 & 0x0F) else { preconditionFailure("client frame opcode \(b0 & 0x0F)") }
+            var length = Int(b1 & 0x7F)
+            var header = 2
+            if length == 126 {
+                length = Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+                header = 4
+            } else if length == 127 {
+                length = 0
+                for k in 0..<8 { length = length << 8 | Int(bytes[i + 2 + k]) }
+                header = 10
+            }
+            precondition(bytes.count - i >= header + 4 + length, "truncated client frame")
+            let key = Array(bytes[(i + header)..<(i + header + 4)])
+            let payload = (0..<length).map { bytes[i + header + 4 + $0] ^ key[$0 & 3] }
+            i += header + 4 + length
+            if opcode.isControl {
+                precondition(b0 & 0x80 != 0 && length <= 125, "client control frame fragmented or \(length) bytes")
+            }
+            if opcode == .close {
+                closed = true
+                precondition(payload.count != 1, "close frame with a 1-byte payload")
+                if payload.count >= 2 {
+                    let code = UInt16(payload[0]) << 8 | UInt16(payload[1])
+                    precondition(WebSocketConnection.isValidReceivedCloseCode(code), "client sent close code \(code)")
+                    precondition(String(validating: payload[2...], as: UTF8.self) != nil, "close reason not UTF-8")
+                }
+            }
+        }
+    }
+
+    /// FrameDecoder fed whole and in chunks must agree; frames must respect the limits.
+    static func frameDecoderDifferential(_ bytes: [UInt8], chunking: UInt8, maxPayloadBytes: Int) {
+        func check(_ frame: Frame) {
+            precondition(frame.payload.count <= maxPayloadBytes, "frame of \(frame.payload.count) bytes > \(maxPayloadBytes)")
+            if frame.opcode.isControl {
+                precondition(frame.fin && frame.payload.count <= 125, "bad control frame \(frame.opcode) \(frame.payload.count)")
+            }
+        }
+        var whole = FrameDecoder(maxPayloadBytes: maxPayloadBytes)
+        whole.append(bytes)
+        var wholeFrames: [Frame] = []
+        var wholeError: WebSocketError?
+        do {
+            while let frame = try whole.next() { check(frame); wholeFrames.append(frame) }
+        } catch {
+            wholeError = error
+        }
+        precondition(whole.bufferedByteCount <= bytes.count)
+
+        var chunked = FrameDecoder(maxPayloadBytes: maxPayloadBytes)
+        var rng = FuzzRandom(seed: UInt64(chunking) &* 0x2545_F491_4F6C_DD1D &+ 1)
+        var chunkedFrames: [Frame] = []
+        var chunkedError: WebSocketError?
+        var offset = 0
+        outer: while offset < bytes.count {
+            let n = min(bytes.count - offset, 1 + rng.below(Int(chunking) + 1))
+            chunked.append(Array(bytes[offset..<(offset + n)]))
+            offset += n
+            precondition(chunked.bufferedByteCount <= offset)
+            do {
+                while let frame = try chunked.next() { check(frame); chunkedFrames.append(frame) }
+            } catch {
+                chunkedError = error
+                break outer
+            }
+        }
+        precondition(wholeFrames == chunkedFrames, "whole and chunked decoding disagree on frames")
+        precondition(wholeError == chunkedError, "whole and chunked decoding disagree: \(String(describing: wholeError)) vs \(String(describing: chunkedError))")
+    }
+
+    // MARK: server_message
+
+    /// Input: one or more server messages separated by NUL bytes (never valid in JSON).
+    /// A message starting with 0x01 is a binary (audio) message of the bytes after it;
+    /// any other is a text message. The whole input also goes to JSONParser (bytes and
+    /// String) and ServerMessage.parse.
+    static func serverMessage(_ data: [UInt8]) {
+        jsonChecks(data)
+        _ = try? ServerMessage.parse(String(decoding: data, as: UTF8.self))
+
+        let ms: UInt64 = 1_000_000
+        var settings = Session.Settings(frameBytes: 640, readyTimeoutNanoseconds: 5000 * ms,
+                                        endpointDescription: "ws://fuzz/millis")
+        settings.framesPerPing = 3
+        var session = Session(settings: settings)
+        var now: UInt64 = 1_000 * ms
+        _ = session.start(try! StartOptions(agentId: "fuzz-agent"), now: now)
+        _ = session.transportOpened(now: now)
+        _ = session.receivedText(#"{"method":"onready","payload":{"session_id":"fuzz"}}"#, now: now)
+        precondition(session.connectionState == .ready)
+
+        var messages = 0
+        for part in data.split(separator: 0, omittingEmptySubsequences: false).prefix(256) {
+            let actions: [Session.Action]
+            if part.first == 1 {
+                actions = session.receivedBinary(Array(part.dropFirst()), now: now)
+            } else {
+                let text = String(decoding: part, as: UTF8.self)
+                if let message = try? ServerMessage.parse(text) {
+                    jsonChecks(Array(text.utf8))
+                    _ = message
+                }
+                actions = session.receivedText(text, now: now)
+                messages += 1
+            }
+            precondition(actions.count <= 4, "\(actions.count) actions for one message: \(actions)")
+            precondition(session.connectionState == .ready, "a server message ended the session: \(session.connectionState)")
+            now += UInt64(part.count % 97) * ms
+            _ = session.tick(now: now)
+            _ = session.nextDeadline
+            _ = session.userAudio([UInt8](repeating: 0x11, count: 700), now: now)
+        }
+        precondition(session.stats.messagesReceived == messages + 1)
+        _ = session.stop(now: now)
+        precondition(session.connectionState == .closing)
+        _ = session.transportClosed(code: 1000, reason: "", now: now)
+        precondition(session.connectionState == .idle && session.agentState == .idle)
+    }
+
+    /// JSONParser: byte and String entry points agree; a parsed value written back parses
+    /// to the same value and writes the same text again.
+    static func jsonChecks(_ data: [UInt8]) {
+        let fromBytes = try? JSONParser.parse(data)
+        if let valid = String(validating: data, as: UTF8.self) {
+            let fromString = try? JSONParser.parse(valid)
+            precondition(fromBytes == fromString, "JSONParser disagrees on bytes and String input")
+        } else {
+            precondition(fromBytes == nil, "JSONParser accepted invalid UTF-8")
+        }
+        guard let value = fromBytes else { return }
+        let text = value.jsonText
+        guard let again = try? JSONParser.parse(text) else {
+            preconditionFailure("JSONWriter output does not parse: \(text.prefix(200))")
+        }
+        precondition(again == value, "JSON round trip changed the value: \(text.prefix(200))")
+        precondition(again.jsonText == text, "JSON round trip changed the text")
+    }
+
+    // MARK: helpers
+
+    static func headerValue(_ name: String, in head: [UInt8]) -> String? {
+        let text = String(decoding: head, as: UTF8.self)
+        let prefix = name.lowercased() + ":"
+        for line in text.split(separator: "\r\n") where line.lowercased().hasPrefix(prefix) {
+            return line.dropFirst(prefix.count).trimmingASCIISpaces()
+        }
+        return nil
+    }
+
+    static func replacing(_ pattern: [UInt8], with replacement: [UInt8], in bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if i + pattern.count <= bytes.count && bytes[i..<(i + pattern.count)].elementsEqual(pattern) {
+                out += replacement
+                i += pattern.count
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return out
+    }
+}
+
+/// splitmix64: deterministic chunk sizes from the input's own bytes.
+struct FuzzRandom {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A value in 0..<n (n > 0).
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
