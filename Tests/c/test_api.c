@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "listener.h"
 
 static int nonempty(const char *s) { return s != NULL && s[0] != '\0'; }
 
@@ -255,25 +256,6 @@ static int wait_idle(millis_client *c)
     int i;
     for (i = 0; i < 200 && millis_client_connection_state(c) != MILLIS_CONNECTION_IDLE; i++) sleep_ms(10);
     return millis_client_connection_state(c) == MILLIS_CONNECTION_IDLE;
-}
-
-/* A TCP listener on 127.0.0.1 that never accepts: connections complete in the kernel's
- * backlog and the WebSocket upgrade is never answered. */
-static int silent_listener(char *url, size_t cap)
-{
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    CHECK(listen(fd, 16) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    snprintf(url, cap, "ws://127.0.0.1:%u/millis", (unsigned)ntohs(addr.sin_port));
-    return fd;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -565,7 +547,7 @@ static void test_start_json(void)
 static void test_start_twice_and_stop(void)
 {
     char url[64];
-    int fd = silent_listener(url, sizeof url);
+    int fd = silent_listener(url, sizeof url, 16);
     struct rec r;
     millis_client *c;
     int before;
@@ -623,7 +605,7 @@ static void test_start_twice_and_stop(void)
 static void test_ready_timeout(void)
 {
     char url[64];
-    int fd = silent_listener(url, sizeof url);
+    int fd = silent_listener(url, sizeof url, 16);
     struct rec r;
     millis_client *c;
     double started, elapsed;

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "listener.h"
 
 /* ------------------------------------------------------------------------------------
  * Helpers
@@ -810,25 +811,6 @@ static void null_while_ready(void)
 /* ------------------------------------------------------------------------------------
  * Destroy while connecting / while talking.
  * ---------------------------------------------------------------------------------- */
-
-/* A TCP listener on 127.0.0.1 that never accepts: connections complete in the kernel's
- * backlog and the WebSocket upgrade is never answered. */
-static int silent_listener(char *url, size_t cap, int backlog)
-{
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    CHECK(listen(fd, backlog) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    snprintf(url, cap, "ws://127.0.0.1:%u/millis", (unsigned)ntohs(addr.sin_port));
-    return fd;
-}
 
 static void section_connecting(void)
 {

@@ -94,7 +94,14 @@ class DevServer:
     def record(self, session_id: str, timeout: float = 15.0) -> dict:
         """Waits for <record_dir>/<session_id>.json and returns it parsed."""
         assert session_id, "record() needs a session id"
-        path = self.record_dir / f"{session_id}.json"
+        return self._wait_json(self.record_dir / f"{session_id}.json", timeout)
+
+    def connection_record(self, session_id: str, number: int, timeout: float = 15.0) -> dict:
+        """Waits for the record of one connection of a session (1: the first)."""
+        return self._wait_json(self.record_dir / "connections" / f"{session_id}.{number}.json", timeout)
+
+    def _wait_json(self, path: Path, timeout: float) -> dict:
+        """The devserver writes records shortly after a close: poll until one parses."""
         deadline = time.monotonic() + timeout
         last_error = None
         while time.monotonic() < deadline:
@@ -108,22 +115,7 @@ class DevServer:
             time.sleep(0.05)
         raise AssertionError(
             f"no record {path} within {timeout} s (last parse error: {last_error}); "
-            f"records present: {sorted(p.name for p in self.record_dir.glob('*.json'))}")
-
-    def connection_record(self, session_id: str, number: int, timeout: float = 15.0) -> dict:
-        """Waits for the record of one connection of a session (1: the first)."""
-        path = self.record_dir / "connections" / f"{session_id}.{number}.json"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                pytest.fail(f"the devserver died (exit {self.proc.returncode}):\n{self.log_tail()}")
-            if path.exists():
-                try:
-                    return json.loads(path.read_text())
-                except ValueError:
-                    pass
-            time.sleep(0.05)
-        raise AssertionError(f"no record {path} within {timeout} s")
+            f"records present: {sorted(p.name for p in path.parent.glob('*.json'))}")
 
     def log_mark(self) -> int:
         """The current size of the devserver's log, for assert_healthy()."""

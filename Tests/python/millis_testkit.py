@@ -82,6 +82,22 @@ class Recorder:
             f"errors: {[str(a[0]) for a in self.of('onerror')]}")
 
 
+class RecordedClient:
+    """What the fault and reconnection tests read back from a client whose events a
+    Recorder (`self.rec`) collects."""
+
+    rec: Recorder
+
+    @property
+    def session_id(self) -> str:
+        ready = self.rec.of("onready")
+        assert ready, f"no onready; events: {self.rec.names()}"
+        return ready[0][0]
+
+    def errors(self) -> list:
+        return [args[0] for args in self.rec.of("onerror")]
+
+
 class Streamer(threading.Thread):
     """Sends PCM in real time, FRAME_BYTES at a time, once `ready` is set; then silence
     until `stop` is set or the session refuses audio after having accepted some."""

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from millis_testkit import PUBLIC_KEY
+from millis_testkit import PUBLIC_KEY, RecordedClient
 
 MIB = 1024 * 1024
 QUICK_AUDIO_BYTES = 5 * 640
@@ -25,21 +25,12 @@ def rss_bytes() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
-class Case:
+class Case(RecordedClient):
     def __init__(self, millis, devserver, recorder, **client_kw):
         self.devserver = devserver
         self.mark = devserver.log_mark()
         self.client = millis.Client(PUBLIC_KEY, devserver.url, **client_kw)
         self.rec = recorder(self.client)
-
-    @property
-    def session_id(self) -> str:
-        ready = self.rec.of("onready")
-        assert ready, f"no onready; events: {self.rec.names()}"
-        return ready[0][0]
-
-    def errors(self) -> list:
-        return [args[0] for args in self.rec.of("onerror")]
 
     def audio(self) -> bytes:
         return b"".join(args[0] for args in self.rec.of("onaudio"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from millis_testkit import PUBLIC_KEY, SCRIPT_FINALS, read_wav
+from millis_testkit import PUBLIC_KEY, RecordedClient, SCRIPT_FINALS, read_wav
 
 QUICK_AUDIO_BYTES = 5 * 640
 
@@ -30,7 +30,7 @@ def user_pcm(repo_root: Path) -> bytes:
     return read_wav(repo_root / "bindings" / "audio" / "user.wav")
 
 
-class Run:
+class Run(RecordedClient):
     """One client under test with everything observed about it."""
 
     def __init__(self, millis, devserver, recorder, pacer, state_sampler, **client_kw):
@@ -69,15 +69,6 @@ class Run:
     def start(self, agent_id: str) -> None:
         self.sampler.start()
         self.client.start(agent_id=agent_id)
-
-    @property
-    def session_id(self) -> str:
-        ready = self.rec.of("onready")
-        assert ready, f"no onready; events: {self.rec.names()}"
-        return ready[0][0]
-
-    def errors(self) -> list:
-        return [args[0] for args in self.rec.of("onerror")]
 
     def finish(self, process_health) -> None:
         """Stops the helpers, closes the client, checks the process and the server."""
