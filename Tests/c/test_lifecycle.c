@@ -24,7 +24,7 @@
  *     --cycles N       cycles (default 1000) and --warmup N (default 50)
  *     --parallel N     cycles run in N threads at once (default 2)
  *     --clients N      clients alive at once in many / many-connecting (default 200)
- *     --rss-bound-kb N allowed RSS growth between the growth checkpoints (default 2048;
+ *     --rss-bound-kb N allowed RSS growth between the growth checkpoints (default 512;
  *                      0 reports it unchecked: sanitizer allocators hold freed memory in
  *                      quarantine, and their leak checker does this job instead)
  *     --report-every N cycles: print the usage every N cycles (long leak hunts)
@@ -172,11 +172,18 @@ static void print_usage(const char *label, const struct usage *u)
     fflush(stdout);
 }
 
-static long rss_bound_kb = 2048;
+static long rss_bound_kb_option = 512;
+
+/* Rounds of 200 clients at once move the heap's high-water mark by up to a megabyte
+ * from one round to the next (measured: +270 to +1100 KiB, less in the third round), so
+ * those rounds get 4 times the bound; a client that leaked in every cycle shows in the
+ * cycles section, and LeakSanitizer (make sanitize) sees unreachable memory. */
+static long bound_factor = 1;
 
 /* fds and threads equal; RSS growth below the bound. */
 static void check_growth(const char *what, const struct usage *a, const struct usage *b)
 {
+    long rss_bound_kb = bound_factor * rss_bound_kb_option;
     long growth = b->rss_kb - a->rss_kb;
     printf("  %s: RSS %+ld KiB (bound %ld KiB), threads %d -> %d, fds %d -> %d\n", what, growth,
            rss_bound_kb, a->threads, b->threads, a->fds, b->fds);
@@ -1286,6 +1293,7 @@ static void section_many(int n, int connecting)
     char url[128];
     int lfd = -1, round;
     const char *target = NULL;
+    bound_factor = 4;
     if (!connecting)
         printf("%d clients ready at once (quick-agent), destroyed in random order\n", n);
     else
@@ -1322,6 +1330,7 @@ static void section_many(int n, int connecting)
             check_growth(connecting ? "round 3 (devserver) vs round 2" : "round 3 vs round 2", &r2, &r3);
         }
     }
+    bound_factor = 1;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -1367,7 +1376,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--warmup") == 0) warmup = arg_int(argv[++i]);
         else if (strcmp(argv[i], "--parallel") == 0) parallel = arg_int(argv[++i]);
         else if (strcmp(argv[i], "--clients") == 0) clients = arg_int(argv[++i]);
-        else if (strcmp(argv[i], "--rss-bound-kb") == 0) rss_bound_kb = arg_int(argv[++i]);
+        else if (strcmp(argv[i], "--rss-bound-kb") == 0) rss_bound_kb_option = arg_int(argv[++i]);
         else if (strcmp(argv[i], "--report-every") == 0) report_every = arg_int(argv[++i]);
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);

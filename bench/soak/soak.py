@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import wave
 from pathlib import Path
 
@@ -507,6 +508,7 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the work directory (records, devserver log)")
     p.add_argument("--write-script", type=int, metavar="TURNS", help="write --script with TURNS turns and exit")
     args = p.parse_args(argv)
+    tracemalloc.start()
 
     if args.write_script:
         write_script(args.script, args.write_script)
@@ -547,7 +549,10 @@ def main(argv=None) -> int:
         px = proxy.snapshot()
         with conv.lock:
             c = dict(conv.counts)
-        row = {"t_min": round(elapsed / 60, 2), "rss_kib": rss_kib(), "frames_sent": s["frames_sent"],
+        # The soak's own bookkeeping (records, counters) lives in this process too: the
+        # Python heap is reported beside RSS so that growth can be told apart.
+        row = {"t_min": round(elapsed / 60, 2), "rss_kib": rss_kib(),
+               "py_heap_kib": tracemalloc.get_traced_memory()[0] // 1024, "frames_sent": s["frames_sent"],
                "frames_received": s["frames_received"], "proxy_user_frames": px["user_frames_forwarded"],
                "proxy_agent_frames": px["agent_frames_forwarded"],
                "agent_dropped_at_cut": px["agent_frames_dropped_at_cut"],
@@ -562,11 +567,11 @@ def main(argv=None) -> int:
         row["agent_lost_vs_proxy"] = row["proxy_agent_frames"] - row["frames_received"]
         return row
 
-    print("  t(min)  RSS(KiB)  sent   recv  | proxy user agent cut-drop | lost u/a (in flight) | reconn cuts "
+    print("  t(min)  RSS(KiB) pyheap  sent   recv  | proxy user agent cut-drop | lost u/a (in flight) | reconn cuts "
           "sessions turns barge errors", flush=True)
 
     def print_row(r: dict) -> None:
-        print(f"  {r['t_min']:6.2f} {r['rss_kib']:9d} {r['frames_sent']:6d} {r['frames_received']:6d} | "
+        print(f"  {r['t_min']:6.2f} {r['rss_kib']:9d} {r['py_heap_kib']:6d} {r['frames_sent']:6d} {r['frames_received']:6d} | "
               f"{r['proxy_user_frames']:10d} {r['proxy_agent_frames']:5d} {r['agent_dropped_at_cut']:8d} | "
               f"{r['user_lost_vs_proxy']:8d} {r['agent_lost_vs_proxy']:4d}         | {r['reconnects']:6d} "
               f"{r['cuts']:4d} {r['sessions']:8d} {r['turns']:5d} {r['barge_ins']:5d} {r['errors']:6d}", flush=True)
@@ -639,6 +644,12 @@ def main(argv=None) -> int:
         "minutes": round((time.monotonic() - t0) / 60, 2), "seed": seed, "kill_every_s": args.kill_every,
         "barge_every": args.barge_every, "rss_kib_start": rss_start, "rss_kib_end": final["rss_kib"],
         "rss_kib_after_1_min": rows[0]["rss_kib"] if rows else None,
+        "python_heap_kib_after_1_min": rows[0]["py_heap_kib"] if rows else None,
+        "python_heap_kib_end": final["py_heap_kib"],
+        # RSS less the Python heap: libmillis, libcurl, the interpreter's fixed part.
+        "rss_minus_python_heap_growth_kib_after_1_min": (
+            (final["rss_kib"] - final["py_heap_kib"]) - (rows[0]["rss_kib"] - rows[0]["py_heap_kib"])
+            if rows else None),
         "user_frames_sent": s["frames_sent"], "user_frames_recorded_by_devserver": rec["user_frames_received"],
         "user_frames_lost": s["frames_sent"] - rec["user_frames_received"],
         "user_frames_forwarded_by_proxy": px["user_frames_forwarded"],
