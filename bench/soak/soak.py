@@ -29,6 +29,9 @@ Frame accounting (zero lost frames expected):
   agent frames lost = frames the devserver sent (sum of "agent_audio_frames_sent")
                       - frames the proxy dropped because their connection was cut
                       - frames the client received (stats "frames_received")
+                      - frames that reached the client after its stop(): it has sent
+                        its close frame and, like a browser's WebSocket, delivers
+                        nothing more (reported as agent_frames_after_stop)
 A cut is made "cleanly": the proxy first hands the client every whole agent frame it
 already forwarded, half-closes towards the client (FIN, no close frame) and keeps
 forwarding the client's bytes to the server until the client closes, so no user frame
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import os
 import random
@@ -78,6 +82,22 @@ def write_script(path: Path, turns: int) -> None:
             turn["function"] = {"name": "get_weather", "params": {"city": "Paris", "turn": i}}
         script.append(turn)
     path.write_text(json.dumps(script, indent=0) + "\n")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def malloc_in_use_kib() -> int:
+    """Bytes glibc's malloc has handed out and not got back (all arenas, mmapped chunks
+    included): libmillis, libcurl and Python's objects over 512 bytes; Python's small
+    objects live in its own arenas and are not in it."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return (info.uordblks + info.hblkhd) // 1024
 
 
 def rss_kib() -> int:
@@ -505,6 +525,8 @@ def main(argv=None) -> int:
     p.add_argument("--wav", type=Path, default=REPO / "bindings" / "audio" / "user.wav")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", type=Path, help="write the summary here")
+    p.add_argument("--heap-top", type=int, default=8, metavar="N",
+                   help="print the N places whose Python allocations grew most after the first minute")
     p.add_argument("--keep", action="store_true", help="keep the work directory (records, devserver log)")
     p.add_argument("--write-script", type=int, metavar="TURNS", help="write --script with TURNS turns and exit")
     args = p.parse_args(argv)
@@ -552,7 +574,8 @@ def main(argv=None) -> int:
         # The soak's own bookkeeping (records, counters) lives in this process too: the
         # Python heap is reported beside RSS so that growth can be told apart.
         row = {"t_min": round(elapsed / 60, 2), "rss_kib": rss_kib(),
-               "py_heap_kib": tracemalloc.get_traced_memory()[0] // 1024, "frames_sent": s["frames_sent"],
+               "py_heap_kib": tracemalloc.get_traced_memory()[0] // 1024,
+               "malloc_kib": malloc_in_use_kib(), "frames_sent": s["frames_sent"],
                "frames_received": s["frames_received"], "proxy_user_frames": px["user_frames_forwarded"],
                "proxy_agent_frames": px["agent_frames_forwarded"],
                "agent_dropped_at_cut": px["agent_frames_dropped_at_cut"],
@@ -567,16 +590,17 @@ def main(argv=None) -> int:
         row["agent_lost_vs_proxy"] = row["proxy_agent_frames"] - row["frames_received"]
         return row
 
-    print("  t(min)  RSS(KiB) pyheap  sent   recv  | proxy user agent cut-drop | lost u/a (in flight) | reconn cuts "
+    print("  t(min)  RSS(KiB) pyheap malloc  sent   recv  | proxy user agent cut-drop | lost u/a (in flight) | reconn cuts "
           "sessions turns barge errors", flush=True)
 
     def print_row(r: dict) -> None:
-        print(f"  {r['t_min']:6.2f} {r['rss_kib']:9d} {r['py_heap_kib']:6d} {r['frames_sent']:6d} {r['frames_received']:6d} | "
+        print(f"  {r['t_min']:6.2f} {r['rss_kib']:9d} {r['py_heap_kib']:6d} {r['malloc_kib']:6d} {r['frames_sent']:6d} {r['frames_received']:6d} | "
               f"{r['proxy_user_frames']:10d} {r['proxy_agent_frames']:5d} {r['agent_dropped_at_cut']:8d} | "
               f"{r['user_lost_vs_proxy']:8d} {r['agent_lost_vs_proxy']:4d}         | {r['reconnects']:6d} "
               f"{r['cuts']:4d} {r['sessions']:8d} {r['turns']:5d} {r['barge_ins']:5d} {r['errors']:6d}", flush=True)
 
     rows = []
+    heap_baseline = None
     next_report = t0 + args.report_every
     next_cut = t0 + args.kill_every * rng.uniform(0.8, 1.2) if args.kill_every > 0 else float("inf")
     interrupted = False
@@ -602,6 +626,8 @@ def main(argv=None) -> int:
             if now >= next_report:
                 row = stats_line(now - t0)
                 rows.append(row)
+                if len(rows) == 1:
+                    heap_baseline = tracemalloc.take_snapshot()
                 rss_samples.append((now - t0, row["rss_kib"]))
                 print_row(row)
                 next_report += args.report_every
@@ -646,6 +672,8 @@ def main(argv=None) -> int:
         "rss_kib_after_1_min": rows[0]["rss_kib"] if rows else None,
         "python_heap_kib_after_1_min": rows[0]["py_heap_kib"] if rows else None,
         "python_heap_kib_end": final["py_heap_kib"],
+        "malloc_in_use_kib_after_1_min": rows[0]["malloc_kib"] if rows else None,
+        "malloc_in_use_kib_end": final["malloc_kib"],
         # RSS less the Python heap: libmillis, libcurl, the interpreter's fixed part.
         "rss_minus_python_heap_growth_kib_after_1_min": (
             (final["rss_kib"] - final["py_heap_kib"]) - (rows[0]["rss_kib"] - rows[0]["py_heap_kib"])
@@ -659,7 +687,13 @@ def main(argv=None) -> int:
         "agent_frames_dropped_at_cut": px["agent_frames_dropped_at_cut"],
         "agent_frames_received": s["frames_received"],
         "agent_frames_proxy_minus_client_before_stop": final_before_stop["agent_lost_vs_proxy"],
-        "agent_frames_lost": rec["agent_frames_sent"] - px["agent_frames_dropped_at_cut"] - s["frames_received"],
+        # After stop() the client has sent its close frame and, like a browser's WebSocket,
+        # delivers no more messages: frames the server sent in the meantime (an answer
+        # it had begun) are the closing session's, counted apart, not lost.
+        "agent_frames_after_stop": px["agent_frames_forwarded"] - final_before_stop["proxy_agent_frames"],
+        "agent_frames_lost": (final_before_stop["agent_lost_vs_proxy"]
+                              + rec["agent_frames_sent"] - px["agent_frames_dropped_at_cut"]
+                              - px["agent_frames_forwarded"]),
         "cuts": px["cuts"], "reconnects": s["reconnects"], "connections": px["connections"],
         "devserver_records": rec["records"], "abrupt_closes_recorded": rec["abrupt_closes"],
         "sessions": conv.counts["sessions"], "user_turns_spoken": conv.counts["user_turns_spoken"],
@@ -670,6 +704,10 @@ def main(argv=None) -> int:
         "reconnecting_events": conv.counts["reconnecting"], "reconnected_events": conv.counts["reconnected"],
         "ping_rtt_ms_last": s.get("last_ping_rtt_ms"), "latency_ms_last": s.get("last_latency_ms"),
     }
+    if heap_baseline is not None and args.heap_top > 0:
+        print("\nPython heap growth after the first minute, by place:")
+        for stat in tracemalloc.take_snapshot().compare_to(heap_baseline, "lineno")[:args.heap_top]:
+            print(f"  {stat}")
     print("\nsummary")
     for k, v in summary.items():
         print(f"  {k:36s} {v}")
