@@ -4,6 +4,7 @@ and that the process is left clean once the client is closed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -139,7 +140,6 @@ def test_fault_slow_fragmented(case, process_health, devserver):
     record = devserver.record(c.session_id)
     audio = c.audio()
     assert len(audio) == record["agent_audio_bytes_sent"] == QUICK_AUDIO_BYTES
-    import hashlib
     assert hashlib.sha256(audio).hexdigest() == record["agent_audio_sha256"]
     assert all(len(a[0]) == 640 for a in c.rec.of("onaudio")), [len(a[0]) for a in c.rec.of("onaudio")]
     c.finish(process_health)

@@ -159,11 +159,7 @@ final class NetworkLoop: @unchecked Sendable {
                     flush(connection)
                     teardown(connection)
                 }
-                // Ends the session (stop, then the transport's end) so that no deadline
-                // of a dead client stays armed and no reconnection starts; its events
-                // go nowhere, the handler is gone.
-                drive(client) { $0.stop(now: now) }
-                drive(client) { $0.transportFailed(.internal, "client destroyed", closeCode: 1000, now: now) }
+                drive(client) { $0.abandon() }
             }
         }
     }
@@ -182,6 +178,11 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     // MARK: Session actions
+
+    /// The transport of `client` failed now (the session decides: resume or end).
+    private func failed(_ client: Client, _ status: MillisStatus, _ message: String, closeCode: Int) {
+        drive(client) { $0.transportFailed(status, message, closeCode: closeCode, now: MonotonicClock.now()) }
+    }
 
     /// Feeds one input to a client's session and performs the resulting actions.
     private func drive(_ client: Client, _ input: (inout Session) -> [Session.Action]) {
@@ -235,7 +236,7 @@ final class NetworkLoop: @unchecked Sendable {
 
     private func connect(_ client: Client) {
         guard isUsable, let multi, let connection = Connection(client: client) else {
-            drive(client) { $0.transportFailed(.internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006, now: MonotonicClock.now()) }
+            failed(client, .internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006)
             return
         }
         let easy = connection.easy
@@ -259,7 +260,7 @@ final class NetworkLoop: @unchecked Sendable {
         connectionsByEasy[easy] = connection
         if curl_multi_add_handle(multi, easy) != CURLM_OK {
             teardown(connection)
-            drive(client) { $0.transportFailed(.internal, "curl refused the connection handle", closeCode: 1006, now: MonotonicClock.now()) }
+            failed(client, .internal, "curl refused the connection handle", closeCode: 1006)
         }
     }
 
@@ -284,14 +285,14 @@ final class NetworkLoop: @unchecked Sendable {
             let message = Self.connectFailureMessage(result, endpoint: endpoint, caFile: client.config.caFile,
                                                      detail: connection.curlMessage(result))
             teardown(connection)
-            drive(client) { $0.transportFailed(status, message, closeCode: 1006, now: MonotonicClock.now()) }
+            failed(client, status, message, closeCode: 1006)
             return
         }
         var socket: curl_socket_t = -1
         ccurl_easy_getinfo_socket(connection.easy, &socket)
         guard socket >= 0 else {
             teardown(connection)
-            drive(client) { $0.transportFailed(.connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006, now: MonotonicClock.now()) }
+            failed(client, .connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006)
             return
         }
         connection.fd = socket
@@ -461,7 +462,7 @@ final class NetworkLoop: @unchecked Sendable {
             }
             let prefix = error.kind == .handshake ? "WebSocket upgrade at \(client.config.endpoint.url) failed: " : ""
             let code = error.kind == .handshake ? 1006 : Int(error.closeCode)
-            drive(client) { $0.transportFailed(status, prefix + error.message, closeCode: code, now: MonotonicClock.now()) }
+            failed(client, status, prefix + error.message, closeCode: code)
         }
     }
 
@@ -473,16 +474,16 @@ final class NetworkLoop: @unchecked Sendable {
         guard let failure else { return }
         let url = client.config.endpoint.url
         if failure.kind == .handshake {
-            drive(client) { $0.transportFailed(.handshake, "WebSocket upgrade at \(url) failed: \(failure.message)", closeCode: 1006, now: MonotonicClock.now()) }
+            failed(client, .handshake, "WebSocket upgrade at \(url) failed: \(failure.message)", closeCode: 1006)
         } else {
-            drive(client) { $0.transportFailed(.connectionLost, "connection to \(url) lost: \(failure.message)", closeCode: 1006, now: MonotonicClock.now()) }
+            failed(client, .connectionLost, "connection to \(url) lost: \(failure.message)", closeCode: 1006)
         }
     }
 
     private func lost(_ connection: Connection, _ message: String) {
         let client = connection.client
         teardown(connection)
-        drive(client) { $0.transportFailed(.connectionLost, message, closeCode: 1006, now: MonotonicClock.now()) }
+        failed(client, .connectionLost, message, closeCode: 1006)
     }
 
     /// Releases the socket and the curl handle. Nothing more is reported for it.

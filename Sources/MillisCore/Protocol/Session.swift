@@ -139,6 +139,15 @@ public struct Session {
         isMuted = muted
     }
 
+    /// The client is destroyed: the conversation ends at once, whatever its state, so
+    /// that no deadline stays armed and no reconnection starts. Nothing is reported (the
+    /// handler is gone) and nothing is sent (the loop has closed the transport).
+    public mutating func abandon() -> [Action] {
+        guard phase != .idle else { return [] }
+        _ = finish(code: 1000, reason: "client destroyed", error: nil, disconnect: nil)
+        return []
+    }
+
     /// The transport's queue, as the loop sees it (reported in the stats).
     public mutating func noteSendQueue(bytes: Int) {
         stats.sendQueueBytes = bytes
@@ -161,16 +170,14 @@ public struct Session {
         var queued = queuedBytes
         var offset = 0
         while pendingAudio.count - offset >= frameBytes {
-            var frame = Array(pendingAudio[offset..<(offset + frameBytes)])
+            let start = offset
             offset += frameBytes
             if queued + frameCost > settings.sendQueueLimitBytes {
                 stats.audioFramesDroppedBackpressure += 1
                 continue
             }
-            if isMuted {
-                // The web client keeps the stream going with zeros so server timing holds.
-                frame = [UInt8](repeating: 0, count: frameBytes)
-            }
+            // Muted: the web client keeps the stream going with zeros so server timing holds.
+            let frame = isMuted ? [UInt8](repeating: 0, count: frameBytes) : Array(pendingAudio[start..<offset])
             queued += frameCost
             stats.framesSent += 1
             stats.bytesSent += frameBytes

@@ -253,6 +253,28 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(s.userAudio([UInt8](repeating: 1, count: 640), now: 220 * ms).count, 1, "audio flows again")
     }
 
+    func testAbandonEndsEveryStateSilentlyAndDisarmsTheTimers() {
+        // Waiting to reconnect: the backoff deadline must not outlive a destroyed client.
+        var waiting = makeSession(reconnectAttempts: 3)
+        readySession(&waiting)
+        _ = waiting.transportFailed(.connectionLost, "gone", closeCode: 1006, now: 40 * ms)
+        XCTAssertNotNil(waiting.nextDeadline)
+        XCTAssertEqual(waiting.abandon(), [])
+        XCTAssertEqual(waiting.connectionState, .idle)
+        XCTAssertNil(waiting.nextDeadline)
+        // Connecting (the ready deadline) and talking.
+        var connecting = makeSession(reconnectAttempts: 3)
+        _ = connecting.start(try! StartOptions(agentId: "a"), now: 0)
+        XCTAssertNotNil(connecting.nextDeadline)
+        XCTAssertEqual(connecting.abandon(), [])
+        XCTAssertNil(connecting.nextDeadline)
+        var ready = makeSession(reconnectAttempts: 3)
+        readySession(&ready)
+        XCTAssertEqual(ready.abandon(), [])
+        XCTAssertEqual(ready.connectionState, .idle)
+        XCTAssertEqual(ready.abandon(), [], "twice is harmless")
+    }
+
     func testBackoffGrowsIsCappedAndGivesUpWithOneErrorAndOneClose() throws {
         var s = makeSession(reconnectAttempts: 3)
         readySession(&s)
