@@ -14,7 +14,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	-Xlinker --version-script=$(CURDIR)/Sources/CMillis/millis.map \
 	-Xlinker -soname=libmillis.so.$(SOVERSION)
 
-APT_PACKAGES := libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip
+APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip
 PIP_PACKAGES := websockets pytest cryptography
 
 .PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean
