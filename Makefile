@@ -14,8 +14,9 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	-Xlinker --version-script=$(CURDIR)/Sources/CMillis/millis.map \
 	-Xlinker -soname=libmillis.so.$(SOVERSION)
 
-APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip
-PIP_PACKAGES := websockets pytest cryptography
+APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip \
+	libasound2-dev libspeexdsp-dev alsa-utils pulseaudio libasound2-plugins
+PIP_PACKAGES := websockets pytest cryptography numpy
 
 .PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean
 help:
@@ -67,6 +68,12 @@ devserver: deps
 
 clean:
 	rm -rf .build $(BUILD)
+
+# Device-audio figures (ERLE, barge-in, capture -> wire) with medians, on the paced
+# PulseAudio echo loop (README "Audio").
+.PHONY: bench-audio
+bench-audio: build
+	$(PYTHON) bench/audio/audio_bench.py --runs 5 --json $(BUILD)/bench-audio.json
 
 # ------------------------------------------------------------------------------------
 # Fuzzing (libFuzzer + ASan, Fuzz/README.md) and sanitizers (Tests/sanitizers/README.md).

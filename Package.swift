@@ -15,10 +15,15 @@ let package = Package(
         ),
         // Linux calls Swift's Glibc module lacks: epoll, eventfd, getrandom.
         .target(name: "CSystem"),
+        // ALSA (devices) and speexdsp (resampler, echo canceller, preprocessor).
+        .target(
+            name: "CAudio",
+            linkerSettings: [.linkedLibrary("asound"), .linkedLibrary("speexdsp")]
+        ),
         // The session engine: WebSocket, Millis protocol, network loop. No C callers here.
         .target(
             name: "MillisCore",
-            dependencies: ["CCurl", "CSystem"]
+            dependencies: ["CCurl", "CSystem", "CAudio"]
         ),
         // The @_cdecl exports declared in include/millis.h.
         .target(

@@ -18,6 +18,8 @@ mkdir -p "$OUT/obj"
     -I "$ROOT/Sources/CSystem/include" -o "$OUT/obj/csystem.o"
 "$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/CCurl/ccurl.c" \
     -I "$ROOT/Sources/CCurl/include" -o "$OUT/obj/ccurl.o"
+"$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/CAudio/caudio.c" \
+    -I "$ROOT/Sources/CAudio/include" -o "$OUT/obj/caudio.o"
 
 mapfile -t core < <(find "$ROOT/Sources/MillisCore" -name '*.swift' | sort)
 for target in "${targets[@]}"; do
@@ -27,7 +29,8 @@ for target in "${targets[@]}"; do
     "$SWIFTC" -sanitize="$SANITIZERS" -parse-as-library -O -wmo -g -use-ld=lld \
         -module-name MillisCore -D MILLIS_FUZZ_BUILD \
         -I "$ROOT/Fuzz/modulemaps/CCurl" -I "$ROOT/Fuzz/modulemaps/CSystem" \
+        -I "$ROOT/Fuzz/modulemaps/CAudio" \
         "${core[@]}" "$ROOT/Tests/MillisCoreTests/Fuzz/FuzzHarness.swift" "$entry" \
-        "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" -lcurl \
+        "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" -lcurl -lasound -lspeexdsp \
         -module-cache-path "$OUT/module-cache" -o "$OUT/$target"
 done

@@ -103,7 +103,10 @@ typedef enum millis_status {
     /** The feature is not available in this build or configuration. */
     MILLIS_ERR_UNSUPPORTED = 15,
     /** An internal failure; the message says what. Please report it. */
-    MILLIS_ERR_INTERNAL = 16
+    MILLIS_ERR_INTERNAL = 16,
+    /** An ALSA device could not be opened or configured, or failed while running
+     *  (the message names the device and the reason). */
+    MILLIS_ERR_AUDIO_DEVICE = 17
 } millis_status;
 
 /**
@@ -119,12 +122,34 @@ const char *millis_status_string(millis_status status);
 
 /** How audio reaches the library and leaves it. */
 typedef enum millis_audio_mode {
-    /** The library's default. In this version: MILLIS_AUDIO_MODE_APPLICATION. */
+    /** Device audio when the configured capture and playback devices can be opened
+     *  when the client is created (a quiet probe: open and close), application audio
+     *  otherwise. millis_client_audio_mode() tells which was chosen. An application
+     *  that pushes its own audio must ask for MILLIS_AUDIO_MODE_APPLICATION: on a
+     *  machine with a sound card the default is device audio, and
+     *  millis_client_send_audio() then returns MILLIS_ERR_INVALID_STATE. */
     MILLIS_AUDIO_MODE_DEFAULT = 0,
     /** The application pushes microphone audio with millis_client_send_audio() and
-     *  receives the agent's audio in the audio callback (telephony bridges, files). */
-    MILLIS_AUDIO_MODE_APPLICATION = 1
+     *  receives the agent's audio in the audio callback (telephony bridges, files), in
+     *  the format set by millis_config_set_application_audio_format(). */
+    MILLIS_AUDIO_MODE_APPLICATION = 1,
+    /** The library records the microphone and plays the agent through ALSA devices
+     *  (millis_config_set_audio_devices), with echo cancellation, noise suppression and
+     *  gain control (millis_config_set_audio_processing). The devices are opened by
+     *  millis_client_start() and closed when the conversation ends. The audio callback
+     *  still receives the agent's audio (16 kHz PCM16), for recording or display. */
+    MILLIS_AUDIO_MODE_DEVICE = 2
 } millis_audio_mode;
+
+/** The application audio formats (application audio mode). */
+typedef enum millis_audio_encoding {
+    /** Signed 16-bit little-endian PCM, mono: at 8000, 16000, 24000 or 48000 Hz. */
+    MILLIS_AUDIO_PCM16 = 0,
+    /** G.711 µ-law, 8000 Hz, one byte per sample (telephony). */
+    MILLIS_AUDIO_MULAW = 1,
+    /** G.711 A-law, 8000 Hz, one byte per sample (telephony). */
+    MILLIS_AUDIO_ALAW = 2
+} millis_audio_encoding;
 
 /** The agent's state, as the web SDK reports it in onagentstate. */
 typedef enum millis_agent_state {
@@ -194,7 +219,10 @@ typedef struct millis_config millis_config;
  * endpoint MILLIS_DEFAULT_ENDPOINT, log level MILLIS_LOG_WARN, audio mode
  * MILLIS_AUDIO_MODE_DEFAULT, 20 ms audio frames, 1 MiB maximum message size,
  * 15 000 ms ready timeout, reconnection on (5 attempts, 250 ms to 8 s), 512 KiB send
- * queue, TLS verified against the system's CA store.
+ * queue, TLS verified against the system's CA store; device audio on the "default"
+ * capture and playback devices with echo cancellation, noise suppression and gain
+ * control on, a 10 ms period and a 60 ms playout prebuffer; application audio in
+ * PCM16 at 16 kHz.
  * Return value: a new config owned by the caller (millis_config_destroy), or NULL when
  * memory is exhausted.
  */
@@ -311,11 +339,151 @@ millis_status millis_config_set_ca_file(millis_config *cfg, const char *path);
 millis_status millis_config_set_tls_verification_disabled_insecure(millis_config *cfg,
                                                                    int insecure);
 
+/**
+ * Sets the ALSA devices of device audio mode, by PCM name ("default", "hw:1,0",
+ * "plughw:CARD=Headset", "pulse", ...; millis_audio_devices_json() lists them). NULL
+ * means "default". The devices are opened at whatever rate, channel count and sample
+ * format they offer (S16_LE, FLOAT_LE, S32_LE, S24_LE, S24_3LE; 16 kHz mono when they
+ * have it) and converted to and from the wire's 16 kHz mono by libmillis' resampler
+ * (speexdsp), never by ALSA's plug layer.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg, an empty name or one with a line break).
+ */
+millis_status millis_config_set_audio_devices(millis_config *cfg, const char *capture,
+                                              const char *playback);
+
+/**
+ * Switches the microphone processing of device audio mode, each non-zero for on (all
+ * three are on by default, like the browser's getUserMedia): echo cancellation
+ * (speexdsp's adaptive filter, fed with exactly what the speaker played, aligned for
+ * the devices' latency, plus suppression of the residual echo), noise suppression and
+ * automatic gain control (speexdsp's preprocessor, at most +20 dB).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ */
+millis_status millis_config_set_audio_processing(millis_config *cfg, int echo_cancellation,
+                                                 int noise_suppression, int auto_gain_control);
+
+/**
+ * Sets the ALSA period of device audio mode: 5, 10 (default) or 20 ms. The audio
+ * threads wake once per period; a barge-in (`clear`) silences the speaker within one.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for other values.
+ */
+millis_status millis_config_set_audio_period_ms(millis_config *cfg, unsigned int period_ms);
+
+/**
+ * Sets how much agent audio is queued before the speaker starts (and restarts after
+ * the queue ran dry mid-answer), to absorb network jitter: 0 to 2000 ms, default 60.
+ * Playback also starts when that much time has passed since the first audio, so a
+ * short answer is never held back.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ */
+millis_status millis_config_set_playout_prebuffer_ms(millis_config *cfg, unsigned int ms);
+
+/**
+ * Sets the format of application audio mode, both ways: what
+ * millis_client_send_audio() takes and what the audio callback gives. Default:
+ * MILLIS_AUDIO_PCM16 at 16000 Hz (the wire format, no conversion). PCM16 at 8000,
+ * 24000 or 48000 Hz and G.711 µ-law / A-law at 8000 Hz are converted by the library
+ * (speexdsp resampler, G.711 per ITU-T).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for an unknown encoding or a rate it does not
+ * offer.
+ */
+millis_status millis_config_set_application_audio_format(millis_config *cfg,
+                                                         millis_audio_encoding encoding,
+                                                         unsigned int sample_rate);
+
+/* ------------------------------------------------------------------------------------
+ * Audio devices
+ * ---------------------------------------------------------------------------------- */
+
+/**
+ * The PCMs ALSA knows, for a device picker, as a JSON object:
+ * {"capture": [{"name": "...", "description": "..."}], "playback": [...]}
+ * (ALSA's device name hints, as `arecord -L` / `aplay -L` print them; descriptions may
+ * hold '\n'). Return value: owned by the caller (millis_free), NULL when ALSA cannot
+ * list its devices.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+char *millis_audio_devices_json(void);
+
+/* ------------------------------------------------------------------------------------
+ * Analysers
+ *
+ * A millis_analyser computes what a Web Audio AnalyserNode does, by the Web Audio
+ * specification's definitions: the last fftSize samples (time domain), and their
+ * spectrum through a Blackman window, smoothed over time and mapped to decibels.
+ * Every client has two, at 16 kHz: the agent's audio as played (in application mode:
+ * as received) and the user's processed microphone audio (in application mode: as
+ * sent).
+ * They are created on first request and fed from then on; they belong to the client
+ * and stay valid until millis_client_destroy(). All functions are thread-safe: read
+ * them from a UI thread while audio flows.
+ * ---------------------------------------------------------------------------------- */
+
+typedef struct millis_analyser millis_analyser;
+typedef struct millis_client millis_client;
+
+/** The analyser of the agent's audio. NULL only when c is NULL. Owned by the client. */
+millis_analyser *millis_client_agent_analyser(millis_client *c);
+/** The analyser of the user's audio. NULL only when c is NULL. Owned by the client. */
+millis_analyser *millis_client_user_analyser(millis_client *c);
+
+/**
+ * A standalone analyser, fed by the application (millis_analyser_write_pcm16), for
+ * any audio of its own, at sample_rate Hz. Return value: owned by the caller
+ * (millis_analyser_destroy), NULL for a rate that is not positive and finite.
+ */
+millis_analyser *millis_analyser_create(double sample_rate);
+/** Destroys an analyser from millis_analyser_create(). NULL: no-op. Passing a client's
+ *  analyser is undefined behaviour (it belongs to the client). */
+void millis_analyser_destroy(millis_analyser *a);
+/** Appends mono PCM16 samples (count samples, not bytes).
+ *  Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL a, NULL pcm with count > 0). */
+millis_status millis_analyser_write_pcm16(millis_analyser *a, const int16_t *pcm, size_t count);
+
+/** The message of the last failing setter on a; "" when none; NULL when a is NULL. */
+const char *millis_analyser_last_error(const millis_analyser *a);
+
+/** fftSize: a power of two from 32 to 32768 (default 2048). Changing it resets the
+ *  smoothing. Errors: MILLIS_ERR_INVALID_ARGUMENT otherwise. */
+millis_status millis_analyser_set_fft_size(millis_analyser *a, unsigned int fft_size);
+/** Getters of a NULL analyser return 0 (rms: -120). */
+unsigned int millis_analyser_fft_size(const millis_analyser *a);
+/** fftSize / 2. 0 when a is NULL. */
+unsigned int millis_analyser_frequency_bin_count(const millis_analyser *a);
+/** minDecibels and maxDecibels (defaults -100 and -30), the byte mapping's range.
+ *  Errors: MILLIS_ERR_INVALID_ARGUMENT unless both are finite and min < max. */
+millis_status millis_analyser_set_decibel_range(millis_analyser *a, double min_decibels,
+                                                double max_decibels);
+double millis_analyser_min_decibels(const millis_analyser *a);
+double millis_analyser_max_decibels(const millis_analyser *a);
+/** smoothingTimeConstant in [0, 1] (default 0.8).
+ *  Errors: MILLIS_ERR_INVALID_ARGUMENT outside it. */
+millis_status millis_analyser_set_smoothing_time_constant(millis_analyser *a, double value);
+double millis_analyser_smoothing_time_constant(const millis_analyser *a);
+
+/**
+ * getByteFrequencyData / getFloatFrequencyData: computes the current spectrum (each
+ * call advances the smoothing once, as a browser does once per render quantum) and
+ * writes min(count, frequencyBinCount) values: floats in dB (-Infinity for a silent
+ * bin), bytes scaled from [minDecibels, maxDecibels] to [0, 255]. Returns the number
+ * written; 0 when a or out is NULL.
+ */
+size_t millis_analyser_get_byte_frequency_data(millis_analyser *a, uint8_t *out, size_t count);
+size_t millis_analyser_get_float_frequency_data(millis_analyser *a, float *out, size_t count);
+/**
+ * getByteTimeDomainData / getFloatTimeDomainData: the most recent min(count, fftSize)
+ * samples, oldest first: floats in [-1, 1], bytes as 128 * (1 + x). Returns the number
+ * written; 0 when a or out is NULL.
+ */
+size_t millis_analyser_get_byte_time_domain_data(millis_analyser *a, uint8_t *out, size_t count);
+size_t millis_analyser_get_float_time_domain_data(millis_analyser *a, float *out, size_t count);
+/** The RMS level of the last fftSize samples in dBFS (a full-scale sine: -3.01);
+ *  -120 for silence or a NULL a. */
+double millis_analyser_rms_dbfs(const millis_analyser *a);
+
 /* ------------------------------------------------------------------------------------
  * Client
  * ---------------------------------------------------------------------------------- */
-
-typedef struct millis_client millis_client;
 
 /**
  * Creates a client from a configuration (copied; cfg may be destroyed afterwards).
@@ -366,7 +534,9 @@ const char *millis_client_last_error(const millis_client *c);
  *    configured public key added; the options must not hold "public_key" themselves.
  * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL), MILLIS_ERR_INVALID_JSON (does not parse,
  * not an object, no usable "agent", "public_key" present), MILLIS_ERR_INVALID_STATE
- * (a conversation is already under way: stop it and wait for onclose first).
+ * (a conversation is already under way: stop it and wait for onclose first),
+ * MILLIS_ERR_AUDIO_DEVICE (device audio mode: a device could not be opened or
+ * configured; the message names it; nothing was started).
  * Thread safety: any thread. Callback safety: may be called from callbacks (e.g. to
  * start the next conversation from onclose).
  */
@@ -401,12 +571,13 @@ millis_status millis_client_unmute(millis_client *c);
 int millis_client_is_muted(const millis_client *c);
 
 /**
- * Hands microphone audio to the client (application audio mode): PCM16, little-endian,
- * 16 000 Hz, mono, in chunks of any even size. The data is copied. Audio is cut into
+ * Hands microphone audio to the client (application audio mode): by default PCM16,
+ * little-endian, 16 000 Hz, mono, in chunks of any even size; otherwise in the format
+ * set by millis_config_set_application_audio_format(). The data is copied. Audio is cut into
  * frames of the configured duration and sent from the server's onready on.
  *
  * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL c, NULL pcm with bytes > 0, odd byte
- * count), MILLIS_ERR_NOT_READY (no session ready yet: the audio is dropped, not queued,
+ * count for PCM16), MILLIS_ERR_NOT_READY (no session ready yet: the audio is dropped, not queued,
  * and counted in the stats), MILLIS_ERR_INVALID_STATE (not in application audio mode).
  * Thread safety: any thread; audio from several threads interleaves in call order.
  */
@@ -429,6 +600,11 @@ char *millis_client_session_id(const millis_client *c);
 /** The connection state; MILLIS_CONNECTION_IDLE when c is NULL. */
 millis_connection_state millis_client_connection_state(const millis_client *c);
 
+/** The audio mode in force: MILLIS_AUDIO_MODE_APPLICATION or MILLIS_AUDIO_MODE_DEVICE
+ *  (a default is resolved when the client is created); MILLIS_AUDIO_MODE_DEFAULT only
+ *  when c is NULL. */
+millis_audio_mode millis_client_audio_mode(const millis_client *c);
+
 /** The agent state; MILLIS_AGENT_IDLE when c is NULL. */
 millis_agent_state millis_client_agent_state(const millis_client *c);
 
@@ -439,7 +615,19 @@ millis_agent_state millis_client_agent_state(const millis_client *c);
  *  reconnection), "audio_frames_dropped_backpressure" (the send queue was full),
  *  "send_queue_bytes" (now), "messages_sent", "messages_received", "reconnects"
  *  (successful), "last_ping_rtt_ms" (null before the first pong), "last_latency_ms"
- *  (null before the first answer)}. Counters are cumulative over the client's life.
+ *  (null before the first answer), "audio_mode" ("application" or "device"), and the
+ *  device audio counters: "capture_periods", "capture_overruns" (ALSA overruns,
+ *  recovered), "capture_frames_dropped" (10 ms frames the network thread did not take
+ *  in time), "playback_periods", "playback_underruns" (the playout queue ran dry in the
+ *  middle of an answer: a gap was heard), "playback_xruns" (ALSA underruns, recovered),
+ *  "playout_samples_dropped" (queue full), "playout_queue_ms" (now), "clears",
+ *  "last_clear_ms" (from the clear to a silent device; null before any),
+ *  "capture_to_wire_ms" (mean time from a microphone frame's last sample being
+ *  captured to the frame being written to the socket; null before any),
+ *  "echo_realignments" (times the echo canceller's reference was moved to where the
+ *  echo was found), "echo_erle_db" (echo return loss enhancement of the current or
+ *  last conversation, convergence included), "echo_erle_recent_db" (the same over
+ *  the last 2 s of speaker activity; both null before the speaker played)}. Counters are cumulative over the client's life.
  * Return value: owned by the caller (millis_free), NULL when c is NULL.
  */
 char *millis_client_stats_json(const millis_client *c);
@@ -461,7 +649,9 @@ typedef void (*millis_ready_cb)(millis_client *c, const char *session_id,
                                 const char *payload_json, void *user_data);
 /** The server ended the session; a close follows. */
 typedef void (*millis_session_ended_cb)(millis_client *c, void *user_data);
-/** Agent audio: PCM16 little-endian 16 kHz mono, `bytes` long (always even). */
+/** Agent audio: PCM16 little-endian 16 kHz mono, `bytes` long (always even); in
+ *  application audio mode with millis_config_set_application_audio_format(), in that
+ *  format instead (G.711: one byte per sample). */
 typedef void (*millis_audio_cb)(millis_client *c, const uint8_t *pcm, size_t bytes,
                                 void *user_data);
 /** The agent's reply text (partial while is_final is 0). */
@@ -483,7 +673,9 @@ typedef void (*millis_agent_state_cb)(millis_client *c, millis_agent_state state
 typedef void (*millis_close_cb)(millis_client *c, int code, const char *reason,
                                 void *user_data);
 /** An error. Fatal ones (connect, TLS, handshake, protocol, timeout, lost connection)
- *  are followed by the close callback; MILLIS_ERR_BAD_MESSAGE is not fatal. A dropped
+ *  are followed by the close callback; MILLIS_ERR_BAD_MESSAGE is not fatal, nor is
+ *  MILLIS_ERR_AUDIO_DEVICE during a conversation (a device that failed while running:
+ *  that side stays silent until the conversation ends). A dropped
  *  connection that is being resumed is not an error (see millis_reconnecting_cb); when
  *  the attempts run out, MILLIS_ERR_CONNECTION_LOST is reported, then the close. */
 typedef void (*millis_error_cb)(millis_client *c, millis_status status, const char *message,
@@ -500,6 +692,17 @@ typedef void (*millis_reconnecting_cb)(millis_client *c, unsigned int attempt,
  *  session arrived (onopen and onready are not repeated). */
 typedef void (*millis_reconnected_cb)(millis_client *c, const char *session_id,
                                       void *user_data);
+/** The agent's analyser is ready (the web SDK's `analyzer` event), right after onopen.
+ *  The analyser belongs to the client (see Analysers); the pointer may be kept. */
+typedef void (*millis_analyzer_cb)(millis_client *c, millis_analyser *agent, void *user_data);
+/** The microphone stream is ready (the web SDK's `useraudioready`), right after the
+ *  analyzer event: the user's analyser, and the stream as JSON. Device audio:
+ *  {"source": "device", "device", "rate", "channels", "format", "period_frames",
+ *  "buffer_frames" (the capture device as opened), "echo_cancellation",
+ *  "noise_suppression", "auto_gain_control", "playback": {the playback device}};
+ *  application audio: {"source": "application", "encoding", "rate", "channels": 1}. */
+typedef void (*millis_user_audio_ready_cb)(millis_client *c, millis_analyser *user,
+                                           const char *stream_json, void *user_data);
 /** A log line at or below the configured level. Secrets are never included. */
 typedef void (*millis_log_cb)(millis_client *c, millis_log_level level, const char *message,
                               void *user_data);
@@ -526,6 +729,9 @@ millis_status millis_client_on_reconnecting(millis_client *c, millis_reconnectin
                                             void *user_data);
 millis_status millis_client_on_reconnected(millis_client *c, millis_reconnected_cb cb,
                                            void *user_data);
+millis_status millis_client_on_analyzer(millis_client *c, millis_analyzer_cb cb, void *user_data);
+millis_status millis_client_on_user_audio_ready(millis_client *c, millis_user_audio_ready_cb cb,
+                                                void *user_data);
 
 #ifdef __cplusplus
 }

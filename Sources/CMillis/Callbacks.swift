@@ -11,6 +11,8 @@ public typealias StateCallback = @convention(c) (Handle?, Int32, UnsafeMutableRa
 public typealias CloseCallback = @convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 public typealias ReconnectingCallback = @convention(c) (Handle?, UInt32, UInt32, UnsafeMutableRawPointer?) -> Void
 public typealias ReconnectedCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias AnalyzerCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
+public typealias UserAudioReadyCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 public typealias MessageCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 
 /// A C function and the user_data that goes back to it.
@@ -36,6 +38,8 @@ struct CallbackTable {
     var log = Registration<CloseCallback>()
     var reconnecting = Registration<ReconnectingCallback>()
     var reconnected = Registration<ReconnectedCallback>()
+    var analyzer = Registration<AnalyzerCallback>()
+    var userAudioReady = Registration<UserAudioReadyCallback>()
 }
 
 extension ClientHandle {
@@ -85,6 +89,13 @@ extension ClientHandle {
         case .reconnected(let sessionId):
             guard let f = t.reconnected.function else { return }
             sessionId.withCString { f(c, $0, t.reconnected.userData) }
+        case .analyzer:
+            guard let f = t.analyzer.function else { return }
+            f(c, analyserHandles.agent.pointer, t.analyzer.userData)
+        case .userAudioReady(let stream):
+            guard let f = t.userAudioReady.function else { return }
+            let user = analyserHandles.user.pointer
+            stream.withCString { f(c, user, $0, t.userAudioReady.userData) }
         }
     }
 }
@@ -172,4 +183,14 @@ public func millis_client_on_reconnecting(_ c: Handle?, _ cb: (@convention(c) (H
 @_cdecl("millis_client_on_reconnected")
 public func millis_client_on_reconnected(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.reconnected, cb, ud)
+}
+
+@_cdecl("millis_client_on_analyzer")
+public func millis_client_on_analyzer(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.analyzer, cb, ud)
+}
+
+@_cdecl("millis_client_on_user_audio_ready")
+public func millis_client_on_user_audio_ready(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.userAudioReady, cb, ud)
 }

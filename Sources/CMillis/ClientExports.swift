@@ -6,6 +6,18 @@ final class ClientHandle {
     let lastError = LastError()
     /// Guarded by `core`'s dispatch lock.
     var callbacks = CallbackTable()
+    private let analysers = Locked<(agent: AnalyserHandle?, user: AnalyserHandle?)>((nil, nil))
+
+    /// The analysers' C handles, created with the first request and kept until destroy,
+    /// so the pointer an application holds stays valid for the client's life.
+    var analyserHandles: (agent: AnalyserHandle, user: AnalyserHandle) {
+        analysers.withLock { a in
+            let agent = a.agent ?? AnalyserHandle(core.agentAnalyser)
+            let user = a.user ?? AnalyserHandle(core.userAnalyser)
+            a = (agent, user)
+            return (agent, user)
+        }
+    }
 
     init(core: Client) {
         self.core = core
@@ -133,5 +145,5 @@ public func millis_client_agent_state(_ c: UnsafeRawPointer?) -> Int32 {
 @_cdecl("millis_client_stats_json")
 public func millis_client_stats_json(_ c: UnsafeRawPointer?) -> UnsafeMutablePointer<CChar>? {
     guard let handle = ClientHandle.from(c) else { return nil }
-    return mallocCString(handle.core.stats.json)
+    return mallocCString(handle.core.statsJSON)
 }

@@ -60,7 +60,7 @@ public func millis_config_set_log_level(_ cfg: UnsafeMutableRawPointer?, _ level
 public func millis_config_set_audio_mode(_ cfg: UnsafeMutableRawPointer?, _ mode: Int32) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in
         guard let value = AudioMode(rawValue: mode) else {
-            throw MillisError(.invalidArgument, "audio mode \(mode) is not a millis_audio_mode (0 default, 1 application)")
+            throw MillisError(.invalidArgument, "audio mode \(mode) is not a millis_audio_mode (0 default, 1 application, 2 device)")
         }
         config.audioMode = value
     }

@@ -629,6 +629,8 @@ static void noop_message(millis_client *c, const char *m, const char *j, void *u
 static void noop_log(millis_client *c, millis_log_level l, const char *m, void *ud) { (void)c; (void)l; (void)m; (void)ud; }
 static void noop_reconnecting(millis_client *c, unsigned a, unsigned d, void *ud) { (void)c; (void)a; (void)d; (void)ud; }
 static void noop_reconnected(millis_client *c, const char *s, void *ud) { (void)c; (void)s; (void)ud; }
+static void noop_analyzer(millis_client *c, millis_analyser *a, void *ud) { (void)c; (void)a; (void)ud; }
+static void noop_user_audio_ready(millis_client *c, millis_analyser *a, const char *s, void *ud) { (void)c; (void)a; (void)s; (void)ud; }
 
 /* A row: the call with one pointer argument NULL (the others valid), and what the header
  * promises. `cfg` and `cli` are a valid config and a valid idle client. */
@@ -643,6 +645,8 @@ static millis_client *T_cli;
 static char T_buf[640];
 static millis_status T_err;
 static int T_marker;
+static uint8_t T_bytes[4];
+static float T_floats[4];
 
 /* Returns the result of row i (status, pointer-is-NULL flag or value). The `call` text
  * of each row names every function exactly as written here, so that the Python side can
@@ -732,7 +736,36 @@ static int T_marker;
     X("millis_client_on_reconnecting(cli, cb, NULL)", 0, MILLIS_OK, millis_client_on_reconnecting(T_cli, noop_reconnecting, NULL)) \
     X("millis_client_on_reconnected(cli, cb, NULL)", 0, MILLIS_OK, millis_client_on_reconnected(T_cli, noop_reconnected, NULL)) \
     X("millis_client_on_reconnecting(cli, NULL, NULL)", 0, MILLIS_OK, millis_client_on_reconnecting(T_cli, NULL, NULL)) \
-    X("millis_client_on_reconnected(cli, NULL, NULL)", 0, MILLIS_OK, millis_client_on_reconnected(T_cli, NULL, NULL))
+    X("millis_client_on_reconnected(cli, NULL, NULL)", 0, MILLIS_OK, millis_client_on_reconnected(T_cli, NULL, NULL)) \
+    X("millis_config_set_audio_devices(NULL, d, d)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_devices(NULL, "default", "default")) \
+    X("millis_config_set_audio_devices(cfg, NULL, NULL)", 0, MILLIS_OK, millis_config_set_audio_devices(T_cfg, NULL, NULL)) \
+    X("millis_config_set_audio_processing(NULL, 1, 1, 1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_processing(NULL, 1, 1, 1)) \
+    X("millis_config_set_audio_period_ms(NULL, 10)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_period_ms(NULL, 10)) \
+    X("millis_config_set_playout_prebuffer_ms(NULL, 60)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_playout_prebuffer_ms(NULL, 60)) \
+    X("millis_config_set_application_audio_format(NULL, PCM16, 16000)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_application_audio_format(NULL, MILLIS_AUDIO_PCM16, 16000)) \
+    X("millis_client_agent_analyser(NULL)", 1, 1, millis_client_agent_analyser(NULL) == NULL) \
+    X("millis_client_user_analyser(NULL)", 1, 1, millis_client_user_analyser(NULL) == NULL) \
+    X("millis_client_audio_mode(NULL)", 2, MILLIS_AUDIO_MODE_DEFAULT, millis_client_audio_mode(NULL)) \
+    X("millis_analyser_destroy(NULL)", 3, 0, (millis_analyser_destroy(NULL), 0)) \
+    X("millis_analyser_write_pcm16(NULL, pcm, 1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_analyser_write_pcm16(NULL, (const int16_t *)"\0\0", 1)) \
+    X("millis_analyser_last_error(NULL)", 1, 1, millis_analyser_last_error(NULL) == NULL) \
+    X("millis_analyser_set_fft_size(NULL, 2048)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_analyser_set_fft_size(NULL, 2048)) \
+    X("millis_analyser_fft_size(NULL)", 2, 0, millis_analyser_fft_size(NULL)) \
+    X("millis_analyser_frequency_bin_count(NULL)", 2, 0, millis_analyser_frequency_bin_count(NULL)) \
+    X("millis_analyser_set_decibel_range(NULL, -100, -30)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_analyser_set_decibel_range(NULL, -100, -30)) \
+    X("millis_analyser_min_decibels(NULL)", 1, 1, millis_analyser_min_decibels(NULL) == 0.0) \
+    X("millis_analyser_max_decibels(NULL)", 1, 1, millis_analyser_max_decibels(NULL) == 0.0) \
+    X("millis_analyser_set_smoothing_time_constant(NULL, 0.5)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_analyser_set_smoothing_time_constant(NULL, 0.5)) \
+    X("millis_analyser_smoothing_time_constant(NULL)", 1, 1, millis_analyser_smoothing_time_constant(NULL) == 0.0) \
+    X("millis_analyser_get_byte_frequency_data(NULL, out, 4)", 2, 0, (long)millis_analyser_get_byte_frequency_data(NULL, T_bytes, 4)) \
+    X("millis_analyser_get_float_frequency_data(NULL, out, 4)", 2, 0, (long)millis_analyser_get_float_frequency_data(NULL, T_floats, 4)) \
+    X("millis_analyser_get_byte_time_domain_data(NULL, out, 4)", 2, 0, (long)millis_analyser_get_byte_time_domain_data(NULL, T_bytes, 4)) \
+    X("millis_analyser_get_float_time_domain_data(NULL, out, 4)", 2, 0, (long)millis_analyser_get_float_time_domain_data(NULL, T_floats, 4)) \
+    X("millis_analyser_rms_dbfs(NULL)", 1, 1, millis_analyser_rms_dbfs(NULL) == -120.0) \
+    X("millis_client_on_analyzer(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_analyzer(NULL, noop_analyzer, &T_marker)) \
+    X("millis_client_on_analyzer(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_analyzer(T_cli, NULL, &T_marker)) \
+    X("millis_client_on_user_audio_ready(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_user_audio_ready(NULL, noop_user_audio_ready, &T_marker)) \
+    X("millis_client_on_user_audio_ready(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_user_audio_ready(T_cli, NULL, &T_marker))
 
 #define ROW_DATA(name, kind, want, expr) {name, kind, (long)(want)},
 static const struct null_row null_rows[] = {ROWS(ROW_DATA)};

@@ -249,7 +249,7 @@ def test_bad_endpoint_keeps_previous_value(millis, native, devserver):
     ({"ready_timeout_ms": 600_001}, ("timeout", "ready")),
     ({"log_level": 5}, ("level", "log")),
     ({"log_level": -1}, ("level", "log")),
-    ({"audio_mode": 2}, ("mode", "audio")),
+    ({"audio_mode": 3}, ("mode", "audio")),
 ])
 def test_config_out_of_range(millis, kwargs, words):
     with pytest.raises(millis.MillisError) as info:

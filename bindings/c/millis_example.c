@@ -1,18 +1,27 @@
 /*
  * millis_example.c — hold one spoken conversation with a Millis voice agent from C.
  *
- * The user's voice comes from a WAV file (16 kHz, mono, 16-bit PCM), streamed in real
- * time in 20 ms chunks once the session is ready; silence follows until the conversation
- * ends. The agent's voice is written to another WAV file. Every event is printed as it
- * arrives, with the time since start.
+ * File mode (the default, application audio): the user's voice comes from a WAV file
+ * (16 kHz, mono, 16-bit PCM), streamed in real time in 20 ms chunks once the session is
+ * ready; silence follows until the conversation ends. The agent's voice is written to
+ * another WAV file.
+ *
+ * Device mode (--device, --capture NAME, --playback NAME): the library records the
+ * microphone and plays the agent through ALSA (with echo cancellation, noise suppression
+ * and gain control); the example prints the conversation and, once a second, the RMS
+ * levels of the agent's and the user's analysers. --list-devices prints the PCMs ALSA
+ * knows.
+ *
+ * Every event is printed as it arrives, with the time since start.
  *
  * Build:  cc millis_example.c $(pkg-config --cflags --libs millis) -o millis_example
  * Run:    ./millis_example --input ../audio/user.wav --output agent.wav
+ *         ./millis_example --device                 (talk through the default devices)
  *         (see --help; MILLIS_ENDPOINT, MILLIS_AGENT_ID and MILLIS_PUBLIC_KEY are read
  *         from the environment)
  *
  * Exit status: 0 the conversation closed normally (1000), 1 usage, 2 file error,
- * 3 library or session error.
+ * 3 library or session error, 4 audio device error.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -30,6 +39,7 @@
 #define EXIT_USAGE 1
 #define EXIT_FILE 2
 #define EXIT_SESSION 3
+#define EXIT_DEVICE 4
 
 #define SAMPLE_RATE 16000
 #define CHUNK_MS 20
@@ -41,6 +51,7 @@
 #define DEFAULT_INPUT "bindings/audio/user.wav"
 #define DEFAULT_OUTPUT "agent.wav"
 #define DEFAULT_TIMEOUT_S 60.0
+#define DEFAULT_DEVICE_TIMEOUT_S 600.0
 
 /* ------------------------------------------------------------------------------------
  * Time
@@ -247,6 +258,7 @@ static int write_wav(const char *path, const unsigned char *pcm, size_t bytes)
 struct session {
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    int device_mode;      /* set before start, read-only afterwards */
     int ready;
     int closed;
     int close_code;
@@ -290,7 +302,10 @@ static void on_audio(millis_client *c, const uint8_t *pcm, size_t bytes, void *u
     pthread_mutex_lock(&s->lock);
     first = !s->in_answer_audio;
     s->in_answer_audio = 1;
-    if (s->agent_bytes + bytes > s->agent_cap && !s->agent_oom) {
+    if (s->device_mode) {
+        /* The library plays it; the callback still gets it (to record or display). */
+        s->agent_bytes += bytes;
+    } else if (s->agent_bytes + bytes > s->agent_cap && !s->agent_oom) {
         size_t cap = s->agent_cap ? s->agent_cap : 16000 * 2 * 10;
         unsigned char *bigger;
         while (cap < s->agent_bytes + bytes) cap *= 2;
@@ -302,7 +317,7 @@ static void on_audio(millis_client *c, const uint8_t *pcm, size_t bytes, void *u
             s->agent_cap = cap;
         }
     }
-    if (!s->agent_oom) {
+    if (!s->device_mode && !s->agent_oom) {
         memcpy(s->agent_pcm + s->agent_bytes, pcm, bytes);
         s->agent_bytes += bytes;
     }
@@ -395,6 +410,21 @@ static void on_reconnected(millis_client *c, const char *session_id, void *ud)
     say("onreconnected session_id=\"%s\"", session_id);
 }
 
+/* The web SDK's `analyzer` and `useraudioready`. The analysers belong to the client and
+ * stay valid until millis_client_destroy(); main reads their levels. */
+static void on_analyzer(millis_client *c, millis_analyser *agent, void *ud)
+{
+    (void)c; (void)ud;
+    say("onanalyzer fft_size=%u", millis_analyser_fft_size(agent));
+}
+
+static void on_user_audio_ready(millis_client *c, millis_analyser *user, const char *stream_json,
+                                void *ud)
+{
+    (void)c; (void)ud; (void)user;
+    say("onuseraudioready %s", stream_json);
+}
+
 static void on_message(millis_client *c, const char *method, const char *json, void *ud)
 {
     (void)c; (void)ud;
@@ -428,6 +458,56 @@ static void on_sigint(int sig)
 }
 
 /* ------------------------------------------------------------------------------------
+ * Device mode: the library records and plays; main only watches.
+ * ---------------------------------------------------------------------------------- */
+
+static int before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Waits until the conversation closes, Ctrl-C, or the deadline, printing the RMS levels
+ * of the agent's audio (as played) and the user's (the processed microphone) once a
+ * second. The analysers belong to the client and may be read from any thread. Returns 1
+ * when the deadline passed. */
+static int run_device_conversation(millis_client *client, struct session *s,
+                                   const struct timespec *deadline)
+{
+    millis_analyser *agent = millis_client_agent_analyser(client);
+    millis_analyser *user = millis_client_user_analyser(client);
+    struct timespec next;
+    int closed = 0;
+
+    say("talking through ALSA: speak now; Ctrl-C ends the conversation");
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (;;) {
+        timespec_add_ns(&next, 1000000000L);
+        pthread_mutex_lock(&s->lock);
+        /* Wake every 100 ms to notice Ctrl-C; print at each full second. */
+        while (!s->closed && !interrupted) {
+            struct timespec slice, now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (!before(&now, &next) || !before(&now, deadline)) break;
+            slice = now;
+            timespec_add_ns(&slice, 100000000L);
+            if (before(&next, &slice)) slice = next;
+            if (before(deadline, &slice)) slice = *deadline;
+            pthread_cond_timedwait(&s->cond, &s->lock, &slice);
+        }
+        closed = s->closed;
+        pthread_mutex_unlock(&s->lock);
+        if (closed || interrupted) return 0;
+        {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (!before(&now, deadline)) return 1;
+        }
+        say("levels: agent %6.1f dBFS   user %6.1f dBFS   (agent %s)", millis_analyser_rms_dbfs(agent),
+            millis_analyser_rms_dbfs(user), millis_agent_state_string(millis_client_agent_state(client)));
+    }
+}
+
+/* ------------------------------------------------------------------------------------
  * Command line
  * ---------------------------------------------------------------------------------- */
 
@@ -436,24 +516,37 @@ static void usage(FILE *to, const char *argv0)
     fprintf(to,
             "usage: %s [--endpoint URL] [--agent-id ID] [--input WAV] [--output WAV]\n"
             "          [--timeout SECONDS] [--verbose] [--help]\n"
+            "       %s --device[=NAME] [--capture NAME] [--playback NAME] [--endpoint URL]\n"
+            "          [--agent-id ID] [--timeout SECONDS] [--verbose]\n"
+            "       %s --list-devices\n"
             "\n"
-            "Holds one conversation with a Millis voice agent: streams the input WAV\n"
-            "(16 kHz mono 16-bit PCM) as the user's voice in real time, then silence until\n"
-            "the conversation ends, and writes the agent's voice to the output WAV.\n"
+            "Holds one conversation with a Millis voice agent. File mode (the default):\n"
+            "streams the input WAV (16 kHz mono 16-bit PCM) as the user's voice in real\n"
+            "time, then silence until the conversation ends, and writes the agent's voice\n"
+            "to the output WAV. Device mode: talk through ALSA devices (microphone and\n"
+            "speaker, with echo cancellation); the levels of both sides print once a\n"
+            "second; Ctrl-C ends the conversation.\n"
             "\n"
             "  --endpoint URL     WebSocket endpoint (env MILLIS_ENDPOINT, else %s)\n"
             "  --agent-id ID      agent to talk to (env MILLIS_AGENT_ID, else %s)\n"
             "  --input WAV        the user's voice (default %s)\n"
             "  --output WAV       where to write the agent's voice (default %s)\n"
-            "  --timeout SECONDS  stop the conversation after this long (default %.0f)\n"
+            "  --timeout SECONDS  stop the conversation after this long (default %.0f,\n"
+            "                     %.0f in device mode)\n"
+            "  --device           device mode with ALSA's \"default\" PCMs\n"
+            "  --device=NAME      device mode, NAME for both capture and playback\n"
+            "  --capture NAME     device mode, the microphone's ALSA PCM (e.g. plughw:1,0)\n"
+            "  --playback NAME    device mode, the speaker's ALSA PCM\n"
+            "  --list-devices     print the PCMs ALSA knows (JSON) and exit\n"
             "  --verbose          also print the library's debug log\n"
             "  --help             this text\n"
             "\n"
             "The public key is read from env MILLIS_PUBLIC_KEY (default \"%s\", which the\n"
             "local devserver accepts).\n"
-            "Exit status: 0 normal close, 1 usage, 2 file error, 3 library or session error.\n",
-            argv0, DEFAULT_ENDPOINT, DEFAULT_AGENT_ID, DEFAULT_INPUT, DEFAULT_OUTPUT,
-            DEFAULT_TIMEOUT_S, DEFAULT_PUBLIC_KEY);
+            "Exit status: 0 normal close, 1 usage, 2 file error, 3 library or session error,\n"
+            "4 audio device error.\n",
+            argv0, argv0, argv0, DEFAULT_ENDPOINT, DEFAULT_AGENT_ID, DEFAULT_INPUT, DEFAULT_OUTPUT,
+            DEFAULT_TIMEOUT_S, DEFAULT_DEVICE_TIMEOUT_S, DEFAULT_PUBLIC_KEY);
 }
 
 static const char *env_or(const char *name, const char *fallback)
@@ -492,8 +585,10 @@ int main(int argc, char **argv)
     const char *agent_id = env_or("MILLIS_AGENT_ID", DEFAULT_AGENT_ID);
     const char *public_key = env_or("MILLIS_PUBLIC_KEY", DEFAULT_PUBLIC_KEY);
     const char *input = DEFAULT_INPUT, *output = DEFAULT_OUTPUT, *timeout_arg = NULL;
+    const char *capture = NULL, *playback = NULL; /* NULL: ALSA's "default" */
     double timeout_s = DEFAULT_TIMEOUT_S;
     int verbose = 0, i, exit_code = 0, ready, closed, timed_out = 0;
+    int device_mode = 0, list_devices = 0, file_option = 0;
     unsigned char *user_pcm = NULL;
     size_t user_bytes = 0, sent_ok = 0, offset = 0;
     millis_config *cfg;
@@ -511,14 +606,31 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--verbose") == 0) {
             verbose = 1;
+        } else if (strcmp(argv[i], "--list-devices") == 0) {
+            list_devices = 1;
+        } else if (strcmp(argv[i], "--device") == 0) {
+            /* No separate value: ALSA names hold commas ("hw:1,0"), so --device=NAME
+             * names one PCM for both sides and --capture/--playback name them apart. */
+            device_mode = 1;
+        } else if (strncmp(argv[i], "--device=", 9) == 0) {
+            device_mode = 1;
+            capture = playback = argv[i] + 9;
+        } else if (option(argc, argv, &i, "--capture", &v)) {
+            device_mode = 1;
+            capture = v;
+        } else if (option(argc, argv, &i, "--playback", &v)) {
+            device_mode = 1;
+            playback = v;
         } else if (option(argc, argv, &i, "--endpoint", &v)) {
             endpoint = v;
         } else if (option(argc, argv, &i, "--agent-id", &v)) {
             agent_id = v;
         } else if (option(argc, argv, &i, "--input", &v)) {
             input = v;
+            file_option = 1;
         } else if (option(argc, argv, &i, "--output", &v)) {
             output = v;
+            file_option = 1;
         } else if (option(argc, argv, &i, "--timeout", &v)) {
             timeout_arg = v;
         } else {
@@ -527,6 +639,26 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (list_devices) {
+        char *json = millis_audio_devices_json();
+        if (json == NULL) {
+            fprintf(stderr, "error: ALSA could not list its devices\n");
+            return EXIT_DEVICE;
+        }
+        printf("%s\n", json);
+        millis_free(json);
+        return 0;
+    }
+    if (device_mode && file_option) {
+        fprintf(stderr, "error: --input and --output are for file mode; device mode (--device, "
+                        "--capture, --playback) talks through ALSA\n");
+        return EXIT_USAGE;
+    }
+    if ((capture != NULL && capture[0] == '\0') || (playback != NULL && playback[0] == '\0')) {
+        fprintf(stderr, "error: an ALSA device name must not be empty (see --list-devices)\n");
+        return EXIT_USAGE;
+    }
+    if (device_mode) timeout_s = DEFAULT_DEVICE_TIMEOUT_S;
     if (timeout_arg != NULL) {
         char *end;
         timeout_s = strtod(timeout_arg, &end);
@@ -542,13 +674,18 @@ int main(int argc, char **argv)
     }
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (load_wav(input, &user_pcm, &user_bytes) != 0) {
-        if (strcmp(input, DEFAULT_INPUT) == 0)
-            fprintf(stderr, "       (name the user's voice with --input FILE.wav)\n");
-        return EXIT_FILE;
+    if (device_mode) {
+        printf("libmillis %s (header %s); device audio: capture %s, playback %s\n", millis_version(),
+               MILLIS_VERSION_STRING, capture ? capture : "default", playback ? playback : "default");
+    } else {
+        if (load_wav(input, &user_pcm, &user_bytes) != 0) {
+            if (strcmp(input, DEFAULT_INPUT) == 0)
+                fprintf(stderr, "       (name the user's voice with --input FILE.wav)\n");
+            return EXIT_FILE;
+        }
+        printf("libmillis %s (header %s); %s: %.2f s of user audio\n", millis_version(),
+               MILLIS_VERSION_STRING, input, (double)user_bytes / (SAMPLE_RATE * 2));
     }
-    printf("libmillis %s (header %s); %s: %.2f s of user audio\n", millis_version(),
-           MILLIS_VERSION_STRING, input, (double)user_bytes / (SAMPLE_RATE * 2));
     if (millis_version_number() != MILLIS_VERSION_NUMBER)
         fprintf(stderr, "warning: compiled against libmillis %s but running %s\n",
                 MILLIS_VERSION_STRING, millis_version());
@@ -563,6 +700,11 @@ int main(int argc, char **argv)
     if ((st = millis_config_set_public_key(cfg, public_key)) != MILLIS_OK
         || (st = millis_config_set_endpoint(cfg, endpoint)) != MILLIS_OK
         || (st = millis_config_set_frame_ms(cfg, CHUNK_MS)) != MILLIS_OK
+        /* File mode pushes audio itself: application audio, even on a machine whose
+         * devices would open (MILLIS_AUDIO_MODE_DEFAULT would then pick them). */
+        || (st = millis_config_set_audio_mode(cfg, device_mode ? MILLIS_AUDIO_MODE_DEVICE
+                                                               : MILLIS_AUDIO_MODE_APPLICATION)) != MILLIS_OK
+        || (device_mode && (st = millis_config_set_audio_devices(cfg, capture, playback)) != MILLIS_OK)
         || (verbose && (st = millis_config_set_log_level(cfg, MILLIS_LOG_DEBUG)) != MILLIS_OK)) {
         fprintf(stderr, "error: configuration: %s: %s\n", millis_status_string(st),
                 millis_config_last_error(cfg));
@@ -581,6 +723,7 @@ int main(int argc, char **argv)
     millis_config_destroy(cfg); /* the client keeps its own copy */
 
     memset(&s, 0, sizeof s);
+    s.device_mode = device_mode;
     pthread_mutex_init(&s.lock, NULL);
     {
         pthread_condattr_t attr;
@@ -611,6 +754,8 @@ int main(int argc, char **argv)
     millis_client_on_message(client, on_message, &s);
     millis_client_on_reconnecting(client, on_reconnecting, &s);
     millis_client_on_reconnected(client, on_reconnected, &s);
+    millis_client_on_analyzer(client, on_analyzer, &s);
+    millis_client_on_user_audio_ready(client, on_user_audio_ready, &s);
     if (verbose) millis_client_on_log(client, on_log, &s);
 
     /* Start, and wait for onready (or an early close). */
@@ -621,11 +766,14 @@ int main(int argc, char **argv)
     say("start: endpoint %s, agent %s", endpoint, agent_id);
     st = millis_client_start_agent(client, agent_id);
     if (st != MILLIS_OK) {
+        /* Device mode opens the devices here: a missing or busy one fails the start. */
         fprintf(stderr, "error: millis_client_start_agent: %s: %s\n", millis_status_string(st),
                 millis_client_last_error(client));
+        if (st == MILLIS_ERR_AUDIO_DEVICE)
+            fprintf(stderr, "       (%s --list-devices shows the PCMs ALSA knows)\n", argv[0]);
         millis_client_destroy(client);
         free(user_pcm);
-        return EXIT_SESSION;
+        return st == MILLIS_ERR_AUDIO_DEVICE ? EXIT_DEVICE : EXIT_SESSION;
     }
     pthread_mutex_lock(&s.lock);
     while (!s.ready && !s.closed && !interrupted) {
@@ -642,9 +790,14 @@ int main(int argc, char **argv)
     closed = s.closed;
     pthread_mutex_unlock(&s.lock);
 
+    if (device_mode && ready && !closed) {
+        timed_out = run_device_conversation(client, &s, &deadline);
+    } else if (device_mode) {
+        if (!ready && !closed && !interrupted) timed_out = 1;
+    }
     /* Stream the user's voice in real time, then silence, on an absolute 20 ms clock:
      * sleeping until next += 20 ms keeps the average rate exact whatever each send costs. */
-    if (ready && !closed) {
+    else if (ready && !closed) {
         say("streaming %s in %d ms chunks", input, CHUNK_MS);
         clock_gettime(CLOCK_MONOTONIC, &next);
         for (;;) {
@@ -720,10 +873,12 @@ int main(int argc, char **argv)
     printf("session id:        %s\n", session_id ? session_id : "(none)");
     printf("user turns:        %d (final transcripts)\n", s.user_turns);
     printf("agent replies:     %d (final response texts)\n", s.agent_replies);
-    printf("user audio sent:   %lu bytes (%.2f s)\n", (unsigned long)sent_ok,
-           (double)sent_ok / (SAMPLE_RATE * 2));
-    printf("onaudio total:     %lu bytes in %lu frames (%.2f s)\n", (unsigned long)s.agent_bytes,
-           (unsigned long)s.agent_frames, (double)s.agent_bytes / (SAMPLE_RATE * 2));
+    if (!device_mode)
+        printf("user audio sent:   %lu bytes (%.2f s)\n", (unsigned long)sent_ok,
+               (double)sent_ok / (SAMPLE_RATE * 2));
+    printf("onaudio total:     %lu bytes in %lu frames (%.2f s)%s\n", (unsigned long)s.agent_bytes,
+           (unsigned long)s.agent_frames, (double)s.agent_bytes / (SAMPLE_RATE * 2),
+           device_mode ? ", played by the library" : "");
     printf("close code:        %d\n", s.closed ? s.close_code : -1);
     printf("errors:            %d\n", s.errors);
     printf("stats:             %s\n", stats ? stats : "(none)");
@@ -740,11 +895,13 @@ int main(int argc, char **argv)
 
     /* After destroy no callback runs, so the agent audio can be read without the lock. */
     millis_client_destroy(client);
-    if (s.agent_oom) fprintf(stderr, "warning: out of memory: agent audio truncated\n");
-    if (write_wav(output, s.agent_pcm, s.agent_bytes) != 0) {
-        if (exit_code == 0) exit_code = EXIT_FILE;
-    } else {
-        printf("agent audio:       %s\n", output);
+    if (!device_mode) {
+        if (s.agent_oom) fprintf(stderr, "warning: out of memory: agent audio truncated\n");
+        if (write_wav(output, s.agent_pcm, s.agent_bytes) != 0) {
+            if (exit_code == 0) exit_code = EXIT_FILE;
+        } else {
+            printf("agent audio:       %s\n", output);
+        }
     }
     free(s.agent_pcm);
     free(user_pcm);

@@ -4,7 +4,15 @@
 /// and the connection.
 public final class Client: @unchecked Sendable {
     public let config: ClientConfig
+    /// The audio mode in force: `.application` or `.device` (default resolved at creation).
+    public let audioMode: AudioMode
     let loop: NetworkLoop
+    let audioCounters = AudioCounters()
+    /// Created on first use: 256 KiB of history each, which a telephony bridge with
+    /// hundreds of clients should not pay for unless it asks.
+    private let analysers = Locked<(agent: Analyser?, user: Analyser?)>((nil, nil))
+    /// send_audio's conversion to the wire format (nil when the app sends 16 kHz PCM16).
+    private let inputConverter: Locked<ApplicationAudioConverter?>
 
     /// What callers may read at any time; the loop publishes it after every input.
     struct Snapshot {
@@ -31,11 +39,23 @@ public final class Client: @unchecked Sendable {
     var session: Session
     var connection: Connection?
     var scheduledDeadline: UInt64?
+    var audioEngine: AudioEngine?
+    /// The audio callback's conversion from the wire format (nil: none needed).
+    var outputConverter: ApplicationAudioConverter?
 
     public init(config: ClientConfig) throws(MillisError) {
         try config.validateForClient()
         self.config = config
         self.loop = NetworkLoop.shared
+        switch config.audioMode {
+        case .application: audioMode = .application
+        case .device: audioMode = .device
+        case .default: audioMode = AudioDevices.canOpen(config.audio) ? .device : .application
+        }
+        let format = config.applicationAudioFormat
+        let needsConversion = audioMode == .application && format != .wire
+        inputConverter = Locked(needsConversion ? ApplicationAudioConverter(format: format, toWire: true) : nil)
+        outputConverter = needsConversion ? ApplicationAudioConverter(format: format, toWire: false) : nil
         var settings = Session.Settings(
             frameBytes: config.frameBytes,
             readyTimeoutNanoseconds: UInt64(config.readyTimeoutMilliseconds) * 1_000_000,
@@ -45,6 +65,7 @@ public final class Client: @unchecked Sendable {
         settings.reconnectInitialDelayNanoseconds = UInt64(config.reconnectInitialDelayMilliseconds) * 1_000_000
         settings.reconnectMaxDelayNanoseconds = UInt64(config.reconnectMaxDelayMilliseconds) * 1_000_000
         settings.sendQueueLimitBytes = config.sendQueueBytes
+        settings.externalPlayout = audioMode == .device
         // Each client its own jitter, so that many dropped at once do not return at once.
         settings.jitterSeed = UInt64.random(in: 1...UInt64.max)
         session = Session(settings: settings)
@@ -73,8 +94,46 @@ public final class Client: @unchecked Sendable {
         guard claimed else {
             throw MillisError(.invalidState, "a conversation is already under way: call millis_client_stop and wait for onclose before starting again")
         }
-        loop.post(.start(self, options))
+        var engine: AudioEngine?
+        if audioMode == .device {
+            do {
+                // Opened here, on the caller's thread, so a missing or busy device is
+                // start's own error rather than a callback later.
+                engine = try AudioEngine(settings: config.audio, counters: audioCounters,
+                                         agentAnalyser: agentAnalyser, userAnalyser: userAnalyser)
+            } catch {
+                snapshot.withLock { s in
+                    s.busy = false
+                    s.connectionState = .idle
+                }
+                throw error
+            }
+        }
+        loop.post(.start(self, options, engine))
     }
+
+    /// The analyser of the agent's audio as played (created on first use).
+    public var agentAnalyser: Analyser {
+        analysers.withLock { a in
+            if let agent = a.agent { return agent }
+            let agent = Analyser()
+            a.agent = agent
+            return agent
+        }
+    }
+
+    /// The analyser of the user's processed microphone audio (created on first use).
+    public var userAnalyser: Analyser {
+        analysers.withLock { a in
+            if let user = a.user { return user }
+            let user = Analyser()
+            a.user = user
+            return user
+        }
+    }
+
+    /// The analysers, only if someone asked for them (the audio paths feed nothing else).
+    var existingAnalysers: (agent: Analyser?, user: Analyser?) { analysers.withLock { $0 } }
 
     public func stop() {
         guard snapshot.withLock({ $0.busy }) else { return }
@@ -88,13 +147,21 @@ public final class Client: @unchecked Sendable {
 
     public var isMuted: Bool { snapshot.withLock { $0.muted } }
 
-    public func sendAudio(_ pcm: UnsafeRawBufferPointer) throws(MillisError) {
-        guard pcm.count % 2 == 0 else {
-            throw MillisError(.invalidArgument, "audio of \(pcm.count) bytes: PCM16 needs an even number of bytes")
+    public func sendAudio(_ input: UnsafeRawBufferPointer) throws(MillisError) {
+        guard input.count % config.applicationAudioFormat.bytesPerSample == 0 else {
+            throw MillisError(.invalidArgument, "audio of \(input.count) bytes: PCM16 needs an even number of bytes")
         }
-        guard config.audioMode == .application || config.audioMode == .default else {
-            throw MillisError(.invalidState, "millis_client_send_audio is for application audio mode")
+        guard audioMode == .application else {
+            throw MillisError(.invalidState, "millis_client_send_audio is for application audio mode; this client plays and records through ALSA devices (device audio mode)")
         }
+        if let converted = inputConverter.withLock({ $0?.toWire(input) }) {
+            try sendWire(converted)
+        } else {
+            try sendWire(Array(input))
+        }
+    }
+
+    private func sendWire(_ pcm: [UInt8]) throws(MillisError) {
         let ready = snapshot.withLock { s -> Bool in
             if s.connectionState == .ready { return true }
             s.droppedBytes += pcm.count
@@ -105,7 +172,10 @@ public final class Client: @unchecked Sendable {
             throw MillisError(.notReady, "session not ready: audio is sent from onready on; this audio was dropped")
         }
         guard pcm.count > 0 else { return }
-        loop.post(.audio(self, Array(pcm)))
+        if let user = existingAnalysers.user {
+            pcm.withUnsafeBytes { user.write($0.bindMemory(to: Int16.self)) }
+        }
+        loop.post(.audio(self, pcm))
     }
 
     public func sendJSON(_ text: String) throws(MillisError) {
@@ -128,6 +198,21 @@ public final class Client: @unchecked Sendable {
     public var sessionId: String? { snapshot.withLock { $0.sessionId } }
     public var connectionState: ConnectionState { snapshot.withLock { $0.connectionState } }
     public var agentState: AgentState { snapshot.withLock { $0.agentState } }
+    /// The counters as millis_client_stats_json reports them: the session's, then the
+    /// audio engine's.
+    public var statsJSON: String {
+        var json = stats.json
+        json.removeLast()
+        let mode = audioMode == .device ? "device" : "application"
+        return json + ",\"audio_mode\":\"\(mode)\"," + audioCounters.json + "}"
+    }
+
+    /// What `useraudioready` describes: the capture stream.
+    var userAudioDescriptionJSON: String {
+        if let engine = audioEngine { return engine.streamDescriptionJSON }
+        return config.applicationAudioFormat.json
+    }
+
     public var stats: SessionStats {
         snapshot.withLock { s in
             var stats = s.sessionStats
@@ -175,3 +260,4 @@ public final class Client: @unchecked Sendable {
         }
     }
 }
+

@@ -1,7 +1,9 @@
 /// How audio reaches the library and leaves it; raw values match `millis_audio_mode`.
 public enum AudioMode: Int32, Sendable {
+    /// Device audio when a capture and a playback device open, else application.
     case `default` = 0
     case application = 1
+    case device = 2
 }
 
 /// A client's settings. Setters check their input and throw with a message that says
@@ -22,6 +24,10 @@ public struct ClientConfig: Sendable {
     public private(set) var caFile: String?
     /// Certificate and host name verification off (DANGEROUS, loudly logged).
     public var tlsVerificationDisabled = false
+    /// Device audio mode: devices, processing, period, prebuffer.
+    public private(set) var audio = AudioSettings()
+    /// Application audio mode: what send_audio takes and the audio callback gives.
+    public var applicationAudioFormat = ApplicationAudioFormat.wire
 
     public init() {
         // The default URL is a constant known to parse.
@@ -87,6 +93,36 @@ public struct ClientConfig: Sendable {
             throw MillisError(.invalidArgument, "CA file path is empty: pass the path of a PEM file, or NULL for the system's CA store")
         }
         caFile = path
+    }
+
+    public mutating func setAudioDevices(capture: String?, playback: String?) throws(MillisError) {
+        for (name, what) in [(capture, "capture"), (playback, "playback")] {
+            if let name, name.isEmpty || name.contains(where: { $0.isNewline }) {
+                throw MillisError(.invalidArgument, "\(what) device name is empty or holds a line break: pass an ALSA PCM name such as \"default\" or \"hw:1,0\" (see millis_audio_devices_json), or NULL for \"default\"")
+            }
+        }
+        audio.captureDevice = capture ?? "default"
+        audio.playbackDevice = playback ?? "default"
+    }
+
+    public mutating func setAudioProcessing(echoCancellation: Bool, noiseSuppression: Bool, autoGainControl: Bool) {
+        audio.echoCancellation = echoCancellation
+        audio.noiseSuppression = noiseSuppression
+        audio.autoGainControl = autoGainControl
+    }
+
+    public mutating func setAudioPeriodMilliseconds(_ ms: Int) throws(MillisError) {
+        guard [5, 10, 20].contains(ms) else {
+            throw MillisError(.invalidArgument, "audio period \(ms) ms is not offered: use 5, 10 (default) or 20 ms")
+        }
+        audio.periodMilliseconds = ms
+    }
+
+    public mutating func setPlayoutPrebufferMilliseconds(_ ms: Int) throws(MillisError) {
+        guard (0...2000).contains(ms) else {
+            throw MillisError(.invalidArgument, "playout prebuffer \(ms) ms is out of range: use 0 to 2000 ms (default \(AudioSettings().prebufferMilliseconds))")
+        }
+        audio.prebufferMilliseconds = ms
     }
 
     /// Bytes per outgoing frame: PCM16 mono at 16 kHz is 32 bytes per millisecond.

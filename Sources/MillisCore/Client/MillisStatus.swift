@@ -17,6 +17,7 @@ public enum MillisStatus: Int32, Sendable, CaseIterable {
     case serverClosed = 14
     case unsupported = 15
     case `internal` = 16
+    case audioDevice = 17
 
     /// The short static description returned by `millis_status_string`.
     public var summary: StaticString {
@@ -38,6 +39,7 @@ public enum MillisStatus: Int32, Sendable, CaseIterable {
         case .serverClosed: return "server closed the session"
         case .unsupported: return "unsupported"
         case .internal: return "internal error"
+        case .audioDevice: return "audio device error"
         }
     }
 }

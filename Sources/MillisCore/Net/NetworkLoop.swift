@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CCurl
 import CSystem
+import Synchronization
 
 /// The one network thread of the process. It serves every client: curl's multi
 /// interface drives connecting (DNS, TCP, TLS, proxies) without blocking, then the
@@ -11,7 +12,8 @@ import CSystem
 /// heap of session deadlines.
 final class NetworkLoop: @unchecked Sendable {
     enum Command {
-        case start(Client, StartOptions)
+        /// With the opened audio engine in device audio mode.
+        case start(Client, StartOptions, AudioEngine?)
         case stop(Client)
         case audio(Client, [UInt8])
         case json(Client, String)
@@ -32,6 +34,10 @@ final class NetworkLoop: @unchecked Sendable {
     private var connectionsByFD: [Int32: Connection] = [:]
     private var connectionsByEasy: [UnsafeMutableRawPointer: Connection] = [:]
     private var curlFDs: Set<Int32> = []
+    /// Device audio mode: each engine's eventfd, readable when it has microphone frames,
+    /// drained its playout, or failed.
+    private var audioClientsByFD: [Int32: Client] = [:]
+    private var captureBuffer = [Int16](repeating: 0, count: 16_000)
     private var curlDeadline: UInt64?
     /// Weak: a stale entry (lazy deletion) must not keep a destroyed client alive until
     /// its deadline, which can be a ready timeout or a reconnection delay away. With
@@ -110,6 +116,8 @@ final class NetworkLoop: @unchecked Sendable {
                     _ = read(wakeFD, &value, 8)
                 } else if let connection = connectionsByFD[fd] {
                     handleIO(connection, flags: flags)
+                } else if let client = audioClientsByFD[fd] {
+                    serviceAudio(client)
                 } else if curlFDs.contains(fd) {
                     var mask: Int32 = 0
                     if flags & Self.readable != 0 { mask |= CURL_CSELECT_IN }
@@ -142,7 +150,8 @@ final class NetworkLoop: @unchecked Sendable {
         let now = MonotonicClock.now()
         for command in batch {
             switch command {
-            case .start(let client, let options):
+            case .start(let client, let options, let engine):
+                if let engine { startAudio(client, engine) }
                 drive(client) { $0.start(options, now: now) }
             case .stop(let client):
                 drive(client) { $0.stop(now: now) }
@@ -160,6 +169,7 @@ final class NetworkLoop: @unchecked Sendable {
                     teardown(connection)
                 }
                 drive(client) { $0.abandon() }
+                stopAudio(client)
             }
         }
     }
@@ -191,6 +201,9 @@ final class NetworkLoop: @unchecked Sendable {
         client.publish()
         for action in actions {
             perform(action, client)
+        }
+        if client.audioEngine != nil && client.session.connectionState == .idle {
+            stopAudio(client)
         }
         if let deadline = client.session.nextDeadline, deadline != client.scheduledDeadline {
             client.scheduledDeadline = deadline
@@ -227,8 +240,86 @@ final class NetworkLoop: @unchecked Sendable {
                 flush(connection)
             }
             teardown(connection)
+        case .emit(.audio(let pcm)):
+            if let engine = client.audioEngine {
+                engine.enqueue(pcm)
+            } else if let agent = client.existingAnalysers.agent {
+                // Application mode has no speaker: the analyser sees audio as it arrives.
+                pcm.withUnsafeBytes { agent.write($0.bindMemory(to: Int16.self)) }
+            }
+            if let converter = client.outputConverter {
+                client.emit(.audio(converter.fromWire(pcm)))
+            } else {
+                client.emit(.audio(pcm))
+            }
+        case .emit(.ready(let id, let payload)):
+            client.audioEngine?.enableCapture()
+            client.emit(.ready(sessionId: id, payloadJSON: payload))
+        case .emit(.open):
+            client.emit(.open)
+            client.emit(.analyzer)
+            client.emit(.userAudioReady(streamJSON: client.userAudioDescriptionJSON))
         case .emit(let event):
             client.emit(event)
+        case .playout(let control):
+            guard let engine = client.audioEngine else { return }
+            switch control {
+            case .clear: engine.clear()
+            case .pause: engine.pause()
+            case .resume: engine.resume()
+            }
+        }
+    }
+
+    // MARK: Device audio
+
+    private func startAudio(_ client: Client, _ engine: AudioEngine) {
+        stopAudio(client)
+        client.audioEngine = engine
+        audioClientsByFD[engine.loopWakeFD] = client
+        csys_epoll_ctl(epollFD, Self.add, engine.loopWakeFD, Self.readable)
+        engine.start()
+    }
+
+    /// Joins the audio threads (they wake at once) and closes the devices.
+    private func stopAudio(_ client: Client) {
+        guard let engine = client.audioEngine else { return }
+        client.audioEngine = nil
+        csys_epoll_ctl(epollFD, Self.delete, engine.loopWakeFD, 0)
+        audioClientsByFD[engine.loopWakeFD] = nil
+        engine.stop()
+    }
+
+    /// Microphone frames to the session, a drained speaker to the agent state, a failed
+    /// device to the error callback.
+    private func serviceAudio(_ client: Client) {
+        guard let engine = client.audioEngine else { return }
+        AudioEngine.consume(engine.loopWakeFD)
+        if let message = engine.failure.withLock({ m -> String? in defer { m = nil }; return m }) {
+            client.emit(.error(.audioDevice, message))
+        }
+        let frame = VoiceProcessor.frameSamples
+        let available = engine.captured.count / frame * frame
+        if available > 0 {
+            let n = captureBuffer.withUnsafeMutableBufferPointer { buffer in
+                engine.captured.read(into: UnsafeMutableBufferPointer(rebasing: buffer[0..<min(available, buffer.count)]))
+            }
+            // Before onready the microphone runs but nothing is sent (nor counted as dropped).
+            if client.session.connectionState == .ready {
+                let pcm = captureBuffer.withUnsafeBytes { Array($0[0..<(2 * n)]) }
+                let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
+                let sentBefore = client.session.stats.framesSent
+                drive(client) { $0.userAudio(pcm, now: MonotonicClock.now(), queuedBytes: queued) }
+                // The newest frame went out now (drive writes to the socket at once).
+                if client.session.stats.framesSent > sentBefore {
+                    let age = max(0, Int64(bitPattern: MonotonicClock.now() &- engine.lastCapturedAt.load(ordering: .acquiring)))
+                    client.audioCounters.captureToWireMicroseconds.add(Int(age / 1000), ordering: .relaxed)
+                    client.audioCounters.captureToWireFrames.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        if engine.drained.exchange(false, ordering: .acquiringAndReleasing) && engine.playoutIsEmpty {
+            drive(client) { $0.playoutDrained() }
         }
     }
 

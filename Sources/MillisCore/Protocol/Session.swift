@@ -26,6 +26,9 @@ public struct Session {
         /// arrive just as the previous one "finishes"; without this the state would
         /// flicker between answer and idle on every frame.
         public var playoutGraceNanoseconds: UInt64 = 80_000_000
+        /// A real speaker plays the agent's audio (device audio mode): the agent turns
+        /// idle when the playback reports it ran dry (`playoutDrained`), not on a timer.
+        public var externalPlayout = false
         /// Reconnection: attempts (0 = never), first delay, largest delay.
         public var reconnectAttempts = 5
         public var reconnectInitialDelayNanoseconds: UInt64 = 250_000_000
@@ -53,6 +56,12 @@ public struct Session {
         /// the transport reports nothing more.
         case disconnect(code: UInt16?, reason: String)
         case emit(SessionEvent)
+        /// Tell the speaker: barge-in (drop everything queued and playing), pause, resume.
+        case playout(PlayoutControl)
+    }
+
+    public enum PlayoutControl: Equatable, Sendable {
+        case clear, pause, resume
     }
 
     /// Close codes after which a server may be asked again: going away, internal error,
@@ -101,7 +110,7 @@ public struct Session {
     /// The earliest time at which `tick` has something to do.
     public var nextDeadline: UInt64? {
         var deadline = [readyDeadline, closeDeadline, reconnectDeadline].compactMap { $0 }.min()
-        if agentState == .answer {
+        if agentState == .answer && !settings.externalPlayout {
             let idleAt = playoutEnd + settings.playoutGraceNanoseconds
             deadline = min(deadline ?? idleAt, idleAt)
         }
@@ -252,16 +261,19 @@ public struct Session {
         case .clear:
             playoutEnd = now
             pausedRemaining = 0
+            actions.append(.playout(.clear))
             setAgentState(.idle, &actions)
         case .pause:
             if agentState != .pause {
                 pausedRemaining = playoutEnd > now ? playoutEnd - now : 0
+                actions.append(.playout(.pause))
             }
             setAgentState(.pause, &actions)
         case .unpause:
             if agentState == .pause {
                 playoutEnd = now + pausedRemaining
                 pausedRemaining = 0
+                actions.append(.playout(.resume))
                 setAgentState(.answer, &actions)
             }
         case .pong(let data):
@@ -364,9 +376,16 @@ public struct Session {
             reconnectDeadline = nil
             return [.emit(.log(.info, "reconnecting (attempt \(reconnectAttempt))"))] + beginConnecting(now: now)
         }
-        if agentState == .answer && now >= playoutEnd + settings.playoutGraceNanoseconds {
+        if agentState == .answer && !settings.externalPlayout && now >= playoutEnd + settings.playoutGraceNanoseconds {
             setAgentState(.idle, &actions)
         }
+        return actions
+    }
+
+    /// Device audio: the speaker has played everything it was given.
+    public mutating func playoutDrained() -> [Action] {
+        var actions: [Action] = []
+        if agentState == .answer { setAgentState(.idle, &actions) }
         return actions
     }
 
@@ -406,6 +425,8 @@ public struct Session {
         let delay = UInt64(Double(base) * (0.5 + 0.5 * nextUnitRandom()))
         reconnectDeadline = now + delay
         var actions: [Action] = [.emit(.log(.warn, "\(cause); reconnecting in \(delay / 1_000_000) ms (attempt \(attempt) of \(settings.reconnectAttempts))"))]
+        // The resumed answer starts afresh: what the speaker still held is stale.
+        actions.append(.playout(.clear))
         setAgentState(.idle, &actions)
         actions.append(.emit(.reconnecting(attempt: attempt, delayMilliseconds: Int(delay / 1_000_000))))
         return actions

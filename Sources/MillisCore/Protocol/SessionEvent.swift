@@ -15,4 +15,8 @@ public enum SessionEvent: Equatable, Sendable {
     case log(LogLevel, String)
     case reconnecting(attempt: Int, delayMilliseconds: Int)
     case reconnected(sessionId: String)
+    /// The agent's audio analyser is ready (the web SDK's `analyzer`): with the open.
+    case analyzer
+    /// The microphone stream is ready (`useraudioready`): its description as JSON.
+    case userAudioReady(streamJSON: String)
 }

@@ -73,7 +73,10 @@ def main() -> int:
     result = {"code": None, "audio_bytes": 0}
 
     log_level = millis.LogLevel.DEBUG if args.verbose else millis.LogLevel.WARN
-    with millis.Client(key, args.endpoint, log_level=log_level) as client:
+    # The example pushes a file's audio itself: application audio, whatever sound
+    # devices the machine has (the default mode would pick them when they open).
+    with millis.Client(key, args.endpoint, log_level=log_level,
+                       audio_mode=millis.AudioMode.APPLICATION) as client:
         @client.on("onopen")
         def onopen():
             say("onopen")

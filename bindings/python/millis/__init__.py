@@ -6,7 +6,8 @@ overrides) and mirrors the web SDK (``@millisai/web-sdk``)::
 
     import millis
 
-    with millis.Client("my-public-key", "ws://127.0.0.1:8765/millis") as client:
+    with millis.Client("my-public-key", "ws://127.0.0.1:8765/millis",
+                       audio_mode="application") as client:
         @client.on("ontranscript")
         def transcript(text, payload):
             print("user:", text, payload["is_final"])
@@ -24,7 +25,20 @@ Events and handler signatures (web SDK names): ``onopen()``, ``onready(session_i
 ``onmessage(method, message: dict)`` (server methods this version does not know),
 ``onreconnecting(attempt: int, delay_ms: int)`` (the connection dropped and will be
 resumed in delay_ms), ``onreconnected(session_id)`` (the session goes on; onopen and
-onready are not repeated) and ``onlog(level: LogLevel, message)``.
+onready are not repeated), ``onanalyzer(analyser: Analyser)`` (the web SDK's
+``analyzer``: the agent's analyser, right after onopen), ``onuseraudioready(analyser:
+Analyser, stream: dict)`` (``useraudioready``: the user's analyser and the microphone
+stream, e.g. ``{"source": "device", "device": ..., "rate": ..., ...}`` or
+``{"source": "application", "encoding": ..., "rate": ..., "channels": 1}``) and
+``onlog(level: LogLevel, message)``.
+
+Device audio and analysers: ``Client(audio_mode=AudioMode.DEVICE, capture_device=...,
+playback_device=...)`` lets the library record and play through ALSA (with echo
+cancellation, noise suppression and gain control; ``audio_devices()`` lists the PCMs);
+``audio_encoding`` / ``audio_sample_rate`` set the format of application audio.
+``client.agent_analyser`` / ``client.user_analyser`` and standalone
+``Analyser.create(rate)`` compute what a Web Audio AnalyserNode does; their getters
+return numpy arrays when numpy is installed (``bytes`` / ``array('f')`` otherwise).
 
 Reliability and security settings of :class:`Client`: ``reconnect=(max_attempts,
 initial_delay_ms, max_delay_ms)`` (0 attempts disables it), ``send_queue_bytes``,
@@ -65,9 +79,11 @@ ready. Asynchronous errors arrive as ``onerror(MillisError)``.
 """
 
 from . import _native
-from .client import EVENTS, Client
+from .analyser import Analyser
+from .client import EVENTS, Client, audio_devices
 from .enums import (
     AgentState,
+    AudioEncoding,
     AudioMode,
     ConnectionState,
     LogLevel,
@@ -89,6 +105,9 @@ __all__ = [
     "ConnectionState",
     "LogLevel",
     "AudioMode",
+    "AudioEncoding",
+    "Analyser",
+    "audio_devices",
     "EVENTS",
     "version",
     "version_number",

@@ -17,7 +17,7 @@ Ownership rules that the declarations encode:
 
 * ``const char *`` returns that are static or owned by a handle are declared
   ``c_char_p`` (ctypes copies them into ``bytes`` at once);
-* ``char *`` returns owned by the caller (session id, stats) are declared
+* ``char *`` returns owned by the caller (session id, stats, audio devices) are declared
   ``c_void_p`` so that :func:`take_string` can copy them and hand them back to
   ``millis_free``;
 * handles are pointers to opaque structures, so that a config cannot be passed where a
@@ -49,6 +49,7 @@ __all__ = [
     "decode",
     "ConfigP",
     "ClientP",
+    "AnalyserP",
     "OPEN_CB",
     "READY_CB",
     "SESSION_ENDED_CB",
@@ -64,6 +65,8 @@ __all__ = [
     "LOG_CB",
     "RECONNECTING_CB",
     "RECONNECTED_CB",
+    "ANALYZER_CB",
+    "USER_AUDIO_READY_CB",
     "FUNCTIONS",
 ]
 
@@ -123,8 +126,13 @@ class _Client(Structure):
     """struct millis_client (opaque)."""
 
 
+class _Analyser(Structure):
+    """struct millis_analyser (opaque)."""
+
+
 ConfigP = POINTER(_Config)
 ClientP = POINTER(_Client)
+AnalyserP = POINTER(_Analyser)
 
 # Enumerations travel as C int; millis_status likewise.
 status_t = c_int
@@ -151,6 +159,10 @@ MESSAGE_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_void_p)
 LOG_CB = CFUNCTYPE(None, c_void_p, enum_t, c_char_p, c_void_p)
 RECONNECTING_CB = CFUNCTYPE(None, c_void_p, c_uint, c_uint, c_void_p)
 RECONNECTED_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
+# The analyser pointer is a c_void_p too (an int): the client turns it into an Analyser
+# on the dispatching thread (ctypes.cast to AnalyserP).
+ANALYZER_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
+USER_AUDIO_READY_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_char_p, c_void_p)
 
 # --- function declarations ------------------------------------------------------------
 # name -> (restype, argtypes). Every function of millis.h appears here exactly once;
@@ -182,6 +194,34 @@ FUNCTIONS = {
     "millis_config_set_send_queue_bytes": (status_t, [ConfigP, c_size_t]),
     "millis_config_set_ca_file": (status_t, [ConfigP, c_char_p]),
     "millis_config_set_tls_verification_disabled_insecure": (status_t, [ConfigP, c_int]),
+    "millis_config_set_audio_devices": (status_t, [ConfigP, c_char_p, c_char_p]),
+    "millis_config_set_audio_processing": (status_t, [ConfigP, c_int, c_int, c_int]),
+    "millis_config_set_audio_period_ms": (status_t, [ConfigP, c_uint]),
+    "millis_config_set_playout_prebuffer_ms": (status_t, [ConfigP, c_uint]),
+    "millis_config_set_application_audio_format": (status_t, [ConfigP, enum_t, c_uint]),
+    # audio devices
+    "millis_audio_devices_json": (c_void_p, []),  # caller frees (millis_free)
+    # analysers (the pointers returned by the client's getters are owned by the client)
+    "millis_client_agent_analyser": (AnalyserP, [ClientP]),
+    "millis_client_user_analyser": (AnalyserP, [ClientP]),
+    "millis_analyser_create": (AnalyserP, [c_double]),
+    "millis_analyser_destroy": (None, [AnalyserP]),
+    "millis_analyser_write_pcm16": (status_t, [AnalyserP, c_void_p, c_size_t]),  # count: samples
+    "millis_analyser_last_error": (c_char_p, [AnalyserP]),  # owned by the analyser
+    "millis_analyser_set_fft_size": (status_t, [AnalyserP, c_uint]),
+    "millis_analyser_fft_size": (c_uint, [AnalyserP]),
+    "millis_analyser_frequency_bin_count": (c_uint, [AnalyserP]),
+    "millis_analyser_set_decibel_range": (status_t, [AnalyserP, c_double, c_double]),
+    "millis_analyser_min_decibels": (c_double, [AnalyserP]),
+    "millis_analyser_max_decibels": (c_double, [AnalyserP]),
+    "millis_analyser_set_smoothing_time_constant": (status_t, [AnalyserP, c_double]),
+    "millis_analyser_smoothing_time_constant": (c_double, [AnalyserP]),
+    # out buffers are c_void_p: a ctypes array, or an address (numpy's .ctypes.data)
+    "millis_analyser_get_byte_frequency_data": (c_size_t, [AnalyserP, c_void_p, c_size_t]),
+    "millis_analyser_get_float_frequency_data": (c_size_t, [AnalyserP, c_void_p, c_size_t]),
+    "millis_analyser_get_byte_time_domain_data": (c_size_t, [AnalyserP, c_void_p, c_size_t]),
+    "millis_analyser_get_float_time_domain_data": (c_size_t, [AnalyserP, c_void_p, c_size_t]),
+    "millis_analyser_rms_dbfs": (c_double, [AnalyserP]),
     # client
     "millis_client_create": (ClientP, [ConfigP, POINTER(status_t)]),
     "millis_client_destroy": (None, [ClientP]),
@@ -196,6 +236,7 @@ FUNCTIONS = {
     "millis_client_send_json": (status_t, [ClientP, c_char_p]),
     "millis_client_session_id": (c_void_p, [ClientP]),  # caller frees (millis_free)
     "millis_client_connection_state": (enum_t, [ClientP]),
+    "millis_client_audio_mode": (enum_t, [ClientP]),
     "millis_client_agent_state": (enum_t, [ClientP]),
     "millis_client_stats_json": (c_void_p, [ClientP]),  # caller frees (millis_free)
     # callbacks
@@ -214,6 +255,8 @@ FUNCTIONS = {
     "millis_client_on_log": (status_t, [ClientP, LOG_CB, c_void_p]),
     "millis_client_on_reconnecting": (status_t, [ClientP, RECONNECTING_CB, c_void_p]),
     "millis_client_on_reconnected": (status_t, [ClientP, RECONNECTED_CB, c_void_p]),
+    "millis_client_on_analyzer": (status_t, [ClientP, ANALYZER_CB, c_void_p]),
+    "millis_client_on_user_audio_ready": (status_t, [ClientP, USER_AUDIO_READY_CB, c_void_p]),
 }
 
 

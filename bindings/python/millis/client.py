@@ -16,14 +16,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from . import _native
 from ._native import lib
-from .enums import AgentState, AudioMode, LogLevel, MillisError, Status
+from .analyser import Analyser, _Gate
+from .enums import AgentState, AudioEncoding, AudioMode, LogLevel, MillisError, Status
 
-__all__ = ["Client", "EVENTS"]
+__all__ = ["Client", "EVENTS", "audio_devices"]
 
 log = logging.getLogger("millis")
 
 #: The event names accepted by :meth:`Client.on` (the web SDK's names, plus onagentstate,
-#: onmessage for methods this version does not know, and onlog for library logs).
+#: onmessage for methods this version does not know, and onlog for library logs; the web
+#: SDK's ``analyzer`` and ``useraudioready`` are onanalyzer and onuseraudioready).
 EVENTS = (
     "onopen",
     "onready",
@@ -40,6 +42,8 @@ EVENTS = (
     "onlog",
     "onreconnecting",
     "onreconnected",
+    "onanalyzer",
+    "onuseraudioready",
 )
 
 _STOP = object()  # wakes a consumer of the event queue when the client is closed
@@ -73,6 +77,14 @@ def _json_or_raw(raw: Optional[bytes]) -> Any:
         return text
 
 
+def _uint(value: Any, what: str) -> int:
+    """An int for a C ``unsigned int`` (ctypes would wrap -1 to 4294967295 silently)."""
+    number = int(value)
+    if not 0 <= number <= 0xFFFFFFFF:
+        raise MillisError(Status.INVALID_ARGUMENT, f"{what} {number} is out of range")
+    return number
+
+
 def _level(value: Any, enum: type, what: str) -> int:
     """An IntEnum member, an int, or a name ("debug") -> int; range checks are the library's."""
     if isinstance(value, str):
@@ -85,7 +97,7 @@ def _level(value: Any, enum: type, what: str) -> int:
 
 
 class _NativeCallbacks:
-    """The 15 C callbacks of one client.
+    """The 17 C callbacks of one client.
 
     They run on libmillis' network thread and do the least possible there: copy the
     borrowed arguments into Python objects (ctypes already copies ``char *`` into
@@ -155,6 +167,12 @@ class _NativeCallbacks:
         def on_reconnected(c, session_id, ud):
             push(("onreconnected", (session_id,)))
 
+        def on_analyzer(c, analyser, ud):
+            push(("onanalyzer", (analyser,)))
+
+        def on_user_audio_ready(c, analyser, stream, ud):
+            push(("onuseraudioready", (analyser, stream)))
+
         # (setter, CFUNCTYPE object); the objects must outlive the native client.
         self.table = [
             (lib.millis_client_on_open, _native.OPEN_CB(on_open)),
@@ -172,12 +190,21 @@ class _NativeCallbacks:
             (lib.millis_client_on_log, _native.LOG_CB(on_log)),
             (lib.millis_client_on_reconnecting, _native.RECONNECTING_CB(on_reconnecting)),
             (lib.millis_client_on_reconnected, _native.RECONNECTED_CB(on_reconnected)),
+            (lib.millis_client_on_analyzer, _native.ANALYZER_CB(on_analyzer)),
+            (lib.millis_client_on_user_audio_ready,
+             _native.USER_AUDIO_READY_CB(on_user_audio_ready)),
         ]
 
 
-def _materialize(event: Event) -> Event:
+def _materialize(event: Event, client: "Optional[Client]" = None) -> Event:
     """Turns a raw event from the network thread into (name, args) for handlers."""
     name, raw = event
+    if name == "onanalyzer":
+        return name, (Analyser._of_client(client, "agent", raw[0]),)
+    if name == "onuseraudioready":
+        stream = _json_or_raw(raw[1])
+        return name, (Analyser._of_client(client, "user", raw[0]),
+                      stream if isinstance(stream, dict) else {"raw": stream})
     if name == "onready":
         return name, (_text(raw[0]),)
     if name in ("onresponsetext", "ontranscript"):
@@ -242,8 +269,26 @@ class Client:
             (``wss://api-west.millis.ai:8080/millis``).
         log_level: :class:`LogLevel`, an int, or a name ("debug"); library logs arrive
             as ``onlog`` events.
-        audio_mode: :class:`AudioMode` (only APPLICATION in this version).
+        audio_mode: :class:`AudioMode`, an int, or a name ("application", "device").
+            DEFAULT (the library's default) picks DEVICE when the configured ALSA
+            devices can be opened when the client is created, APPLICATION otherwise;
+            :attr:`audio_mode` tells which. Pass APPLICATION to push audio yourself.
         frame_ms: duration of the audio frames sent to the server (5..200, default 20).
+        capture_device, playback_device: ALSA PCM names for device audio ("default",
+            "hw:1,0", "pulse", ...; :func:`millis.audio_devices` lists them). None
+            keeps "default".
+        echo_cancellation, noise_suppression, auto_gain_control: microphone processing
+            of device audio (bools; all on by default). The library sets the three
+            together: when any is given, those left None are on.
+        audio_period_ms: the ALSA period of device audio: 5, 10 (default) or 20.
+        playout_prebuffer_ms: agent audio queued before the speaker starts, 0..2000
+            (default 60).
+        audio_encoding, audio_sample_rate: the format of application audio, both ways
+            (what :meth:`send_audio` takes and ``onaudio`` gives):
+            :class:`AudioEncoding` (or "pcm16", "mulaw", "alaw") and a rate in Hz.
+            PCM16 takes 8000, 16000 (default), 24000 or 48000; MULAW and ALAW take
+            8000. When only one is given, the encoding defaults to PCM16 and the rate
+            to 8000 for G.711, 16000 for PCM16.
         max_message_bytes: the largest message accepted from the server.
         ready_timeout_ms: how long start may take until the server's onready.
         reconnect: ``(max_attempts, initial_delay_ms, max_delay_ms)``: how a dropped
@@ -278,11 +323,22 @@ class Client:
         send_queue_bytes: Optional[int] = None,
         ca_file: Union[str, "os.PathLike[str]", None] = None,
         tls_verification_disabled_insecure: bool = False,
+        capture_device: Optional[str] = None,
+        playback_device: Optional[str] = None,
+        echo_cancellation: Optional[bool] = None,
+        noise_suppression: Optional[bool] = None,
+        auto_gain_control: Optional[bool] = None,
+        audio_period_ms: Optional[int] = None,
+        playout_prebuffer_ms: Optional[int] = None,
+        audio_encoding: Union[AudioEncoding, int, str, None] = None,
+        audio_sample_rate: Optional[int] = None,
         dispatch: str = "thread",
         loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
         self._handle = None
         self._closed = True  # until the native client exists; makes __del__ safe
+        # Analyser calls pass through this gate; close() shuts it before destroying.
+        self._analyser_gate = _Gate("the client of this analyser is closed (close() was called)")
         if loop is not None:
             if dispatch not in ("thread", "asyncio"):
                 raise ValueError(f"loop= goes with dispatch='asyncio', not {dispatch!r}")
@@ -298,6 +354,9 @@ class Client:
                     "inside a running event loop") from None
         if not isinstance(public_key, str):
             raise TypeError(f"public_key must be a str, not {type(public_key).__name__}")
+        for what, device in (("capture_device", capture_device), ("playback_device", playback_device)):
+            if device is not None and not isinstance(device, str):
+                raise TypeError(f"{what} must be a str, not {type(device).__name__}")
 
         self._dispatch_mode = dispatch
         self._loop = loop
@@ -363,6 +422,27 @@ class Client:
                 check(lib.millis_config_set_ca_file(cfg, os.fsencode(ca_file)))
             if tls_verification_disabled_insecure:
                 check(lib.millis_config_set_tls_verification_disabled_insecure(cfg, 1))
+            if capture_device is not None or playback_device is not None:
+                check(lib.millis_config_set_audio_devices(
+                    cfg, None if capture_device is None else capture_device.encode("utf-8"),
+                    None if playback_device is None else playback_device.encode("utf-8")))
+            processing = (echo_cancellation, noise_suppression, auto_gain_control)
+            if any(p is not None for p in processing):
+                check(lib.millis_config_set_audio_processing(
+                    cfg, *(1 if p is None or p else 0 for p in processing)))
+            if audio_period_ms is not None:
+                check(lib.millis_config_set_audio_period_ms(cfg, _uint(audio_period_ms, "audio_period_ms")))
+            if playout_prebuffer_ms is not None:
+                check(lib.millis_config_set_playout_prebuffer_ms(
+                    cfg, _uint(playout_prebuffer_ms, "playout_prebuffer_ms")))
+            if audio_encoding is not None or audio_sample_rate is not None:
+                encoding = (int(AudioEncoding.PCM16) if audio_encoding is None
+                            else _level(audio_encoding, AudioEncoding, "audio_encoding"))
+                if audio_sample_rate is None:
+                    rate = 16000 if encoding == AudioEncoding.PCM16 else 8000
+                else:
+                    rate = _uint(audio_sample_rate, "audio_sample_rate")
+                check(lib.millis_config_set_application_audio_format(cfg, encoding, rate))
             err = ctypes.c_int(Status.OK)
             handle = lib.millis_client_create(cfg, ctypes.byref(err))
             if not handle:
@@ -423,7 +503,7 @@ class Client:
     def _dispatch(self, event: Event, propagate: bool) -> Event:
         if event[0] == "onready":
             self.ready_payload = _json_or_raw(event[1][1])
-        name, args = _materialize(event)
+        name, args = _materialize(event, self)
         if name == "onclose":
             self.last_close = (args[0], args[1])
         with self._handlers_lock:
@@ -657,10 +737,13 @@ class Client:
             return self._handle is not None and bool(lib.millis_client_is_muted(self._handle))
 
     def send_audio(self, pcm) -> bool:
-        """Hands PCM16 LE 16 kHz mono audio (any bytes-like object, even length) over.
+        """Hands microphone audio over (application audio mode): any bytes-like object in
+        the client's application format, PCM16 LE 16 kHz mono (even length) unless
+        ``audio_encoding`` / ``audio_sample_rate`` said otherwise.
 
         Returns True when accepted, False when the session is not ready yet
-        (MILLIS_ERR_NOT_READY: the audio is dropped). Raises MillisError otherwise.
+        (MILLIS_ERR_NOT_READY: the audio is dropped). Raises MillisError otherwise
+        (INVALID_STATE in device audio mode, where the library records the microphone).
         """
         keep = None
         if isinstance(pcm, bytes):
@@ -717,8 +800,47 @@ class Client:
             state = lib.millis_client_agent_state(self._handle) if self._handle else 0
         return _native.decode(lib.millis_agent_state_string(state))
 
+    @property
+    def audio_mode(self) -> AudioMode:
+        """The audio mode in force: APPLICATION or DEVICE (DEFAULT is resolved when the
+        client is created); AudioMode.DEFAULT once the client is closed."""
+        with self._lock:
+            mode = lib.millis_client_audio_mode(self._handle) if self._handle else 0
+        try:
+            return AudioMode(mode)
+        except ValueError:
+            return mode
+
+    def _analyser(self, getter, kind: str) -> Analyser:
+        with self._lock:
+            if self._handle is None:
+                self._raise_closed()
+            ptr = getter(self._handle)
+        if not ptr:
+            raise MillisError(Status.INTERNAL, f"millis_client_{kind}_analyser returned NULL")
+        return Analyser._of_client(self, kind, ptr)
+
+    @property
+    def agent_analyser(self) -> Analyser:
+        """The analyser of the agent's audio (as played; in application mode as received).
+
+        It belongs to the native client: the returned :class:`Analyser` keeps this
+        Client alive, and :meth:`close` invalidates it (its calls then raise
+        MillisError(INVALID_STATE)). Every access returns an equal wrapper of the same
+        native analyser; settings (fft_size, ...) are the analyser's, shared by all.
+        """
+        return self._analyser(lib.millis_client_agent_analyser, "agent")
+
+    @property
+    def user_analyser(self) -> Analyser:
+        """The analyser of the user's audio (the processed microphone; in application
+        mode as sent). Same ownership as :attr:`agent_analyser`."""
+        return self._analyser(lib.millis_client_user_analyser, "user")
+
     def stats(self) -> Dict[str, Any]:
-        """The client's counters (millis_client_stats_json) as a dict."""
+        """The client's counters (millis_client_stats_json) as a dict: the network
+        counters, "audio_mode", and the device audio counters (capture/playback
+        periods, overruns and underruns, playout queue, clears, echo_erle_db)."""
         with self._lock:
             if self._handle is None:
                 self._raise_closed()
@@ -753,13 +875,15 @@ class Client:
         An open conversation is closed without waiting and no onclose follows. Events
         already received are still dispatched in thread mode before close() returns
         (unless called from a handler); in manual and asyncio mode they stay readable
-        through poll()/events() until drained.
+        through poll()/events() until drained. The client's analysers are invalidated
+        (calls in progress on other threads finish first).
         """
         with self._lock:
             if self._closed and self._handle is None:
                 return
             self._closed = True
             handle, self._handle = self._handle, None
+            self._analyser_gate.close()
             if handle:
                 lib.millis_client_destroy(handle)
         with self._cv:
@@ -791,3 +915,17 @@ class Client:
         if self._closed:
             return "<millis.Client closed>"
         return f"<millis.Client {self.connection_state} dispatch={self._dispatch_mode}>"
+
+
+def audio_devices() -> Dict[str, Any]:
+    """The PCMs ALSA knows (millis_audio_devices_json), for a device picker:
+    ``{"capture": [{"name", "description"}, ...], "playback": [...]}``; the names go to
+    ``Client(capture_device=..., playback_device=...)``.
+
+    Raises:
+        MillisError: AUDIO_DEVICE when ALSA cannot list its devices.
+    """
+    text = _native.take_string(lib.millis_audio_devices_json())
+    if text is None:
+        raise MillisError(Status.AUDIO_DEVICE, "ALSA could not list its devices")
+    return json.loads(text)

@@ -7,7 +7,7 @@ from enum import IntEnum
 from . import _native
 
 __all__ = ["Status", "AgentState", "ConnectionState", "LogLevel", "AudioMode",
-           "MillisError", "status_string"]
+           "AudioEncoding", "MillisError", "status_string"]
 
 
 class Status(IntEnum):
@@ -30,6 +30,7 @@ class Status(IntEnum):
     SERVER_CLOSED = 14
     UNSUPPORTED = 15
     INTERNAL = 16
+    AUDIO_DEVICE = 17
 
 
 class AgentState(IntEnum):
@@ -69,10 +70,27 @@ class LogLevel(IntEnum):
 
 
 class AudioMode(IntEnum):
-    """millis_audio_mode."""
+    """millis_audio_mode: MILLIS_AUDIO_MODE_<NAME> becomes AudioMode.<NAME>.
+
+    DEFAULT resolves, when the client is created, to DEVICE if the configured ALSA
+    devices can be opened and to APPLICATION otherwise (``Client.audio_mode`` tells).
+    """
 
     DEFAULT = 0
     APPLICATION = 1
+    DEVICE = 2
+
+
+class AudioEncoding(IntEnum):
+    """millis_audio_encoding, the application audio formats: MILLIS_AUDIO_<NAME>.
+
+    PCM16 (signed 16-bit little-endian, mono; 8000, 16000, 24000 or 48000 Hz), MULAW and
+    ALAW (G.711, 8000 Hz, one byte per sample).
+    """
+
+    PCM16 = 0
+    MULAW = 1
+    ALAW = 2
 
 
 def status_string(status: int) -> str:

@@ -1,0 +1,480 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSystem
+import Synchronization
+
+/// Device audio for one conversation: an ALSA microphone and speaker, each served by
+/// its own thread, joined to the network loop by lock-free rings.
+///
+/// Capture thread: reads a period, mixes to mono, resamples to 16 kHz, runs the echo
+/// canceller / noise suppressor / gain control in 10 ms frames, feeds the user's
+/// analyser and hands frames to the network loop (`captured`, then `loopWakeFD`).
+///
+/// Playback thread: takes agent audio from the playout ring after a prebuffer and
+/// writes it (resampled, upmixed, in the device's format); between answers, and to
+/// bridge a gap in one (an underrun, counted), it writes silence at real-time pace, so
+/// the device clock never stops and the echo canceller's alignment with it holds.
+/// `clear` drops the ring *and* the device buffer (snd_pcm_drop), so the speaker is
+/// silent within one period; `pause` holds the queue (silence plays) and `resume`
+/// continues at the exact sample.
+final class AudioEngine: @unchecked Sendable {
+    let settings: AudioSettings
+    let counters: AudioCounters
+    let agentAnalyser: Analyser
+    let userAnalyser: Analyser
+    private let capture: AlsaPCM
+    private let playback: AlsaPCM
+    private let processor: VoiceProcessor
+    private let echoReference = EchoReference()
+
+    /// Capture thread → network loop: processed 16 kHz microphone audio (1 s).
+    let captured = SPSCRing(minimumCapacity: 16_000)
+    /// Network loop → playback thread: agent audio (about a minute; the server may send
+    /// an answer faster than real time).
+    private let playout = SPSCRing(minimumCapacity: 1 << 20)
+    /// Readable when `captured` has frames, `drained` is set or `failure` holds a message.
+    let loopWakeFD: Int32
+    private let captureWakeFD: Int32
+    private let playbackWakeFD: Int32
+
+    private let stopping = Atomic<Bool>(false)
+    private let clearRequests = Atomic<Int>(0)
+    private let clearRequestedAt = Atomic<UInt64>(0)
+    private let pauseRequested = Atomic<Bool>(false)
+    private let captureEnabled = Atomic<Bool>(false)
+    /// When the newest frame in `captured` was captured (its last sample, monotonic ns).
+    let lastCapturedAt = Atomic<UInt64>(0)
+    /// Set by the playback thread when agent audio has really finished sounding.
+    let drained = Atomic<Bool>(false)
+    /// A device that failed for good (its thread stopped), for the loop to report.
+    let failure = Locked<String?>(nil)
+    private var threads: [pthread_t] = []
+
+    init(settings: AudioSettings, counters: AudioCounters, agentAnalyser: Analyser, userAnalyser: Analyser) throws(MillisError) {
+        self.settings = settings
+        self.counters = counters
+        self.agentAnalyser = agentAnalyser
+        self.userAnalyser = userAnalyser
+        capture = try AlsaPCM(name: settings.captureDevice, direction: .capture,
+                              periodMilliseconds: settings.periodMilliseconds, periods: 8)
+        // Three periods: the least that rides out a late wake-up of the thread without an
+        // xrun, and all of it is latency the user hears.
+        playback = try AlsaPCM(name: settings.playbackDevice, direction: .playback,
+                               periodMilliseconds: settings.periodMilliseconds, periods: 3)
+        processor = VoiceProcessor(echoCancellation: settings.echoCancellation,
+                                   noiseSuppression: settings.noiseSuppression,
+                                   autoGainControl: settings.autoGainControl)
+        loopWakeFD = csys_eventfd()
+        captureWakeFD = csys_eventfd()
+        playbackWakeFD = csys_eventfd()
+        guard loopWakeFD >= 0, captureWakeFD >= 0, playbackWakeFD >= 0 else {
+            for fd in [loopWakeFD, captureWakeFD, playbackWakeFD] where fd >= 0 { Glibc.close(fd) }
+            throw MillisError(.internal, "could not create the audio engine's eventfds: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit {
+        stop()
+        for fd in [loopWakeFD, captureWakeFD, playbackWakeFD] { Glibc.close(fd) }
+    }
+
+    /// The streams as `useraudioready` describes them: the capture device's own format
+    /// (what the resampler converts from), the playback device's, and the processing.
+    var streamDescriptionJSON: String {
+        var capture = self.capture.descriptionJSON
+        capture.removeFirst()
+        return "{\"source\":\"device\"," + capture.dropLast()
+            + ",\"echo_cancellation\":\(settings.echoCancellation),\"noise_suppression\":\(settings.noiseSuppression)"
+            + ",\"auto_gain_control\":\(settings.autoGainControl),\"playback\":" + playback.descriptionJSON + "}"
+    }
+
+    func start() {
+        guard threads.isEmpty else { return }
+        for body in [captureMain, playbackMain] {
+            let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+            var thread = pthread_t()
+            if pthread_create(&thread, nil, { arg in
+                let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+                body.run()
+                return nil
+            }, box) == 0 {
+                threads.append(thread)
+            } else {
+                Unmanaged<ThreadBody>.fromOpaque(box).release()
+                failure.withLock { $0 = "could not start an audio thread: \(String(cString: strerror(errno)))" }
+            }
+        }
+    }
+
+    /// Stops both threads (waking them at once) and closes the devices. Idempotent.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        Self.signal(captureWakeFD)
+        Self.signal(playbackWakeFD)
+        for thread in threads { pthread_join(thread, nil) }
+        threads.removeAll()
+        publishERLE()
+        capture.close()
+        playback.close()
+    }
+
+    /// The capture thread's figures, or the loop's after the thread has ended.
+    private func publishERLE() {
+        if let erle = processor.erleDecibels {
+            counters.erleCentibels.store(Int((erle * 10).rounded()), ordering: .relaxed)
+        }
+        if let recent = processor.recentERLEDecibels {
+            counters.recentERLECentibels.store(Int((recent * 10).rounded()), ordering: .relaxed)
+        }
+    }
+
+    // MARK: Network loop side
+
+    var playoutIsEmpty: Bool { playout.count == 0 }
+
+    /// Agent audio (PCM16 LE 16 kHz mono) for the speaker.
+    func enqueue(_ pcm: [UInt8]) {
+        pcm.withUnsafeBytes { raw in
+            let samples = raw.bindMemory(to: Int16.self)
+            let taken = playout.write(samples)
+            if taken < samples.count {
+                counters.playoutSamplesDropped.add(samples.count - taken, ordering: .relaxed)
+            }
+        }
+        counters.playoutQueuedSamples.store(playout.count, ordering: .relaxed)
+        Self.signal(playbackWakeFD)
+    }
+
+    /// Barge-in: silence the speaker now, forgetting everything queued.
+    /// A clear also ends a pause: the agent is idle afterwards, and its next answer plays.
+    func clear() {
+        pauseRequested.store(false, ordering: .releasing)
+        clearRequestedAt.store(MonotonicClock.now(), ordering: .relaxed)
+        clearRequests.add(1, ordering: .releasing)
+        Self.signal(playbackWakeFD)
+    }
+
+    /// The session is ready: the microphone starts recording.
+    func enableCapture() {
+        guard !captureEnabled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Self.signal(captureWakeFD)
+    }
+
+    func pause() {
+        pauseRequested.store(true, ordering: .releasing)
+        Self.signal(playbackWakeFD)
+    }
+
+    func resume() {
+        pauseRequested.store(false, ordering: .releasing)
+        Self.signal(playbackWakeFD)
+    }
+
+    static func signal(_ fd: Int32) {
+        var one: UInt64 = 1
+        _ = write(fd, &one, 8)
+    }
+
+    static func consume(_ fd: Int32) {
+        var value: UInt64 = 0
+        _ = read(fd, &value, 8)
+    }
+
+    private func fail(_ message: String) {
+        failure.withLock { $0 = message }
+        Self.signal(loopWakeFD)
+    }
+
+    /// Waits until the PCM is ready or the thread is woken; false when stopping.
+    private func wait(_ fds: inout [pollfd], timeoutMilliseconds: Int32) -> Bool {
+        _ = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
+        if fds[fds.count - 1].revents != 0 {
+            Self.consume(fds[fds.count - 1].fd)
+        }
+        return !stopping.load(ordering: .acquiring)
+    }
+
+    // MARK: Capture thread
+
+    private func captureMain() {
+        let pcm = capture
+        guard let resampler = Resampler(inputRate: pcm.rate, outputRate: 16_000) else {
+            fail("could not create the capture resampler (\(pcm.rate) Hz → 16 kHz)")
+            return
+        }
+        let frameSamples = VoiceProcessor.frameSamples
+        var raw = [UInt8](repeating: 0, count: pcm.periodFrames * pcm.bytesPerFrame)
+        var mono: [Float] = []
+        mono.reserveCapacity(pcm.periodFrames)
+        var pending: [Float] = []
+        pending.reserveCapacity(4 * frameSamples + resampler.maxOutput(forInput: pcm.periodFrames))
+        var frame = [Int16](repeating: 0, count: frameSamples)
+        var reference = [Int16](repeating: 0, count: frameSamples)
+        var fds = pcm.pollDescriptors() + [pollfd(fd: captureWakeFD, events: Int16(POLLIN), revents: 0)]
+        var wakeOnly = [pollfd(fd: captureWakeFD, events: Int16(POLLIN), revents: 0)]
+        let timeout = Int32(4 * settings.periodMilliseconds)
+        let nanosPerDeviceFrame = 1_000_000_000 / Double(pcm.rate)
+        var failures = 0
+        var clock = StreamClock()
+        var capturedIndex = 0
+        let estimator = settings.echoCancellation ? EchoDelayEstimator() : nil
+        var seenRestarts = 0
+        // Room for one period's output, with slack for the resampler's rounding.
+        let roomNeeded = resampler.maxOutput(forInput: pcm.periodFrames) + 2 * frameSamples
+        // The microphone opens with start (so a bad device is start's error) but records
+        // from onready on: nothing before it would be sent anyway.
+        while !captureEnabled.load(ordering: .acquiring) {
+            if !wait(&wakeOnly, timeoutMilliseconds: 100) { return }
+        }
+        pcm.start()
+        while !stopping.load(ordering: .acquiring) {
+            if captured.capacity - captured.count < roomNeeded {
+                // The network loop is behind: leave the audio in the device buffer, where
+                // a real device overruns (recovered, counted) if the wait grows long, and
+                // a clockless one simply waits. Dropping here would lose audio silently.
+                Self.signal(loopWakeFD)
+                if !wait(&wakeOnly, timeoutMilliseconds: 2) { break }
+                continue
+            }
+            let got = raw.withUnsafeMutableBytes { pcm.read(into: $0.baseAddress!, frames: pcm.periodFrames) }
+            if got == -Int(EAGAIN) || got == 0 {
+                if !wait(&fds, timeoutMilliseconds: timeout) { break }
+                continue
+            }
+            if got < 0 {
+                if got == -Int(EPIPE) { counters.captureOverruns.add(1, ordering: .relaxed) }
+                failures += 1
+                if failures > 100 || !pcm.recover(got) {
+                    fail("the ALSA capture device '\(pcm.name)' failed: \(AlsaPCM.describe(got)); the microphone is off for the rest of this conversation")
+                    return
+                }
+                pcm.start()
+                clock.reset()
+                continue
+            }
+            failures = 0
+            let readAt = MonotonicClock.now()
+            let delay = Double(pcm.delay() ?? 0) * nanosPerDeviceFrame
+            counters.capturePeriods.add(1, ordering: .relaxed)
+            mono.removeAll(keepingCapacity: true)
+            raw.withUnsafeBytes { pcm.format.appendMono(from: $0.baseAddress!, frames: got, channels: pcm.channels, to: &mono) }
+            mono.withUnsafeBufferPointer { resampler.process($0, into: &pending) }
+            var offset = 0
+            while pending.count - offset >= frameSamples {
+                let later = Double(pending.count - offset - frameSamples) * 62_500  // ns per 16 kHz sample
+                capturedIndex += frameSamples
+                clock.observe(index: capturedIndex, at: readAt &- UInt64(max(0, delay + later)))
+                let endedAt = clock.time(of: capturedIndex)
+                for i in 0..<frameSamples {
+                    frame[i] = Int16(clamping: Int((pending[offset + i] * 32768).rounded()))
+                }
+                offset += frameSamples
+                frame.withUnsafeMutableBufferPointer { f in
+                    reference.withUnsafeMutableBufferPointer { r in
+                        if processor.isActive {
+                            echoReference.reference(captureIndex: capturedIndex, capturedAt: endedAt, into: r)
+                            if let estimator {
+                                let restarts = echoReference.restarts
+                                if restarts != seenRestarts {
+                                    seenRestarts = restarts
+                                    estimator.reset(searching: true)
+                                }
+                                if let lag = estimator.add(mic: UnsafeBufferPointer(f), reference: UnsafeBufferPointer(r)),
+                                   abs(lag - echoReference.leadSamples) > 24 {
+                                    echoReference.shift(by: lag - echoReference.leadSamples)
+                                    estimator.reset(searching: false)
+                                    counters.echoRealignments.add(1, ordering: .relaxed)
+                                }
+                                // Until the echo is found, the filter gets no reference, so
+                                // it holds what it learnt instead of adapting to a path
+                                // that is not there (and diverging).
+                                if estimator.searching { r.update(repeating: 0) }
+                            }
+                            processor.process(f, reference: UnsafeBufferPointer(r))
+                        }
+                    }
+                    userAnalyser.write(UnsafeBufferPointer(f))
+                    if captured.write(UnsafeBufferPointer(f)) < frameSamples {
+                        counters.captureFramesDropped.add(1, ordering: .relaxed)
+                    } else {
+                        lastCapturedAt.store(endedAt, ordering: .releasing)
+                    }
+                }
+            }
+            if offset > 0 {
+                pending.removeFirst(offset)
+                Self.signal(loopWakeFD)
+            }
+            if counters.capturePeriods.load(ordering: .relaxed) % 50 == 0 {
+                publishERLE()
+            }
+        }
+    }
+
+    // MARK: Playback thread
+
+    private enum PlayoutState {
+        case idle
+        case buffering(since: UInt64)
+        case playing
+        case starved(since: UInt64)
+    }
+
+    /// How long the playout may run dry before the agent counts as finished: the
+    /// jitter between two frames of one answer, not a pause between answers.
+    static let drainGraceNanoseconds: UInt64 = 80_000_000
+
+    private func playbackMain() {
+        let pcm = playback
+        guard let resampler = Resampler(inputRate: 16_000, outputRate: pcm.rate) else {
+            fail("could not create the playback resampler (16 kHz → \(pcm.rate) Hz)")
+            return
+        }
+        let chunkSamples = 16 * settings.periodMilliseconds
+        let prebufferSamples = 16 * settings.prebufferMilliseconds
+        let prebufferNanos = UInt64(settings.prebufferMilliseconds) * 1_000_000
+        let bufferSamples16k = pcm.bufferFrames * 16_000 / pcm.rate
+        var chunk = [Int16](repeating: 0, count: chunkSamples)
+        var floats = [Float](repeating: 0, count: chunkSamples)
+        var deviceMono: [Float] = []
+        deviceMono.reserveCapacity(resampler.maxOutput(forInput: chunkSamples) + 32)
+        var out = [UInt8](repeating: 0, count: (resampler.maxOutput(forInput: chunkSamples) + 32) * pcm.bytesPerFrame)
+        var outFrames = 0, outOffset = 0
+        var state = PlayoutState.idle
+        var written16k = 0
+        var lastAgentEnd = 0
+        var seenClears = clearRequests.load(ordering: .acquiring)
+        // Silence is written at real-time pace, never faster: a device without a clock
+        // (ALSA's file plugin) would otherwise take silence without end.
+        var silenceSince: UInt64?
+        var silenceWritten = 0
+        var fds = pcm.pollDescriptors() + [pollfd(fd: playbackWakeFD, events: Int16(POLLIN), revents: 0)]
+        var wakeOnly = [pollfd(fd: playbackWakeFD, events: Int16(POLLIN), revents: 0)]
+        let timeout = Int32(4 * settings.periodMilliseconds)
+        var failures = 0
+
+        func delay16k() -> Int { (pcm.delay() ?? 0) * 16_000 / pcm.rate }
+
+        while !stopping.load(ordering: .acquiring) {
+            let clears = clearRequests.load(ordering: .acquiring)
+            if clears != seenClears {
+                // Barge-in: the queue and the device buffer go, so the speaker is silent
+                // now, not after the 30 ms the device still holds.
+                seenClears = clears
+                playout.discardAll()
+                pcm.dropAndPrepare()
+                resampler.reset()
+                echoReference.unanchor()
+                outFrames = 0
+                outOffset = 0
+                silenceSince = nil
+                silenceWritten = 0
+                if case .idle = state {} else { lastAgentEnd = written16k }
+                state = .idle
+                let asked = clearRequestedAt.load(ordering: .relaxed)
+                counters.lastClearNanoseconds.store(Int(MonotonicClock.now() &- asked), ordering: .relaxed)
+                counters.clears.add(1, ordering: .relaxed)
+                counters.playoutQueuedSamples.store(0, ordering: .relaxed)
+            }
+
+            if outOffset == outFrames {
+                // The next period: agent audio when playing, otherwise silence. The
+                // device never stops between answers, so its clock, and the echo
+                // canceller's alignment with it, stay put.
+                let now = MonotonicClock.now()
+                let queued = playout.count
+                // A pause holds the queue as it is: silence plays meanwhile, and the
+                // answer resumes at the sample where it stopped (the device buffer,
+                // 3 periods, plays out first).
+                let paused = pauseRequested.load(ordering: .acquiring)
+                if !paused {
+                    switch state {
+                    case .idle:
+                        if queued > 0 { state = .buffering(since: now) }
+                    case .starved(let since):
+                        if queued > 0 {
+                            counters.playbackUnderruns.add(1, ordering: .relaxed)
+                            state = .buffering(since: now)
+                        } else if now &- since >= Self.drainGraceNanoseconds && written16k - delay16k() >= lastAgentEnd {
+                            state = .idle
+                            drained.store(true, ordering: .releasing)
+                            Self.signal(loopWakeFD)
+                        }
+                    case .buffering, .playing:
+                        break
+                    }
+                    if case .buffering(let since) = state, queued >= prebufferSamples || now &- since >= prebufferNanos {
+                        state = .playing
+                    }
+                }
+                var agentSamples = 0
+                if case .playing = state, !paused {
+                    silenceSince = nil
+                    silenceWritten = 0
+                    agentSamples = chunk.withUnsafeMutableBufferPointer { playout.read(into: $0) }
+                    if agentSamples < chunkSamples {
+                        state = .starved(since: now)
+                    }
+                } else {
+                    let since = silenceSince ?? now
+                    silenceSince = since
+                    if silenceWritten >= Int((now &- since) / 62_500) + bufferSamples16k {
+                        if !wait(&wakeOnly, timeoutMilliseconds: Int32(settings.periodMilliseconds)) { break }
+                        continue
+                    }
+                    silenceWritten += chunkSamples
+                }
+                for i in agentSamples..<chunkSamples { chunk[i] = 0 }
+                if agentSamples > 0 { lastAgentEnd = written16k + agentSamples }
+                written16k += chunkSamples
+                chunk.withUnsafeBufferPointer { c in
+                    echoReference.append(c)
+                    agentAnalyser.write(c)
+                    for i in 0..<chunkSamples { floats[i] = Float(c[i]) / 32768 }
+                }
+                deviceMono.removeAll(keepingCapacity: true)
+                floats.withUnsafeBufferPointer { resampler.process($0, into: &deviceMono) }
+                let needed = deviceMono.count * pcm.bytesPerFrame
+                if out.count < needed { out = [UInt8](repeating: 0, count: needed) }
+                deviceMono.withUnsafeBufferPointer { m in
+                    out.withUnsafeMutableBytes { pcm.format.writeInterleaved(m, channels: pcm.channels, to: $0.baseAddress!) }
+                }
+                outFrames = deviceMono.count
+                outOffset = 0
+                counters.playbackPeriods.add(1, ordering: .relaxed)
+                counters.playoutQueuedSamples.store(playout.count, ordering: .relaxed)
+            }
+
+            let rc = out.withUnsafeBytes { pcm.write($0.baseAddress! + outOffset * pcm.bytesPerFrame, frames: outFrames - outOffset) }
+            if rc == -Int(EAGAIN) || rc == 0 {
+                if !wait(&fds, timeoutMilliseconds: timeout) { break }
+                continue
+            }
+            if rc < 0 {
+                if rc == -Int(EPIPE) { counters.playbackXruns.add(1, ordering: .relaxed) }
+                // The device restarts empty: the silence budget and the timeline with it.
+                silenceSince = nil
+                silenceWritten = 0
+                echoReference.unanchor()
+                failures += 1
+                if failures > 100 || !pcm.recover(rc) {
+                    fail("the ALSA playback device '\(pcm.name)' failed: \(AlsaPCM.describe(rc)); the speaker is off for the rest of this conversation")
+                    return
+                }
+                continue
+            }
+            failures = 0
+            outOffset += rc
+            echoReference.anchor(delaySamples: delay16k() + (outFrames - outOffset) * 16_000 / pcm.rate,
+                                 now: MonotonicClock.now())
+        }
+        echoReference.unanchor()
+    }
+}
+
+/// A thread's body, boxed for pthread_create.
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}

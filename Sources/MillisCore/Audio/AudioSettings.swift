@@ -1,0 +1,15 @@
+/// Device audio mode's settings (millis_config_set_audio_devices and friends).
+public struct AudioSettings: Sendable, Equatable {
+    public var captureDevice = "default"
+    public var playbackDevice = "default"
+    public var echoCancellation = true
+    public var noiseSuppression = true
+    public var autoGainControl = true
+    /// ALSA period: how often the audio threads wake, and the granularity of `clear`.
+    public var periodMilliseconds = 10
+    /// Agent audio queued before playback starts (and restarts after a gap), absorbing
+    /// network jitter. See README "Audio" for the measurement behind the default.
+    public var prebufferMilliseconds = 60
+
+    public init() {}
+}

@@ -1,0 +1,240 @@
+"""Device audio mode through real ALSA paths (Tests/python/audio_bed.py):
+
+- unpaced, exact: file-backed PCMs that open only one rate / channel count / format,
+  like a real board (ALSA's own conversion is never relied upon);
+- paced, a real echo loop: a private PulseAudio with a null sink, the speaker playing
+  into it and the microphone recording its monitor.
+
+Each conversation runs in a child process (device_session.py) with its own ALSA
+configuration in the environment.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_bed import FileDevices, PulseBed, pulseaudio_available
+
+HERE = Path(__file__).resolve().parent
+DRIVER = HERE / "device_session.py"
+USER_WAV = HERE.parents[1] / "bindings" / "audio" / "user.wav"
+
+
+def run_session(library_path, devserver, env, capture, playback, *, seconds=8.0, processing=0,
+                agent_audio=None, prebuffer_ms=None):
+    cmd = [sys.executable, str(DRIVER), "--library", str(library_path), "--endpoint", devserver.url,
+           "--capture", capture, "--playback", playback, "--seconds", str(seconds),
+           "--processing", str(processing)]
+    if agent_audio:
+        cmd += ["--agent-audio", str(agent_audio)]
+    if prebuffer_ms is not None:
+        cmd += ["--prebuffer-ms", str(prebuffer_ms)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 30)
+    assert done.returncode == 0, f"driver failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def read_wav(path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64), w.getframerate()
+
+
+def speech16() -> np.ndarray:
+    return read_wav(USER_WAV)[0]
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited enough for these checks: sox does the real work."""
+    done = subprocess.run(["sox", "-t", "raw", "-r", str(rate_in), "-e", "floating-point", "-b", "32", "-c", "1", "-",
+                           "-t", "raw", "-r", str(rate_out), "-e", "floating-point", "-b", "32", "-c", "1", "-"],
+                          input=x.astype("<f4").tobytes(), capture_output=True, check=True)
+    return np.frombuffer(done.stdout, dtype="<f4").astype(np.float64)
+
+
+def dominant_frequency(x: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(np.argmax(spectrum[1:])) + 1
+    # Parabolic interpolation between bins.
+    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-12)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(x)
+
+
+def best_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Where b (the shorter) best matches inside a: the peak over lags of the
+    normalised correlation between b and the window of a it overlaps."""
+    if len(b) > len(a):
+        a, b = b, a
+    n = len(a) + len(b)
+    size = 1 << (n - 1).bit_length()
+    xc = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)[:len(a) - len(b) + 1]
+    energy = np.concatenate([[0.0], np.cumsum(a * a)])
+    window = energy[len(b):] - energy[:len(a) - len(b) + 1]
+    eb = np.sum(b * b)
+    ok = window > 1e-9 * eb
+    return float(np.max(np.abs(xc[ok]) / np.sqrt(window[ok] * eb))) if ok.any() else 0.0
+
+
+def events(summary, kind):
+    return [e for e in summary["events"] if e["event"] == kind]
+
+
+@pytest.fixture
+def files(tmp_path):
+    return FileDevices(tmp_path / "alsa")
+
+
+# ---- unpaced, exact -------------------------------------------------------------------
+
+def test_conversation_through_16k_devices_is_bit_exact(library_path, devserver, files, tmp_path):
+    """16 kHz mono S16 devices: no conversion at all. What the server received is the
+    input speech, and the speaker file holds exactly the agent audio, in order: the
+    agent's pause/unpause and the prebuffer move it in time, never lose or repeat it."""
+    speech = speech16().astype("<i2")
+    infile = tmp_path / "in.raw"
+    infile.write_bytes(np.concatenate([np.zeros(8000, "<i2"), speech, np.zeros(16000 * 8, "<i2")]).tobytes())
+    outfile = tmp_path / "out.raw"
+    files.capture("cap", infile, rate=16000, channels=1, formats=["S16_LE"])
+    files.playback("play", outfile, rate=16000, channels=1, formats=["S16_LE"])
+    agent = tmp_path / "agent.raw"
+    s = run_session(library_path, devserver, files.env(), "cap", "play", seconds=8, agent_audio=agent)
+    assert not events(s, "error"), s["events"]
+    ready = events(s, "user_audio_ready")[0]["stream"]
+    assert (ready["device"], ready["rate"], ready["channels"], ready["format"]) == ("cap", 16000, 1, "S16_LE")
+    assert [e["text"] for e in events(s, "transcript")][:1] == ["Hello, what is the weather like today?"]
+    record = devserver.record(s["session_id"])
+    received, _ = read_wav(Path(devserver.record_dir) / record["user_audio_wav"])
+    assert best_correlation(received, speech.astype(np.float64)) > 0.99
+    played = np.frombuffer(outfile.read_bytes(), "<i2")
+    sent = np.frombuffer(agent.read_bytes(), "<i2")
+    assert record["agent_audio_bytes_sent"] == len(sent) * 2 > 0
+    # Silence is what the speaker adds (prebuffer, gaps); the agent's samples all come
+    # through, in order, bit for bit.
+    assert np.array_equal(played[played != 0], sent[sent != 0])
+    assert s["stats"]["capture_overruns"] == 0 and s["stats"]["playback_xruns"] == 0
+
+
+@pytest.mark.parametrize("capture", [(44100, 2, "S16_LE"), (48000, 1, "FLOAT_LE")])
+def test_capture_at_device_rates_resampled_to_16k(library_path, devserver, files, tmp_path, capture):
+    """A 44.1 kHz stereo board and a 48 kHz mono float board: the server gets 16 kHz
+    with the tone at its frequency and level (speexdsp's resampler, no ALSA plug)."""
+    rate, channels, fmt = capture
+    t = np.arange(int(rate * 3)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    frames = np.repeat(tone[:, None], channels, axis=1)
+    data = frames.astype("<f4").tobytes() if fmt == "FLOAT_LE" else (frames * 32767).astype("<i2").tobytes()
+    infile = tmp_path / "in.raw"
+    infile.write_bytes(data)
+    files.capture("cap", infile, rate=rate, channels=channels, formats=[fmt])
+    files.playback("play", tmp_path / "out.raw", rate=48000, channels=1, formats=["S32_LE"])
+    s = run_session(library_path, devserver, files.env(), "cap", "play", seconds=2)
+    ready = events(s, "user_audio_ready")[0]["stream"]
+    assert (ready["rate"], ready["channels"], ready["format"]) == (rate, channels, fmt)
+    assert ready["playback"]["rate"] == 48000 and ready["playback"]["format"] == "S32_LE"
+    received, wav_rate = read_wav(Path(devserver.record_dir) / devserver.record(s["session_id"])["user_audio_wav"])
+    assert wav_rate == 16000
+    body = received[1600:16000 * 2]  # the tone, past the resampler's start
+    assert len(body) > 16000
+    assert dominant_frequency(body, 16000) == pytest.approx(1000, abs=2)
+    rms_dbfs = 20 * np.log10(np.sqrt(np.mean(body ** 2)) / 32768)
+    assert rms_dbfs == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.5)
+
+
+def test_playback_at_48k_mono_s32(library_path, devserver, files, tmp_path):
+    """The agent's 16 kHz speech reaches a 48 kHz S32 speaker intact: resampled back to
+    16 kHz, the file correlates with the agent audio."""
+    speech = speech16().astype("<i2")
+    infile = tmp_path / "in.raw"
+    infile.write_bytes(np.concatenate([np.zeros(8000, "<i2"), speech, np.zeros(16000 * 8, "<i2")]).tobytes())
+    files.capture("cap", infile, rate=16000, channels=1, formats=["S16_LE"])
+    outfile = tmp_path / "out.raw"
+    files.playback("play", outfile, rate=48000, channels=1, formats=["S32_LE"])
+    agent = tmp_path / "agent.raw"
+    s = run_session(library_path, devserver, files.env(), "cap", "play", seconds=6, agent_audio=agent)
+    played48 = np.frombuffer(outfile.read_bytes(), "<i4").astype(np.float64) / 2 ** 31
+    sent = np.frombuffer(agent.read_bytes(), "<i2").astype(np.float64) / 32768
+    assert len(sent) > 16000
+    played = resample(played48, 48000, 16000)
+    # The unpaced speaker drains each 20 ms frame at once and bridges to the next with
+    # silence, so compare frame by frame: the loudest agent frames must each be found.
+    frames = sent[:len(sent) // 320 * 320].reshape(-1, 320)
+    loudest = np.argsort(np.sum(frames ** 2, axis=1))[-5:]
+    for k in loudest:
+        assert best_correlation(played, frames[k]) > 0.95, f"agent frame {k} not found in the speaker's output"
+    assert np.sqrt(np.mean(played ** 2)) > 0.001
+
+
+def test_missing_device_fails_start_with_a_clear_error(library_path, devserver, files, tmp_path):
+    files.playback("play", tmp_path / "out.raw", rate=16000, channels=1, formats=["S16_LE"])
+    cmd = [sys.executable, str(DRIVER), "--library", str(library_path), "--endpoint", devserver.url,
+           "--capture", "no_such_device", "--playback", "play", "--seconds", "1"]
+    done = subprocess.run(cmd, env=files.env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["start_error"] == 17  # MILLIS_ERR_AUDIO_DEVICE
+    assert "no_such_device" in out["message"] and "millis_audio_devices_json" in out["message"]
+
+
+# ---- paced: a real echo loop through PulseAudio --------------------------------------
+
+@pytest.fixture
+def pulse(tmp_path):
+    if not pulseaudio_available():
+        pytest.skip("pulseaudio is not installed (make deps installs it)")
+    with PulseBed(tmp_path / "pulse") as bed:
+        yield bed
+
+
+def play_into_sink(bed: PulseBed, wav: Path, delay: float) -> subprocess.Popen:
+    return subprocess.Popen(["sh", "-c", f"sleep {delay}; exec paplay --device={bed.sink} {wav}"],
+                            env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_echo_loop_is_cancelled(library_path, devserver, pulse, tmp_path):
+    """The microphone records the speaker's own output (the sink's monitor, 0 dB
+    coupling, PulseAudio's real latency) and the user's voice played into the same
+    sink. The echo canceller, fed with exactly what the speaker played, must take the
+    agent's voice out once it has converged (the last 2 s of speaker activity)."""
+    player = play_into_sink(pulse, USER_WAV, 1.0)
+    try:
+        s = run_session(library_path, devserver, pulse.env(), "pulse", "pulse", seconds=14, processing=1)
+    finally:
+        player.wait(30)
+    assert not events(s, "error"), s["events"]
+    stats = s["stats"]
+    print("real echo loop: ERLE", stats["echo_erle_db"], "dB overall,", stats["echo_erle_recent_db"],
+          "dB converged; capture->wire", stats["capture_to_wire_ms"], "ms")
+    transcripts = [e["text"] for e in events(s, "transcript")]
+    assert transcripts[:1] == ["Hello, what is the weather like today?"], transcripts
+    assert stats["playback_xruns"] == 0 and stats["capture_overruns"] == 0
+    assert stats["echo_erle_db"] is not None
+    # PulseAudio moves its latency while a stream settles, and every barge-in restarts
+    # the device, so the filter reconverges often: the floor is what holds on this bed
+    # (README "Audio" reports the spread).
+    assert stats["echo_erle_recent_db"] >= 6
+
+
+def test_clear_silences_the_speaker_within_one_period(library_path, devserver, pulse, tmp_path):
+    """Barge-in on the paced path: the user talks over the agent's answer, the server
+    sends `clear`, and the speaker goes silent (ring dropped and snd_pcm_drop) within
+    one 10 ms period of the clear being read."""
+    first = play_into_sink(pulse, USER_WAV, 1.0)
+    # Again while the agent answers the first utterance.
+    second = play_into_sink(pulse, USER_WAV, 4.6)
+    try:
+        s = run_session(library_path, devserver, pulse.env(), "pulse", "pulse", seconds=12, processing=1)
+    finally:
+        first.wait(30)
+        second.wait(30)
+    record = devserver.record(s["session_id"])
+    stats = s["stats"]
+    print("barge-ins", record["barge_ins"], "clears", stats["clears"], "last clear", stats["last_clear_ms"], "ms")
+    assert record["barge_ins"], "the devserver saw no barge-in: the test did not talk over the agent"
+    assert stats["clears"] >= 1
+    assert stats["last_clear_ms"] is not None and stats["last_clear_ms"] <= 10

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Device-audio figures with medians over repeated conversations, on the paced
+PulseAudio echo loop that the audio tests set up (Tests/python/audio_bed.py):
+
+    python3 bench/audio/audio_bench.py [--runs 5] [--json results.json]
+
+Each run is one conversation of the devserver's demo agent through ALSA's `pulse`
+device: the user's speech is played into the null sink, whose monitor is the
+microphone, so the agent's voice comes back as a real echo. Reported:
+
+- ERLE (echo return loss enhancement), over the whole conversation and over the last
+  2 s of speaker activity (the converged canceller);
+- barge-in: from the `clear` being read to the speaker's buffer being dropped;
+- capture -> wire: from a microphone frame's last sample being captured to the frame
+  being written to the socket (the 10 ms processing delay of the preprocessor comes on
+  top: it is algorithmic, inside the frame);
+- underruns, xruns, overruns, realignments of the echo reference.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "python"))
+from audio_bed import PulseBed  # noqa: E402
+
+DRIVER = ROOT / "Tests" / "python" / "device_session.py"
+USER_WAV = ROOT / "bindings" / "audio" / "user.wav"
+KEYS = ["echo_erle_db", "echo_erle_recent_db", "last_clear_ms", "capture_to_wire_ms", "clears",
+        "playback_underruns", "playback_xruns", "capture_overruns", "echo_realignments"]
+
+
+def start_devserver(tmp: Path):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "devserver" / "millis_devserver.py"), "--host", "127.0.0.1",
+                             "--port", "0", "--think-ms", "100", "--record-dir", str(tmp / "records")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if "ws://" in line:
+            return proc, line[line.index("ws://"):].strip()
+    raise RuntimeError("the devserver did not start")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--library", default=str(ROOT / "build" / "libmillis.so"))
+    ap.add_argument("--json", help="write the per-run figures and medians here")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="audio-bench-"))
+    server, url = start_devserver(tmp)
+    runs = []
+    try:
+        for i in range(args.runs):
+            with PulseBed(tmp / f"pulse{i}") as bed:
+                player = subprocess.Popen(["sh", "-c", f"sleep 1; exec paplay --device={bed.sink} {USER_WAV}"],
+                                          env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                done = subprocess.run([sys.executable, str(DRIVER), "--library", args.library, "--endpoint", url,
+                                       "--capture", "pulse", "--playback", "pulse", "--seconds", "14"],
+                                      env=bed.env(), capture_output=True, text=True, timeout=60)
+                player.wait(30)
+            stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
+            runs.append({k: stats.get(k) for k in KEYS})
+            print(f"run {i + 1}: " + ", ".join(f"{k} {runs[-1][k]}" for k in KEYS), flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+    summary = {}
+    print(f"\n{'figure':24} {'median':>8} {'min':>8} {'max':>8}   ({args.runs} runs)")
+    for k in KEYS:
+        values = [r[k] for r in runs if r[k] is not None]
+        if not values:
+            continue
+        summary[k] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        print(f"{k:24} {summary[k]['median']:8.2f} {summary[k]['min']:8.2f} {summary[k]['max']:8.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary,
+                                               "when": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
