@@ -29,6 +29,9 @@ def main() -> int:
     ap.add_argument("--agent-audio", help="write the agent audio of the audio callback here")
     ap.add_argument("--prebuffer-ms", type=int)
     ap.add_argument("--agent", default="demo-agent")
+    ap.add_argument("--stall-after-frames", type=int, default=0,
+                    help="block the network thread once, in the audio callback, after this many agent frames")
+    ap.add_argument("--stall-ms", type=int, default=0)
     args = ap.parse_args()
 
     lib = C.CDLL(args.library)
@@ -87,8 +90,16 @@ def main() -> int:
     READY = C.CFUNCTYPE(None, vp, vp, cp, vp)
     PLAIN = C.CFUNCTYPE(None, vp, vp)
 
+    frames = [0]
+
     def on_audio(c, pcm, n, u):
         agent_audio.extend(C.string_at(pcm, n))
+        frames[0] += 1
+        if args.stall_ms and frames[0] == args.stall_after_frames:
+            # Starves both audio threads' partners on purpose: the playout queue runs
+            # dry mid-answer and the microphone ring fills.
+            note("stall", ms=args.stall_ms)
+            time.sleep(args.stall_ms / 1000)
 
     def on_close(c, code, reason, u):
         note("close", code=code)

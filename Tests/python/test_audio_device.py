@@ -28,7 +28,7 @@ USER_WAV = HERE.parents[1] / "bindings" / "audio" / "user.wav"
 
 
 def run_session(library_path, devserver, env, capture, playback, *, seconds=8.0, processing=0,
-                agent_audio=None, prebuffer_ms=None):
+                agent_audio=None, prebuffer_ms=None, stall=None):
     cmd = [sys.executable, str(DRIVER), "--library", str(library_path), "--endpoint", devserver.url,
            "--capture", capture, "--playback", playback, "--seconds", str(seconds),
            "--processing", str(processing)]
@@ -36,6 +36,8 @@ def run_session(library_path, devserver, env, capture, playback, *, seconds=8.0,
         cmd += ["--agent-audio", str(agent_audio)]
     if prebuffer_ms is not None:
         cmd += ["--prebuffer-ms", str(prebuffer_ms)]
+    if stall:
+        cmd += ["--stall-after-frames", str(stall[0]), "--stall-ms", str(stall[1])]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 30)
     assert done.returncode == 0, f"driver failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -238,3 +240,24 @@ def test_clear_silences_the_speaker_within_one_period(library_path, devserver, p
     assert record["barge_ins"], "the devserver saw no barge-in: the test did not talk over the agent"
     assert stats["clears"] >= 1
     assert stats["last_clear_ms"] is not None and stats["last_clear_ms"] <= 10
+
+
+def test_starved_playout_moves_the_underrun_counter(library_path, devserver, pulse, tmp_path):
+    """The network thread is blocked on purpose for 1.5 s in the middle of the first
+    answer (inside the audio callback): the speaker's queue runs dry mid-answer, which
+    is bridged with silence and counted as an underrun, and the conversation goes on.
+    (The microphone side waits for the ring meanwhile; PulseAudio's ALSA plugin drops
+    what overflows its own buffer without reporting an overrun, so capture_overruns
+    only moves on devices that report one.)"""
+    player = play_into_sink(pulse, USER_WAV, 1.0)
+    try:
+        s = run_session(library_path, devserver, pulse.env(), "pulse", "pulse", seconds=12, processing=1,
+                        stall=(20, 1500))
+    finally:
+        player.wait(30)
+    stats = s["stats"]
+    print("after a 1.5 s stall: underruns", stats["playback_underruns"], "overruns", stats["capture_overruns"])
+    assert events(s, "stall"), "the agent never spoke: nothing was stalled"
+    assert stats["playback_underruns"] >= 1
+    assert not [e for e in events(s, "error") if e["status"] != 17], s["events"]
+    assert events(s, "close")
