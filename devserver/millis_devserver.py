@@ -94,6 +94,25 @@ QUICK_TRANSCRIPT = "quick"
 QUICK_RESPONSE = "ok"
 QUICK_FRAMES = 5
 
+# For playback tests (pause/unpause continuity): right after onready, start_answering
+# and PAUSE_AGENT_SECONDS of a known signal (a sine sweep, 300 Hz to 3 kHz, half scale)
+# sent at once, unpaced; `pause` after PAUSE_AT seconds, `unpause` PAUSE_HOLD seconds
+# later; then it stays connected. The times are in the record ("pause_agent").
+PAUSE_AGENT_ID = "pause-agent"
+PAUSE_AGENT_SECONDS = 3.0
+PAUSE_AT = 1.0
+PAUSE_HOLD = 1.0
+
+
+def sweep_pcm(seconds: float = PAUSE_AGENT_SECONDS, rate: int = 16000) -> bytes:
+    """The pause agent's voice: a linear sweep from 300 Hz to 3 kHz at half scale."""
+    n = int(seconds * rate)
+    f0, f1 = 300.0, 3000.0
+    k = (f1 - f0) / seconds
+    samples = (int(16384 * math.sin(2 * math.pi * (f0 * t + k * t * t / 2)))
+               for t in (i / rate for i in range(n)))
+    return struct.pack(f"<{n}h", *samples)
+
 # Connection faults (reliability tests). They apply only to a connection whose
 # initiate carries no session_continuation, so that a client resuming the session gets
 # the normal agent; "-always" applies them to continued connections too (at once,
@@ -657,6 +676,7 @@ class Session:
             FAULT_OVERSIZED: self.fault_oversized,
             FAULT_INVALID_UTF8: self.fault_invalid_utf8,
             QUICK_AGENT_ID: self.quick,
+            PAUSE_AGENT_ID: self.pause_agent,
         }
         if self.fault:
             driver = self.run_fault
@@ -874,6 +894,20 @@ class Session:
             await self.send_audio(audio[i:i + FRAME_BYTES])
         await self.send_event("onresponsetext", data=QUICK_RESPONSE, payload={"is_final": True})
         # The receive loop answers pings until the client closes.
+
+    async def pause_agent(self) -> None:
+        """pause-agent: a known signal at once, then pause and unpause on a timer."""
+        await self.send_event("start_answering")
+        audio = sweep_pcm()
+        for i in range(0, len(audio), FRAME_BYTES):
+            await self.send_audio(audio[i:i + FRAME_BYTES])
+        start = self.now()
+        await asyncio.sleep(PAUSE_AT)
+        await self.send_event("pause")
+        paused = self.now()
+        await asyncio.sleep(PAUSE_HOLD)
+        await self.send_event("unpause")
+        self.record["pause_agent"] = {"sent": start, "pause": paused, "unpause": self.now()}
 
     def note_fault(self, **fields: Any) -> None:
         assert self.record["fault"] is not None
@@ -1095,7 +1129,7 @@ async def serve_until_stopped(args: argparse.Namespace) -> None:
     script = await load_script(Path(args.script))
     settings = Settings(
         public_keys={DEFAULT_PUBLIC_KEY, *args.public_key},
-        agent_ids={DEFAULT_AGENT_ID, QUICK_AGENT_ID, *FAULT_IDS, *args.agent_id},
+        agent_ids={DEFAULT_AGENT_ID, QUICK_AGENT_ID, PAUSE_AGENT_ID, *FAULT_IDS, *args.agent_id},
         record_dir=record_dir,
         script=script,
         vad_threshold_db=args.vad_threshold_db,

@@ -261,3 +261,30 @@ def test_exports_match_header(library_path, repo_root):
     script = repo_root / "Tests" / "abi" / "check_exports.py"
     result = run([sys.executable, script, library_path, repo_root / "include" / "millis.h"], timeout=60)
     assert "OK:" in result.stdout, _show(result)
+
+
+def test_example_device_mode_through_alsa(example_exe, devserver, pkg_env, tmp_path):
+    """--capture/--playback: the C example talks through ALSA devices (file-backed PCMs of
+    Tests/python/audio_bed.py: a 44.1 kHz stereo microphone reading the user's speech and
+    a 48 kHz speaker writing a file), prints the transcripts and the analysers' levels."""
+    import numpy as np
+    from audio_bed import FileDevices
+
+    devices = FileDevices(tmp_path / "alsa")
+    speech = tmp_path / "in.raw"
+    sox = subprocess.run(["sox", str(Path(__file__).resolve().parents[2] / "bindings" / "audio" / "user.wav"),
+                          "-r", "44100", "-c", "2", "-t", "raw", "-e", "signed", "-b", "16", "-"],
+                         capture_output=True, check=True)
+    speech.write_bytes(sox.stdout + bytes(44100 * 2 * 2 * 8))
+    out = tmp_path / "speaker.raw"
+    devices.capture("mic", speech, rate=44100, channels=2, formats=["S16_LE"])
+    devices.playback("spk", out, rate=48000, channels=1, formats=["S16_LE"])
+    listing = run([example_exe, "--list-devices"], timeout=30, env=devices.env(pkg_env))
+    assert '"name":"mic"' in listing.stdout.replace(" ", "")
+    result = run([example_exe, "--capture", "mic", "--playback", "spk", "--endpoint", devserver.url,
+                  "--agent-id", "demo-agent", "--timeout", "8"], timeout=60, env=devices.env(pkg_env), expect=None)
+    assert result.returncode in (0, 3), _show(result)  # 3: stopped by --timeout before the server's close
+    assert "Hello, what is the weather like today?" in result.stdout, _show(result)
+    assert "It's sunny" in result.stdout, _show(result)
+    played = np.frombuffer(out.read_bytes(), "<i2")
+    assert np.sqrt(np.mean(played.astype(float) ** 2)) > 100, "the speaker file holds no agent speech"

@@ -50,35 +50,45 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--library", default=str(ROOT / "build" / "libmillis.so"))
     ap.add_argument("--json", help="write the per-run figures and medians here")
+    ap.add_argument("--prebuffer-ms", type=int, nargs="*", default=[None],
+                    help="playout prebuffers to compare (a sweep: underruns against latency)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="audio-bench-"))
     server, url = start_devserver(tmp)
-    runs = []
+    results = {}
     try:
-        for i in range(args.runs):
-            with PulseBed(tmp / f"pulse{i}") as bed:
-                player = subprocess.Popen(["sh", "-c", f"sleep 1; exec paplay --device={bed.sink} {USER_WAV}"],
-                                          env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                done = subprocess.run([sys.executable, str(DRIVER), "--library", args.library, "--endpoint", url,
-                                       "--capture", "pulse", "--playback", "pulse", "--seconds", "14"],
-                                      env=bed.env(), capture_output=True, text=True, timeout=60)
-                player.wait(30)
-            stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
-            runs.append({k: stats.get(k) for k in KEYS})
-            print(f"run {i + 1}: " + ", ".join(f"{k} {runs[-1][k]}" for k in KEYS), flush=True)
+        for prebuffer in args.prebuffer_ms:
+            runs = results.setdefault("default" if prebuffer is None else f"prebuffer {prebuffer} ms", [])
+            for i in range(args.runs):
+                with PulseBed(tmp / f"pulse{prebuffer}-{i}") as bed:
+                    player = subprocess.Popen(["sh", "-c", f"sleep 1; exec paplay --device={bed.sink} {USER_WAV}"],
+                                              env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    cmd = [sys.executable, str(DRIVER), "--library", args.library, "--endpoint", url,
+                           "--capture", "pulse", "--playback", "pulse", "--seconds", "14"]
+                    if prebuffer is not None:
+                        cmd += ["--prebuffer-ms", str(prebuffer)]
+                    done = subprocess.run(cmd, env=bed.env(), capture_output=True, text=True, timeout=60)
+                    player.wait(30)
+                stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
+                runs.append({k: stats.get(k) for k in KEYS})
+                print(f"{'' if prebuffer is None else f'prebuffer {prebuffer} ms, '}run {i + 1}: "
+                      + ", ".join(f"{k} {runs[-1][k]}" for k in KEYS), flush=True)
     finally:
         server.terminate()
         server.wait(10)
     summary = {}
-    print(f"\n{'figure':24} {'median':>8} {'min':>8} {'max':>8}   ({args.runs} runs)")
-    for k in KEYS:
-        values = [r[k] for r in runs if r[k] is not None]
-        if not values:
-            continue
-        summary[k] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-        print(f"{k:24} {summary[k]['median']:8.2f} {summary[k]['min']:8.2f} {summary[k]['max']:8.2f}")
+    for label, runs in results.items():
+        summary[label] = {}
+        print(f"\n{label}: {'figure':24} {'median':>8} {'min':>8} {'max':>8}   ({args.runs} runs)")
+        for k in KEYS:
+            values = [r[k] for r in runs if r[k] is not None]
+            if not values:
+                continue
+            summary[label][k] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+            print(f"{'':{len(label) + 2}}{k:24} {summary[label][k]['median']:8.2f} "
+                  f"{summary[label][k]['min']:8.2f} {summary[label][k]['max']:8.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary,
+        Path(args.json).write_text(json.dumps({"runs": results, "summary": summary,
                                                "when": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
     return 0
 

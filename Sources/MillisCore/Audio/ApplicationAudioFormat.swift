@@ -86,6 +86,9 @@ final class ApplicationAudioConverter {
         return converted.withUnsafeBytes { Array($0) }
     }
 
+    /// Audio went in since the last flush or reset (so the filter holds some back).
+    private var holding = false
+
     /// Wire bytes in, application bytes out.
     func fromWire(_ pcm: [UInt8]) -> [UInt8] {
         samples.removeAll(keepingCapacity: true)
@@ -94,6 +97,29 @@ final class ApplicationAudioConverter {
                 samples.append(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
             }
         }
+        holding = holding || !samples.isEmpty
+        return convertSamples()
+    }
+
+    /// The end of a stretch of audio (the agent finished): pushes out what the
+    /// resampler's lookahead still holds (a few ms), which would otherwise wait for the
+    /// next answer. Empty when nothing is held.
+    func flush() -> [UInt8] {
+        guard holding, resampler.inputLatency > 0 else { return [] }
+        holding = false
+        samples = [Int16](repeating: 0, count: resampler.inputLatency)
+        let tail = convertSamples()
+        resampler.reset()
+        return tail
+    }
+
+    /// Barge-in: what the filter holds is dropped with the rest.
+    func reset() {
+        holding = false
+        resampler.reset()
+    }
+
+    private func convertSamples() -> [UInt8] {
         converted.removeAll(keepingCapacity: true)
         samples.withUnsafeBufferPointer { resampler.process($0, into: &converted) }
         switch format.encoding {

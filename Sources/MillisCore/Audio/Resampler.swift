@@ -38,6 +38,23 @@ final class Resampler {
 
     /// Converts all of `input`, appending the result to `output`.
     func process(_ input: UnsafeBufferPointer<Float>, into output: inout [Float]) {
+        run(input, into: &output) { st, i, inLen, o, outLen in
+            speex_resampler_process_float(st, 0, i, inLen, o, outLen)
+        }
+    }
+
+    /// Int16 in, Int16 out (application audio formats).
+    func process(_ input: UnsafeBufferPointer<Int16>, into output: inout [Int16]) {
+        run(input, into: &output) { st, i, inLen, o, outLen in
+            speex_resampler_process_int(st, 0, i, inLen, o, outLen)
+        }
+    }
+
+    /// speexdsp takes what fits and says how much it took and gave: call until all
+    /// input is consumed, into room grown once per call (none after warm-up).
+    private func run<T: Numeric>(_ input: UnsafeBufferPointer<T>, into output: inout [T],
+                                 _ speex: (OpaquePointer, UnsafePointer<T>, UnsafeMutablePointer<spx_uint32_t>,
+                                           UnsafeMutablePointer<T>, UnsafeMutablePointer<spx_uint32_t>) -> Int32) {
         guard let state else {
             output.append(contentsOf: input)
             return
@@ -52,8 +69,7 @@ final class Resampler {
                 var inLen = spx_uint32_t(input.count - offset)
                 var outLen = spx_uint32_t(room - produced)
                 guard outLen > 0 else { break }
-                speex_resampler_process_float(state, 0, input.baseAddress! + offset, &inLen,
-                                              out.baseAddress! + start + produced, &outLen)
+                _ = speex(state, input.baseAddress! + offset, &inLen, out.baseAddress! + start + produced, &outLen)
                 if inLen == 0 && outLen == 0 { break }
                 offset += Int(inLen)
                 produced += Int(outLen)
@@ -62,30 +78,11 @@ final class Resampler {
         output.removeLast(room - produced)
     }
 
-    /// Int16 in, Int16 out (application audio formats).
-    func process(_ input: UnsafeBufferPointer<Int16>, into output: inout [Int16]) {
-        guard let state else {
-            output.append(contentsOf: input)
-            return
-        }
-        var offset = 0
-        let room = maxOutput(forInput: input.count) + 16
-        let start = output.count
-        output.append(contentsOf: repeatElement(0, count: room))
-        var produced = 0
-        output.withUnsafeMutableBufferPointer { out in
-            while offset < input.count {
-                var inLen = spx_uint32_t(input.count - offset)
-                var outLen = spx_uint32_t(room - produced)
-                guard outLen > 0 else { break }
-                speex_resampler_process_int(state, 0, input.baseAddress! + offset, &inLen,
-                                            out.baseAddress! + start + produced, &outLen)
-                if inLen == 0 && outLen == 0 { break }
-                offset += Int(inLen)
-                produced += Int(outLen)
-            }
-        }
-        output.removeLast(room - produced)
+    /// Input samples the filter holds back (its lookahead): they come out only when more
+    /// input pushes them, or on `flush`.
+    var inputLatency: Int {
+        guard let state else { return 0 }
+        return Int(speex_resampler_get_input_latency(state))
     }
 
     /// Forgets the filter history (after a clear or a pause: the next block is not a

@@ -113,22 +113,17 @@ public final class Client: @unchecked Sendable {
     }
 
     /// The analyser of the agent's audio as played (created on first use).
-    public var agentAnalyser: Analyser {
-        analysers.withLock { a in
-            if let agent = a.agent { return agent }
-            let agent = Analyser()
-            a.agent = agent
-            return agent
-        }
-    }
+    public var agentAnalyser: Analyser { analyser(\.agent) }
 
     /// The analyser of the user's processed microphone audio (created on first use).
-    public var userAnalyser: Analyser {
+    public var userAnalyser: Analyser { analyser(\.user) }
+
+    private func analyser(_ which: WritableKeyPath<(agent: Analyser?, user: Analyser?), Analyser?>) -> Analyser {
         analysers.withLock { a in
-            if let user = a.user { return user }
-            let user = Analyser()
-            a.user = user
-            return user
+            if let existing = a[keyPath: which] { return existing }
+            let created = Analyser()
+            a[keyPath: which] = created
+            return created
         }
     }
 

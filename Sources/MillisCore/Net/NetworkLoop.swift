@@ -259,9 +259,17 @@ final class NetworkLoop: @unchecked Sendable {
             client.emit(.open)
             client.emit(.analyzer)
             client.emit(.userAudioReady(streamJSON: client.userAudioDescriptionJSON))
+        case .emit(.agentState(.idle)):
+            // The agent's audio has ended: what the format converter still holds goes out
+            // before the state says so.
+            if let tail = client.outputConverter?.flush(), !tail.isEmpty {
+                client.emit(.audio(tail))
+            }
+            client.emit(.agentState(.idle))
         case .emit(let event):
             client.emit(event)
         case .playout(let control):
+            if control == .clear { client.outputConverter?.reset() }
             guard let engine = client.audioEngine else { return }
             switch control {
             case .clear: engine.clear()
