@@ -130,28 +130,31 @@ public func millis_analyser_smoothing_time_constant(_ a: UnsafeRawPointer?) -> D
     AnalyserHandle.from(a)?.analyser.smoothingTimeConstant ?? 0
 }
 
+/// The shape of the four getters: NULL or empty gives 0, else what the analyser wrote.
+private func fill<T>(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<T>?, _ count: Int,
+                     _ get: (Analyser, UnsafeMutableBufferPointer<T>) -> Int) -> Int {
+    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, count > 0 else { return 0 }
+    return get(analyser, UnsafeMutableBufferPointer(start: out, count: count))
+}
+
 @_cdecl("millis_analyser_get_byte_frequency_data")
 public func millis_analyser_get_byte_frequency_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt8>?, _ count: Int) -> Int {
-    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, count > 0 else { return 0 }
-    return analyser.getByteFrequencyData(UnsafeMutableBufferPointer(start: out, count: count))
+    fill(a, out, count) { $0.getByteFrequencyData($1) }
 }
 
 @_cdecl("millis_analyser_get_float_frequency_data")
 public func millis_analyser_get_float_frequency_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ count: Int) -> Int {
-    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, count > 0 else { return 0 }
-    return analyser.getFloatFrequencyData(UnsafeMutableBufferPointer(start: out, count: count))
+    fill(a, out, count) { $0.getFloatFrequencyData($1) }
 }
 
 @_cdecl("millis_analyser_get_byte_time_domain_data")
 public func millis_analyser_get_byte_time_domain_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt8>?, _ count: Int) -> Int {
-    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, count > 0 else { return 0 }
-    return analyser.getByteTimeDomainData(UnsafeMutableBufferPointer(start: out, count: count))
+    fill(a, out, count) { $0.getByteTimeDomainData($1) }
 }
 
 @_cdecl("millis_analyser_get_float_time_domain_data")
 public func millis_analyser_get_float_time_domain_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ count: Int) -> Int {
-    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, count > 0 else { return 0 }
-    return analyser.getFloatTimeDomainData(UnsafeMutableBufferPointer(start: out, count: count))
+    fill(a, out, count) { $0.getFloatTimeDomainData($1) }
 }
 
 @_cdecl("millis_analyser_rms_dbfs")

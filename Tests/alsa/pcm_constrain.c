@@ -51,6 +51,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 
 /* alsa-lib's headers declare the plugin entry points as dlsym-able symbols
  * only when PIC is defined (else they expect static linking into libasound
@@ -73,6 +75,7 @@ struct limits {
 	unsigned int channels;  /* 0: any */
 	unsigned int nformats;  /* 0: any */
 	unsigned int formats[MAX_FORMATS];
+	unsigned int paced;     /* constrain_null: 1 = run on the clock, report xruns */
 };
 
 static int add_format(struct limits *lim, const char *plugin, const char *name)
@@ -165,6 +168,8 @@ static int parse_conf(snd_config_t *conf, const char *plugin,
 			err = parse_uint(n, plugin, id, &lim->rate);
 		} else if (strcmp(id, "channels") == 0) {
 			err = parse_uint(n, plugin, id, &lim->channels);
+		} else if (!slave && strcmp(id, "paced") == 0) {
+			err = parse_uint(n, plugin, id, &lim->paced);
 		} else if (strcmp(id, "formats") == 0 ||
 			   strcmp(id, "format") == 0) {
 			err = parse_formats(n, plugin, lim);
@@ -355,13 +360,45 @@ struct cnull {
 	struct limits lim;
 	int running;                  /* between start and stop, not paused */
 	snd_pcm_uframes_t boundary;   /* hw/appl pointers wrap here */
+	/* paced: the pointer follows CLOCK_MONOTONIC from start; the poll fd is a
+	 * timerfd that fires once per period, like a sound card's interrupt */
+	struct timespec started;
+	snd_pcm_uframes_t start_ptr;
 };
+
+static snd_pcm_uframes_t cnull_elapsed(struct cnull *n, unsigned int rate)
+{
+	struct timespec now;
+	long long ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (now.tv_sec - n->started.tv_sec) * 1000000000LL + (now.tv_nsec - n->started.tv_nsec);
+	return (snd_pcm_uframes_t)(ns * (long long)rate / 1000000000LL);
+}
+
+static void cnull_arm(snd_pcm_ioplug_t *io, int on)
+{
+	struct itimerspec t;
+
+	memset(&t, 0, sizeof(t));
+	if (on) {
+		long long ns = (long long)io->period_size * 1000000000LL / io->rate;
+		t.it_value.tv_sec = t.it_interval.tv_sec = ns / 1000000000LL;
+		t.it_value.tv_nsec = t.it_interval.tv_nsec = ns % 1000000000LL;
+	}
+	timerfd_settime(io->poll_fd, 0, &t, NULL);
+}
 
 static int cnull_start(snd_pcm_ioplug_t *io)
 {
 	struct cnull *n = io->private_data;
 
 	n->running = 1;
+	if (n->lim.paced) {
+		clock_gettime(CLOCK_MONOTONIC, &n->started);
+		n->start_ptr = io->hw_ptr;
+		cnull_arm(io, 1);
+	}
 	return 0;
 }
 
@@ -370,6 +407,29 @@ static int cnull_stop(snd_pcm_ioplug_t *io)
 	struct cnull *n = io->private_data;
 
 	n->running = 0;
+	if (n->lim.paced)
+		cnull_arm(io, 0);
+	return 0;
+}
+
+/* paced: the timerfd's expirations are consumed here, so poll sleeps until the
+ * next period */
+static int cnull_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd,
+			      unsigned int nfds, unsigned short *revents)
+{
+	struct cnull *n = io->private_data;
+	uint64_t ticks;
+	(void)nfds;
+
+	if (!n->lim.paced) {
+		*revents = pfd[0].revents;
+		return 0;
+	}
+	*revents = 0;
+	if (pfd[0].revents & POLLIN) {
+		if (read(io->poll_fd, &ticks, sizeof(ticks)) < 0) { /* EAGAIN: not yet */ }
+		*revents = io->stream == SND_PCM_STREAM_PLAYBACK ? POLLOUT : POLLIN;
+	}
 	return 0;
 }
 
@@ -392,6 +452,16 @@ static snd_pcm_sframes_t cnull_pointer(snd_pcm_ioplug_t *io)
 
 	if (!n->running || n->boundary == 0)
 		return (snd_pcm_sframes_t)io->hw_ptr;
+	if (n->lim.paced) {
+		/* Time moves the hardware pointer; an application that falls a buffer
+		 * behind gets an xrun, as from a sound card. */
+		snd_pcm_uframes_t hw = n->start_ptr + cnull_elapsed(n, io->rate);
+		if (io->stream == SND_PCM_STREAM_CAPTURE && hw - io->appl_ptr > io->buffer_size)
+			return -EPIPE;
+		if (io->stream == SND_PCM_STREAM_PLAYBACK && hw > io->appl_ptr)
+			return -EPIPE;
+		return (snd_pcm_sframes_t)(hw % n->boundary);
+	}
 	if (io->stream == SND_PCM_STREAM_PLAYBACK)
 		pos = io->appl_ptr;
 	else
@@ -474,6 +544,7 @@ static const snd_pcm_ioplug_callback_t cnull_callback = {
 	.prepare = cnull_prepare,
 	.pause = cnull_pause,
 	.dump = cnull_dump,
+	.poll_revents = cnull_poll_revents,
 };
 
 SND_PCM_PLUGIN_DEFINE_FUNC(constrain_null)
@@ -490,9 +561,11 @@ SND_PCM_PLUGIN_DEFINE_FUNC(constrain_null)
 		free(n);
 		return err;
 	}
-	/* An eventfd with a non-zero count is always readable and writable:
-	 * poll() reports the device ready at once, as befits no pacing. */
-	fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	/* Unpaced: an eventfd with a non-zero count is always readable and
+	 * writable: poll() reports the device ready at once, as befits no pacing.
+	 * Paced: a timerfd, armed at start. */
+	fd = n->lim.paced ? timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)
+			  : eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd < 0) {
 		err = -errno;
 		free(n);
@@ -503,7 +576,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(constrain_null)
 	n->io.name = "libmillis constrained null";
 	n->io.flags = SND_PCM_IOPLUG_FLAG_BOUNDARY_WA;
 	n->io.poll_fd = fd;
-	n->io.poll_events = stream == SND_PCM_STREAM_PLAYBACK ? POLLOUT : POLLIN;
+	n->io.poll_events = (stream == SND_PCM_STREAM_PLAYBACK && !n->lim.paced) ? POLLOUT : POLLIN;
 	n->io.mmap_rw = 0;
 	n->io.callback = &cnull_callback;
 	n->io.private_data = n;

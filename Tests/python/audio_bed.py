@@ -177,7 +177,7 @@ class FileDevices:
 
     # -- definition --------------------------------------------------------
     def add(self, name: str, direction: str, *, rate: int, channels: int,
-            formats: str | Sequence[str], path: os.PathLike | str) -> str:
+            formats: str | Sequence[str], path: os.PathLike | str, paced: bool = False) -> str:
         """Adds device `name`. direction: "capture" (path = raw input file,
         which must exist by the time the device is opened) or "playback"
         (path = raw output file, created/truncated at open). Returns name."""
@@ -188,14 +188,16 @@ class FileDevices:
         self.devices[name] = dict(direction=direction, rate=int(rate),
                                   channels=int(channels),
                                   formats=_format_list(formats),
-                                  path=Path(path).resolve())
+                                  path=Path(path).resolve(), paced=paced)
         self.write()
         return name
 
     def capture(self, name: str, infile: os.PathLike | str, *, rate: int,
-                channels: int, formats: str | Sequence[str]) -> str:
+                channels: int, formats: str | Sequence[str], paced: bool = False) -> str:
+        """paced: the device runs on the clock, one period per period time, and
+        reports an overrun to a reader that falls a buffer behind (like a card)."""
         return self.add(name, CAPTURE, rate=rate, channels=channels,
-                        formats=formats, path=infile)
+                        formats=formats, path=infile, paced=paced)
 
     def playback(self, name: str, outfile: os.PathLike | str, *, rate: int,
                  channels: int, formats: str | Sequence[str]) -> str:
@@ -226,6 +228,7 @@ class FileDevices:
                 f"pcm.{name}__end {{\n"
                 f"    type constrain_null\n"
                 f"    rate {d['rate']}\n"
+                f"{'    paced 1' + chr(10) if d.get('paced') else ''}"
                 f"}}\n"
                 f"pcm.{name}__constrain {{\n"
                 f"    type constrain\n"

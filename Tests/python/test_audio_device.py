@@ -147,11 +147,13 @@ def test_capture_at_device_rates_resampled_to_16k(library_path, devserver, files
     infile = tmp_path / "in.raw"
     infile.write_bytes(data)
     files.capture("cap", infile, rate=rate, channels=channels, formats=[fmt])
-    files.playback("play", tmp_path / "out.raw", rate=48000, channels=1, formats=["S32_LE"])
+    # The speaker the same kind of board: its own rate and channels, another format.
+    files.playback("play", tmp_path / "out.raw", rate=rate, channels=channels, formats=["S32_LE"])
     s = run_session(library_path, devserver, files.env(), "cap", "play", seconds=2)
     ready = events(s, "user_audio_ready")[0]["stream"]
     assert (ready["rate"], ready["channels"], ready["format"]) == (rate, channels, fmt)
-    assert ready["playback"]["rate"] == 48000 and ready["playback"]["format"] == "S32_LE"
+    playback = ready["playback"]
+    assert (playback["rate"], playback["channels"], playback["format"]) == (rate, channels, "S32_LE")
     received, wav_rate = read_wav(Path(devserver.record_dir) / devserver.record(s["session_id"])["user_audio_wav"])
     assert wav_rate == 16000
     body = received[1600:16000 * 2]  # the tone, past the resampler's start
@@ -161,21 +163,26 @@ def test_capture_at_device_rates_resampled_to_16k(library_path, devserver, files
     assert rms_dbfs == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.5)
 
 
-def test_playback_at_48k_mono_s32(library_path, devserver, files, tmp_path):
-    """The agent's 16 kHz speech reaches a 48 kHz S32 speaker intact: resampled back to
-    16 kHz, the file correlates with the agent audio."""
+@pytest.mark.parametrize("playback", [(48000, 1, "S32_LE"), (44100, 2, "S16_LE")])
+def test_playback_at_device_rates(library_path, devserver, files, tmp_path, playback):
+    """The agent's 16 kHz speech reaches a 48 kHz mono S32 speaker and a 44.1 kHz stereo
+    S16 one intact: resampled back to 16 kHz, the file holds the agent audio."""
+    rate, channels, fmt = playback
     speech = speech16().astype("<i2")
     infile = tmp_path / "in.raw"
     infile.write_bytes(np.concatenate([np.zeros(8000, "<i2"), speech, np.zeros(16000 * 8, "<i2")]).tobytes())
     files.capture("cap", infile, rate=16000, channels=1, formats=["S16_LE"])
     outfile = tmp_path / "out.raw"
-    files.playback("play", outfile, rate=48000, channels=1, formats=["S32_LE"])
+    files.playback("play", outfile, rate=rate, channels=channels, formats=[fmt])
     agent = tmp_path / "agent.raw"
     s = run_session(library_path, devserver, files.env(), "cap", "play", seconds=6, agent_audio=agent)
-    played48 = np.frombuffer(outfile.read_bytes(), "<i4").astype(np.float64) / 2 ** 31
+    raw = np.frombuffer(outfile.read_bytes(), "<i4" if fmt == "S32_LE" else "<i2").astype(np.float64)
+    frames = raw[:len(raw) // channels * channels].reshape(-1, channels)
+    assert np.array_equal(frames[:, 0], frames[:, -1]), "the channels differ (up-mix copies mono)"
+    played48 = frames[:, 0] / (2 ** 31 if fmt == "S32_LE" else 2 ** 15)
     sent = np.frombuffer(agent.read_bytes(), "<i2").astype(np.float64) / 32768
     assert len(sent) > 16000
-    played = resample(played48, 48000, 16000)
+    played = resample(played48, rate, 16000)
     # The unpaced speaker drains each 20 ms frame at once and bridges to the next with
     # silence, so compare frame by frame: the loudest agent frames must each be found.
     frames = sent[:len(sent) // 320 * 320].reshape(-1, 320)
@@ -231,8 +238,8 @@ def test_echo_loop_is_cancelled(library_path, devserver, pulse, tmp_path):
     assert stats["echo_erle_db"] is not None
     # PulseAudio moves its latency while a stream settles, and every barge-in restarts
     # the device, so the filter reconverges often: the floor is what holds on this bed
-    # (README "Audio" reports the spread).
-    assert stats["echo_erle_recent_db"] >= 6
+    # over the whole conversation (15 runs: 9.2 to 17 dB; README "Audio" has the spread).
+    assert stats["echo_erle_db"] >= 6
 
 
 def test_clear_silences_the_speaker_within_one_period(library_path, devserver, pulse, tmp_path):
@@ -297,8 +304,14 @@ def test_pause_holds_and_unpause_resumes_at_the_same_sample(library_path, devser
         parec.terminate()
         parec.wait(10)
     assert not events(s, "error"), s["events"]
-    states = [e["state"] for e in events(s, "agent_state")]
+    changes = events(s, "agent_state")
+    states = [e["state"] for e in changes]
     assert 3 in states and states[states.index(3) + 1:][:1] == [2], states  # pause, then answer again
+    # The agent turns idle when the speaker has really played the rest (2 s of sweep
+    # after the unpause), not when the audio arrived (all of it at once, 2 s earlier).
+    resumed = changes[states.index(3) + 1]["t"]
+    idle = [e["t"] for e in changes if e["state"] == 0 and e["t"] > resumed]
+    assert idle and 1.9 <= idle[0] - resumed <= 2.6, (resumed, idle)
     x = np.frombuffer(recording.read_bytes(), "<i2").astype(np.float64) / 32768
     rms = np.sqrt(np.convolve(x * x, np.ones(160) / 160, mode="same"))
     active = rms > 0.05
@@ -329,3 +342,23 @@ def test_pause_holds_and_unpause_resumes_at_the_same_sample(library_path, devser
     for k in range(b0, b1 - 4000, 4000):
         found, r = best_lag(reference, x[k:k + 4000])
         assert r > 0.9 and abs(found - (lag2 + k - b0)) <= 16, (k - b0, found, lag2 + k - b0, r)
+
+
+def test_starved_capture_moves_the_overrun_counter(library_path, devserver, files, tmp_path):
+    """A microphone on a clock (the test plugin's paced mode reports overruns like a
+    card): the network thread is blocked for 1.5 s, longer than the 1 s capture ring,
+    so the capture thread leaves the audio in the device, whose buffer overruns. The
+    overrun is recovered and counted, and the microphone goes on."""
+    speech = speech16().astype("<i2")
+    infile = tmp_path / "in.raw"
+    infile.write_bytes(np.concatenate([np.zeros(8000, "<i2"), speech, np.zeros(16000 * 20, "<i2")]).tobytes())
+    files.capture("mic", infile, rate=16000, channels=1, formats=["S16_LE"], paced=True)
+    files.playback("spk", tmp_path / "out.raw", rate=16000, channels=1, formats=["S16_LE"])
+    s = run_session(library_path, devserver, files.env(), "mic", "spk", seconds=9, stall=(20, 1500))
+    stats = s["stats"]
+    print("after a 1.5 s stall: overruns", stats["capture_overruns"], "periods", stats["capture_periods"])
+    assert events(s, "stall"), "the agent never spoke: nothing was stalled"
+    assert stats["capture_overruns"] >= 1
+    assert not events(s, "error"), s["events"]
+    # Paced: 100 periods a second, whole periods only (the stall's second is missing).
+    assert 500 < stats["capture_periods"] < 1000

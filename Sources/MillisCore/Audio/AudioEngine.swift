@@ -237,7 +237,12 @@ final class AudioEngine: @unchecked Sendable {
                 if !wait(&wakeOnly, timeoutMilliseconds: 2) { break }
                 continue
             }
-            let got = raw.withUnsafeMutableBytes { pcm.read(into: $0.baseAddress!, frames: pcm.periodFrames) }
+            // Whole periods only: reading whatever trickled in (a sound server's pointer
+            // moves sample by sample) would wake this thread thousands of times a second.
+            let available = pcm.available()
+            let got = available < 0 ? available
+                : available < pcm.periodFrames ? -Int(EAGAIN)
+                : raw.withUnsafeMutableBytes { pcm.read(into: $0.baseAddress!, frames: pcm.periodFrames) }
             if got == -Int(EAGAIN) || got == 0 {
                 if !wait(&fds, timeoutMilliseconds: timeout) { break }
                 continue
