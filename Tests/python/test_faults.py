@@ -114,7 +114,11 @@ def test_fault_stop_reading_backpressure(case, process_health, pacer, devserver)
         f"loopback they autotune to hundreds of KiB unless the engine caps SO_SNDBUF. "
         f"Stats: {stats}")
     assert queue_max <= 65536 + 640 + FRAME_WIRE_OVERHEAD, (queue_max, stats)
-    assert rss_max - rss_start < 6 * MIB, f"RSS grew by {(rss_max - rss_start) / MIB:.1f} MiB"
+    # Under AddressSanitizer freed memory waits in its quarantine, so RSS follows the
+    # bytes allocated, not the bytes held: the bound means nothing there (the queue
+    # bound above still holds, and LeakSanitizer covers leaks).
+    if not os.environ.get("MILLIS_SANITIZER"):
+        assert rss_max - rss_start < 6 * MIB, f"RSS grew by {(rss_max - rss_start) / MIB:.1f} MiB"
     assert not c.errors(), c.errors()
     assert [code for code, _ in c.rec.of("onclose")] == [1000], c.rec.of("onclose")
     record = devserver.record(c.session_id)
