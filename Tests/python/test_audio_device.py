@@ -238,8 +238,8 @@ def test_echo_loop_is_cancelled(library_path, devserver, pulse, tmp_path):
     assert stats["echo_erle_db"] is not None
     # PulseAudio moves its latency while a stream settles, and every barge-in restarts
     # the device, so the filter reconverges often: the floor is what holds on this bed
-    # over the whole conversation (15 runs: 9.2 to 17 dB; README "Audio" has the spread).
-    assert stats["echo_erle_db"] >= 6
+    # over the whole conversation (25 runs: 8.4 to 17 dB; README "Audio" has the spread).
+    assert stats["echo_erle_db"] >= 5
 
 
 def test_clear_silences_the_speaker_within_one_period(library_path, devserver, pulse, tmp_path):

@@ -170,9 +170,12 @@ final class AlsaPCM {
     }
 
     /// Stops at once, discarding what is in the device buffer, and prepares again.
-    func dropAndPrepare() {
+    /// `silenced` runs between the two: the moment the device has let go of its
+    /// buffer (preparing again can take a sound server a round trip or two).
+    func dropAndPrepare(silenced: () -> Void = {}) {
         guard let handle else { return }
         snd_pcm_drop(handle)
+        silenced()
         snd_pcm_prepare(handle)
     }
 

@@ -368,7 +368,10 @@ final class AudioEngine: @unchecked Sendable {
                 // now, not after the 30 ms the device still holds.
                 seenClears = clears
                 playout.discardAll()
-                pcm.dropAndPrepare()
+                let asked = clearRequestedAt.load(ordering: .relaxed)
+                pcm.dropAndPrepare {
+                    counters.lastClearNanoseconds.store(Int(MonotonicClock.now() &- asked), ordering: .relaxed)
+                }
                 resampler.reset()
                 echoReference.unanchor()
                 outFrames = 0
@@ -377,8 +380,6 @@ final class AudioEngine: @unchecked Sendable {
                 silenceWritten = 0
                 if case .idle = state {} else { lastAgentEnd = written16k }
                 state = .idle
-                let asked = clearRequestedAt.load(ordering: .relaxed)
-                counters.lastClearNanoseconds.store(Int(MonotonicClock.now() &- asked), ordering: .relaxed)
                 counters.clears.add(1, ordering: .relaxed)
                 counters.playoutQueuedSamples.store(0, ordering: .relaxed)
             }
