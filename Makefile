@@ -15,7 +15,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	-Xlinker -soname=libmillis.so.$(SOVERSION)
 
 APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip \
-	libasound2-dev libspeexdsp-dev alsa-utils pulseaudio libasound2-plugins
+	libasound2-dev libspeexdsp-dev alsa-utils pulseaudio pulseaudio-utils libasound2-plugins
 PIP_PACKAGES := websockets pytest cryptography numpy
 
 .PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean

@@ -72,12 +72,12 @@ final class AnalyserHandle {
 
 @_cdecl("millis_client_agent_analyser")
 public func millis_client_agent_analyser(_ c: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    ClientHandle.from(c)?.analyserHandles.agent.pointer
+    ClientHandle.from(c)?.agentAnalyserHandle.pointer
 }
 
 @_cdecl("millis_client_user_analyser")
 public func millis_client_user_analyser(_ c: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    ClientHandle.from(c)?.analyserHandles.user.pointer
+    ClientHandle.from(c)?.userAnalyserHandle.pointer
 }
 
 @_cdecl("millis_analyser_last_error")

@@ -91,10 +91,10 @@ extension ClientHandle {
             sessionId.withCString { f(c, $0, t.reconnected.userData) }
         case .analyzer:
             guard let f = t.analyzer.function else { return }
-            f(c, analyserHandles.agent.pointer, t.analyzer.userData)
+            f(c, agentAnalyserHandle.pointer, t.analyzer.userData)
         case .userAudioReady(let stream):
             guard let f = t.userAudioReady.function else { return }
-            let user = analyserHandles.user.pointer
+            let user = userAnalyserHandle.pointer
             stream.withCString { f(c, user, $0, t.userAudioReady.userData) }
         }
     }

@@ -6,16 +6,21 @@ final class ClientHandle {
     let lastError = LastError()
     /// Guarded by `core`'s dispatch lock.
     var callbacks = CallbackTable()
-    private let analysers = Locked<(agent: AnalyserHandle?, user: AnalyserHandle?)>((nil, nil))
+    private let agentHandle = Locked<AnalyserHandle?>(nil)
+    private let userHandle = Locked<AnalyserHandle?>(nil)
 
-    /// The analysers' C handles, created with the first request and kept until destroy,
-    /// so the pointer an application holds stays valid for the client's life.
-    var analyserHandles: (agent: AnalyserHandle, user: AnalyserHandle) {
-        analysers.withLock { a in
-            let agent = a.agent ?? AnalyserHandle(core.agentAnalyser)
-            let user = a.user ?? AnalyserHandle(core.userAnalyser)
-            a = (agent, user)
-            return (agent, user)
+    /// The analysers' C handles, each created with its first request (only then is its
+    /// analyser fed) and kept until destroy, so the pointer an application holds stays
+    /// valid for the client's life.
+    var agentAnalyserHandle: AnalyserHandle { Self.handle(agentHandle) { core.agentAnalyser } }
+    var userAnalyserHandle: AnalyserHandle { Self.handle(userHandle) { core.userAnalyser } }
+
+    private static func handle(_ slot: Locked<AnalyserHandle?>, _ make: () -> Analyser) -> AnalyserHandle {
+        slot.withLock { h in
+            if let h { return h }
+            let created = AnalyserHandle(make())
+            h = created
+            return created
         }
     }
 

@@ -52,12 +52,25 @@ def test_frequency_and_time_domain_match_numpy(millis, fft_size, tau):
     assert rms == pytest.approx(20 * np.log10(np.sqrt(np.mean(block ** 2))), abs=0.01)
 
 
-def test_client_analysers_follow_application_audio(millis, devserver):
-    """In application mode the user's analyser sees what is sent."""
-    client = millis.Client("test-public-key", endpoint=devserver.url, audio_mode="application",
-                           dispatch="manual")
+def test_client_analysers_follow_application_audio(millis, devserver, recorder):
+    """In application mode the user's analyser sees what is sent and the agent's what
+    arrives; both start silent and are fed only once asked for."""
+    client = millis.Client("test-public-key", endpoint=devserver.url, audio_mode="application")
+    rec = recorder(client)
     try:
-        user = client.user_analyser
-        assert user.fft_size == 2048 and user.rms_dbfs == -120
+        user, agent = client.user_analyser, client.agent_analyser
+        assert user.fft_size == 2048 and user.rms_dbfs == -120 and agent.rms_dbfs == -120
+        client.start(agent_id="quick-agent")
+        rec.wait_for("onready")
+        t = np.arange(3200) / 16_000
+        assert client.send_audio((0.5 * 32767 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes())
+        assert user.rms_dbfs == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.1)
+        user.fft_size = 256
+        spectrum = np.asarray(user.float_frequency_data())
+        assert int(np.argmax(spectrum)) == round(1000 / 16000 * 256)
+        rec.wait_for("onresponsetext")
+        assert agent.rms_dbfs > -60, "the quick agent's audio never reached the agent's analyser"
+        client.stop()
+        rec.wait_for("onclose")
     finally:
         client.close()

@@ -50,14 +50,10 @@ final class AlsaPCM {
     }
 
     /// The stream as applications see it in `useraudioready`.
-    var descriptionJSON: String {
-        var out = ""
-        JSONWriter.write(.object([
-            ("device", .string(name)), ("rate", .number("\(rate)")), ("channels", .number("\(channels)")),
-            ("format", .string(format.alsaName)), ("period_frames", .number("\(periodFrames)")),
-            ("buffer_frames", .number("\(bufferFrames)")),
-        ]), to: &out)
-        return out
+    var description: [(key: String, value: JSONValue)] {
+        [("device", .string(name)), ("rate", .number("\(rate)")), ("channels", .number("\(channels)")),
+         ("format", .string(format.alsaName)), ("period_frames", .number("\(periodFrames)")),
+         ("buffer_frames", .number("\(bufferFrames)"))]
     }
 
     private func configure(periodMilliseconds: Int, periods: Int) throws(MillisError) {
@@ -191,14 +187,6 @@ final class AlsaPCM {
         var fds = [pollfd](repeating: pollfd(), count: n)
         let got = fds.withUnsafeMutableBufferPointer { snd_pcm_poll_descriptors(handle, $0.baseAddress, UInt32(n)) }
         return Array(fds.prefix(max(0, Int(got))))
-    }
-
-    /// The PCM's view of what the poll result means (POLLIN / POLLOUT / POLLERR).
-    func revents(_ fds: UnsafeMutableBufferPointer<pollfd>) -> UInt16 {
-        guard let handle else { return 0 }
-        var events: UInt16 = 0
-        snd_pcm_poll_descriptors_revents(handle, fds.baseAddress, UInt32(fds.count), &events)
-        return events
     }
 
     static func describe(_ rc: some BinaryInteger) -> String {

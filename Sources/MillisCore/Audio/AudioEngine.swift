@@ -82,11 +82,14 @@ final class AudioEngine: @unchecked Sendable {
     /// The streams as `useraudioready` describes them: the capture device's own format
     /// (what the resampler converts from), the playback device's, and the processing.
     var streamDescriptionJSON: String {
-        var capture = self.capture.descriptionJSON
-        capture.removeFirst()
-        return "{\"source\":\"device\"," + capture.dropLast()
-            + ",\"echo_cancellation\":\(settings.echoCancellation),\"noise_suppression\":\(settings.noiseSuppression)"
-            + ",\"auto_gain_control\":\(settings.autoGainControl),\"playback\":" + playback.descriptionJSON + "}"
+        var out = ""
+        JSONWriter.write(.object([("source", .string("device"))] + capture.description + [
+            ("echo_cancellation", .bool(settings.echoCancellation)),
+            ("noise_suppression", .bool(settings.noiseSuppression)),
+            ("auto_gain_control", .bool(settings.autoGainControl)),
+            ("playback", .object(playback.description)),
+        ]), to: &out)
+        return out
     }
 
     func start() {
@@ -142,8 +145,9 @@ final class AudioEngine: @unchecked Sendable {
                 counters.playoutSamplesDropped.add(samples.count - taken, ordering: .relaxed)
             }
         }
+        // No wake-up: the playback thread runs every period anyway (the device never
+        // stops), and takes the audio at its next one.
         counters.playoutQueuedSamples.store(playout.count, ordering: .relaxed)
-        Self.signal(playbackWakeFD)
     }
 
     /// Barge-in: silence the speaker now, forgetting everything queued.
@@ -326,9 +330,6 @@ final class AudioEngine: @unchecked Sendable {
         case starved(since: UInt64)
     }
 
-    /// How long the playout may run dry before the agent counts as finished: the
-    /// jitter between two frames of one answer, not a pause between answers.
-    static let drainGraceNanoseconds: UInt64 = 80_000_000
 
     private func playbackMain() {
         let pcm = playback
@@ -402,7 +403,7 @@ final class AudioEngine: @unchecked Sendable {
                         if queued > 0 {
                             counters.playbackUnderruns.add(1, ordering: .relaxed)
                             state = .buffering(since: now)
-                        } else if now &- since >= Self.drainGraceNanoseconds && written16k - delay16k() >= lastAgentEnd {
+                        } else if now &- since >= Session.playoutGraceNanoseconds && written16k - delay16k() >= lastAgentEnd {
                             state = .idle
                             drained.store(true, ordering: .releasing)
                             Self.signal(loopWakeFD)

@@ -3,7 +3,7 @@ import CAudio
 /// The device sample formats the engine reads and writes, and their conversion to and
 /// from mono floats in [-1, 1] (channels are averaged on the way in and copied on the
 /// way out).
-enum SampleFormat: CaseIterable {
+enum SampleFormat {
     case s16, float32, s32, s24in32, s24packed
 
     /// The order in which they are asked for: 16-bit first (no conversion cost, what

@@ -150,23 +150,25 @@ public final class Client: @unchecked Sendable {
             throw MillisError(.invalidState, "millis_client_send_audio is for application audio mode; this client plays and records through ALSA devices (device audio mode)")
         }
         if let converted = inputConverter.withLock({ $0?.toWire(input) }) {
-            try sendWire(converted)
+            try sendWire(converted.count) { converted }
         } else {
-            try sendWire(Array(input))
+            try sendWire(input.count) { Array(input) }
         }
     }
 
-    private func sendWire(_ pcm: [UInt8]) throws(MillisError) {
+    /// `count` wire bytes; `bytes` makes the copy, only when they are going to be sent.
+    private func sendWire(_ count: Int, _ bytes: () -> [UInt8]) throws(MillisError) {
         let ready = snapshot.withLock { s -> Bool in
             if s.connectionState == .ready { return true }
-            s.droppedBytes += pcm.count
-            s.droppedFrames += (pcm.count + config.frameBytes - 1) / config.frameBytes
+            s.droppedBytes += count
+            s.droppedFrames += (count + config.frameBytes - 1) / config.frameBytes
             return false
         }
         guard ready else {
             throw MillisError(.notReady, "session not ready: audio is sent from onready on; this audio was dropped")
         }
-        guard pcm.count > 0 else { return }
+        guard count > 0 else { return }
+        let pcm = bytes()
         if let user = existingAnalysers.user {
             pcm.withUnsafeBytes { user.write($0.bindMemory(to: Int16.self)) }
         }

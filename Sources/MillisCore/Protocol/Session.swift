@@ -25,7 +25,7 @@ public struct Session {
         /// the jitter a real playout buffer absorbs. Frames paced exactly in real time
         /// arrive just as the previous one "finishes"; without this the state would
         /// flicker between answer and idle on every frame.
-        public var playoutGraceNanoseconds: UInt64 = 80_000_000
+        public var playoutGraceNanoseconds = Session.playoutGraceNanoseconds
         /// A real speaker plays the agent's audio (device audio mode): the agent turns
         /// idle when the playback reports it ran dry (`playoutDrained`), not on a timer.
         public var externalPlayout = false
@@ -44,6 +44,10 @@ public struct Session {
             self.endpointDescription = endpointDescription
         }
     }
+
+    /// The playout grace both playouts use: this simulated one and the device's
+    /// (AudioEngine), so an agent turns idle after the same gap in either mode.
+    public static let playoutGraceNanoseconds: UInt64 = 80_000_000
 
     public enum Action: Equatable, Sendable {
         /// Open the transport (TCP, TLS, WebSocket upgrade) to the endpoint.
