@@ -20,20 +20,30 @@ let package = Package(
             name: "CAudio",
             linkerSettings: [.linkedLibrary("asound"), .linkedLibrary("speexdsp")]
         ),
+        // Ogg Opus: libopusenc (recordings, output files) and libopusfile (input files).
+        .target(
+            name: "COpus",
+            cSettings: [.unsafeFlags(["-I/usr/include/opus"])],
+            linkerSettings: [.linkedLibrary("opusenc"), .linkedLibrary("opusfile"), .linkedLibrary("opus")]
+        ),
         // The session engine: WebSocket, Millis protocol, network loop. No C callers here.
         .target(
             name: "MillisCore",
-            dependencies: ["CCurl", "CSystem", "CAudio"]
+            dependencies: ["CCurl", "CSystem", "CAudio", "COpus"],
+            // libopusenc's and libopusfile's headers include <opus.h> from /usr/include/opus.
+            swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"])]
         ),
         // The @_cdecl exports declared in include/millis.h.
         .target(
             name: "CMillis",
             dependencies: ["MillisCore"],
-            exclude: ["millis.map"]
+            exclude: ["millis.map"],
+            swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"])]
         ),
         .testTarget(
             name: "MillisCoreTests",
-            dependencies: ["MillisCore"]
+            dependencies: ["MillisCore"],
+            swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"])]
         ),
     ]
 )

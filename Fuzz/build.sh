@@ -20,6 +20,8 @@ mkdir -p "$OUT/obj"
     -I "$ROOT/Sources/CCurl/include" -o "$OUT/obj/ccurl.o"
 "$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/CAudio/caudio.c" \
     -I "$ROOT/Sources/CAudio/include" -o "$OUT/obj/caudio.o"
+"$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/COpus/copus.c" -I /usr/include/opus \
+    -I "$ROOT/Sources/COpus/include" -o "$OUT/obj/copus.o"
 
 mapfile -t core < <(find "$ROOT/Sources/MillisCore" -name '*.swift' | sort)
 for target in "${targets[@]}"; do
@@ -29,8 +31,9 @@ for target in "${targets[@]}"; do
     "$SWIFTC" -sanitize="$SANITIZERS" -parse-as-library -O -wmo -g -use-ld=lld \
         -module-name MillisCore -D MILLIS_FUZZ_BUILD \
         -I "$ROOT/Fuzz/modulemaps/CCurl" -I "$ROOT/Fuzz/modulemaps/CSystem" \
-        -I "$ROOT/Fuzz/modulemaps/CAudio" \
+        -I "$ROOT/Fuzz/modulemaps/CAudio" -I "$ROOT/Fuzz/modulemaps/COpus" -Xcc -I/usr/include/opus \
         "${core[@]}" "$ROOT/Tests/MillisCoreTests/Fuzz/FuzzHarness.swift" "$entry" \
-        "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" -lcurl -lasound -lspeexdsp \
+        "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" "$OUT/obj/copus.o" \
+        -lcurl -lasound -lspeexdsp -lopusenc -lopusfile -lopus \
         -module-cache-path "$OUT/module-cache" -o "$OUT/$target"
 done

@@ -476,6 +476,8 @@ def new_record(path: str) -> dict[str, Any]:
         "connection_number": None,
         "close": None,
         "user_audio_wav": None,
+        "agent_audio_wav": None,
+        "agent_audio_frame_times": [],
     }
 
 
@@ -523,6 +525,9 @@ class Session:
         self.barge_in_task: asyncio.Task[None] | None = None
         self.driver_task: asyncio.Task[None] | None = None
         self.wav: wave.Wave_write | None = None
+        # What the agent sent, frame after frame, with each frame's send time in the
+        # record ("agent_audio_frame_times"): a client's recording is checked against it.
+        self.agent_wav: wave.Wave_write | None = None
         self.odd_byte = b""  # a trailing half sample, kept for the WAV
         self.record = new_record(ws.request.path if ws.request else "")
         # Held while a message is written as several frames, so that no other data
@@ -569,7 +574,21 @@ class Session:
             await self.send_event(method, data=" ".join(words[:n]), payload={"is_final": False})
         await self.send_event(method, data=text, payload={"is_final": True})
 
+    def open_wav(self, side: str) -> wave.Wave_write:
+        """<session>.<side>.wav in the record dir (16 kHz mono PCM16), named in the record."""
+        assert self.settings.record_dir is not None
+        name = f"{safe_file_stem(self.session_id)}.{side}.wav"
+        wav = wave.open(str(self.settings.record_dir / name), "wb")
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        self.record[f"{side}_audio_wav"] = name
+        return wav
+
     async def send_audio(self, pcm: bytes) -> None:
+        if self.agent_wav:
+            self.agent_wav.writeframes(pcm)
+            self.record["agent_audio_frame_times"].append(self.now())
         self.record["agent_audio_frames_sent"] += 1
         self.record["agent_audio_bytes_sent"] += len(pcm)
         self.audio_hash.update(pcm)
@@ -651,12 +670,8 @@ class Session:
             self.fault = fault
             self.record["fault"] = {"kind": fault.kind, "code": fault.code, "continued": continued}
         if self.settings.record_dir:
-            name = safe_file_stem(self.session_id) + ".user.wav"
-            self.wav = wave.open(str(self.settings.record_dir / name), "wb")
-            self.wav.setnchannels(1)
-            self.wav.setsampwidth(2)
-            self.wav.setframerate(SAMPLE_RATE)
-            self.record["user_audio_wav"] = name
+            self.wav = self.open_wav("user")
+            self.agent_wav = self.open_wav("agent")
         log.info("session %s started (agent %s)", self.session_id, agent_id or "<agent_config>")
 
         if agent_id == FAULT_NO_READY:
@@ -744,6 +759,8 @@ class Session:
         log.info("session %s closed by %s (%s %s)", self.session_id, close["by"], close["code"], close["reason"])
         if self.wav:
             self.wav.close()
+        if self.agent_wav:
+            self.agent_wav.close()
         if self.settings.record_dir:
             stem = safe_file_stem(self.session_id) if self.session_id else f"rejected-{uuid.uuid4().hex}"
             write_record(self.settings.record_dir, stem + ".json", self.record)
@@ -1085,14 +1102,18 @@ class Session:
 
 
 class DevServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, voices_path: str = "/voices") -> None:
         self.settings = settings
+        self.voices_path = voices_path
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Routes the HTTP upgrade: /millis is the WebSocket, /status/NNN answers NNN."""
+        """Routes the HTTP upgrade: /millis is the WebSocket, /status/NNN answers NNN,
+        the voices path lists VOICES."""
         path = urlsplit(request.path).path
         if path == WS_PATH:
             return None
+        if path == self.voices_path:
+            return self.voices_response(request)
         match = re.fullmatch(r"/status/(\d{3})", path)
         if match and 200 <= int(match.group(1)) <= 599:
             status = int(match.group(1))
@@ -1118,8 +1139,33 @@ class DevServer:
             phrase = "Devserver Status"
         return Response(status, phrase, headers, body)
 
+    def voices_response(self, request: Request) -> Response:
+        """GET <voices path>: the fixed VOICES for an accepted public key in the
+        Authorization header (as the Millis REST API takes it), 401 otherwise."""
+        if request.headers.get("Authorization") in self.settings.public_keys:
+            status, body = 200, json.dumps(VOICES).encode()
+        else:
+            status = 401
+            body = json.dumps({"error": "unauthorized",
+                               "message": "missing or invalid public key in the Authorization header"}).encode()
+        log.info("HTTP %d for %s", status, request.path)
+        headers = Headers([
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", "application/json"),
+        ])
+        return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
     async def handle(self, ws: ServerConnection) -> None:
         await Session(ws, self.settings).run()
+
+
+# What the voices path answers (millis voices; devserver/README.md).
+VOICES = [
+    {"voice_id": "devserver-ada", "name": "Ada", "language": "en-US", "gender": "female", "provider": "elevenlabs"},
+    {"voice_id": "devserver-basil", "name": "Basil", "language": "en-GB", "gender": "male", "provider": "cartesia"},
+    {"voice_id": "devserver-chloe", "name": "Chloé", "language": "fr-FR", "gender": "female", "provider": "openai"},
+]
 
 
 async def serve_until_stopped(args: argparse.Namespace) -> None:
@@ -1138,7 +1184,7 @@ async def serve_until_stopped(args: argparse.Namespace) -> None:
         barge_in=args.barge_in_ms / 1000,
         quick_audio=synthetic_voice(QUICK_RESPONSE * 10)[:QUICK_FRAMES * FRAME_BYTES],
     )
-    devserver = DevServer(settings)
+    devserver = DevServer(settings, args.voices_path)
 
     tls: ssl.SSLContext | None = None
     if args.tls_cert or args.tls_key:
@@ -1229,6 +1275,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="SO_RCVBUF of accepted connections, fixed; Linux doubles it (0: the system's, autotuned)")
     p.add_argument("--tls-cert", help="PEM certificate (chain): serve wss:// (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--voices-path", default="/voices", help="HTTP path of the voices list (GET, key in Authorization)")
     return p.parse_args(argv)
 
 

@@ -106,7 +106,10 @@ typedef enum millis_status {
     MILLIS_ERR_INTERNAL = 16,
     /** An ALSA device could not be opened or configured, or failed while running
      *  (the message names the device and the reason). */
-    MILLIS_ERR_AUDIO_DEVICE = 17
+    MILLIS_ERR_AUDIO_DEVICE = 17,
+    /** A file could not be opened, read, decoded, created or written (the message
+     *  names the file and the reason). */
+    MILLIS_ERR_FILE = 18
 } millis_status;
 
 /**
@@ -210,6 +213,8 @@ void millis_free(void *ptr);
  * ---------------------------------------------------------------------------------- */
 
 typedef struct millis_config millis_config;
+/** A client: one conversation at a time with an agent (see Clients). */
+typedef struct millis_client millis_client;
 
 /** The endpoint used when none is set. */
 #define MILLIS_DEFAULT_ENDPOINT "wss://api-west.millis.ai:8080/millis"
@@ -392,6 +397,118 @@ millis_status millis_config_set_application_audio_format(millis_config *cfg,
                                                          unsigned int sample_rate);
 
 /* ------------------------------------------------------------------------------------
+ * Audio files as devices
+ *
+ * A WAV or Ogg Opus file can stand in for the microphone, and a file for the speaker:
+ * test bots, IVR testing, batch evaluation. A client with an audio file is in device
+ * audio mode (millis_client_audio_mode() says MILLIS_AUDIO_MODE_DEVICE); a side
+ * without a file uses its ALSA device (millis_config_set_audio_devices). Files get no
+ * echo cancellation, noise suppression or gain control: they hold no room.
+ * ---------------------------------------------------------------------------------- */
+
+/** How an input file is streamed. */
+typedef enum millis_file_pacing {
+    /** In real time, 20 ms of audio every 20 ms, as a microphone would. */
+    MILLIS_FILE_REALTIME = 0,
+    /** As fast as the connection takes it (never dropped for backpressure: the file
+     *  waits for the socket). Only for endpoints that accept audio faster than real
+     *  time; the devserver does. */
+    MILLIS_FILE_FAST = 1
+} millis_file_pacing;
+
+/**
+ * The user's microphone is this file: WAV (PCM 8/16/24/32-bit or 32-bit float, any
+ * rate, any channel count) or Ogg Opus (.opus, .ogg; decoded with libopusfile). It
+ * is mixed to mono and resampled to 16 kHz, and streamed from onready on. When it
+ * ends, silence follows in real time (the agent needs silence to notice the end of a
+ * turn) and the input-ended callback fires once. NULL removes the file (the capture
+ * device is used again). The file is opened by millis_client_start(): a missing or
+ * undecodable file is start's error (MILLIS_ERR_FILE).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path, an unknown extension or an
+ * unknown pacing.
+ */
+millis_status millis_config_set_audio_input_file(millis_config *cfg, const char *path,
+                                                 millis_file_pacing pacing);
+
+/**
+ * The agent's audio goes to this file instead of the speaker: 16 kHz mono, WAV when
+ * the path ends in ".wav", Ogg Opus for ".opus" or ".ogg". It is written as a speaker
+ * would play it: the agent's audio, and silence in real time between answers, so the
+ * file keeps the conversation's timing. The file is created by millis_client_start()
+ * (MILLIS_ERR_FILE when it cannot be) and complete when onclose has been delivered.
+ * NULL removes it (the playback device is used again).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path or an unknown extension.
+ */
+millis_status millis_config_set_audio_output_file(millis_config *cfg, const char *path);
+
+/* ------------------------------------------------------------------------------------
+ * Recording
+ *
+ * A recording keeps a conversation: the audio of both sides in one file, and a
+ * timeline beside it.
+ *   - Audio: 16 kHz, stereo with the user's processed microphone audio (as sent) on
+ *     the left and the agent's audio (as played; in application mode as received)
+ *     on the right, or both mixed to mono (MILLIS_RECORD_MONO). Ogg Opus (libopus,
+ *     muxed by libopusenc) for ".opus" and ".ogg", WAV (PCM16) for ".wav".
+ *   - Timeline: the same path with the extension replaced by ".jsonl" (JSON Lines):
+ *     a header line, every event and every control message sent and received with
+ *     its time "t" in seconds on the audio's clock (t = sample / 16000), the local
+ *     voice activity of the user, and per agent turn a "turn" line with the latency
+ *     breakdown (see millis_turn_cb). `millis replay FILE.jsonl` prints it.
+ * Encoding and file writing run on a thread of their own: recording never blocks the
+ * audio threads or the network loop (if the writer falls seconds behind, audio is
+ * dropped and counted in the timeline's last line, never waited for).
+ * Each side is a contiguous stream: a chunk up to 0.5 s late follows the previous one,
+ * a longer gap is silence. An input file read with MILLIS_FILE_FAST is therefore
+ * recorded ahead of the agent's side by as much as it was read ahead.
+ * ---------------------------------------------------------------------------------- */
+
+/** Recording options (a bit set). */
+typedef enum millis_record_flags {
+    /** Stereo: user left, agent right (the default). */
+    MILLIS_RECORD_STEREO = 0,
+    /** Both sides mixed to one channel. */
+    MILLIS_RECORD_MONO = 1
+} millis_record_flags;
+
+/**
+ * Records every conversation of clients created from this config, from
+ * millis_client_start() to onclose, into `path` (each conversation replaces the
+ * previous one's files: use millis_client_start_recording() for a path per
+ * conversation). NULL turns it off. The files are created by millis_client_start()
+ * (MILLIS_ERR_FILE when they cannot be).
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path, an extension other than
+ * .opus, .ogg or .wav, or unknown flags.
+ */
+millis_status millis_config_set_recording(millis_config *cfg, const char *path,
+                                          unsigned int flags);
+
+/**
+ * Starts recording now, during a conversation or before one (the recording then
+ * begins with the next millis_client_start(), which creates the files and reports
+ * MILLIS_ERR_FILE if it cannot). It ends with the conversation (after onclose the files
+ * are complete) or with millis_client_stop_recording().
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT as for millis_config_set_recording();
+ * MILLIS_ERR_INVALID_STATE when a recording is already under way;
+ * MILLIS_ERR_FILE when a file cannot be created (the message says which and why).
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+millis_status millis_client_start_recording(millis_client *c, const char *path,
+                                            unsigned int flags);
+
+/**
+ * Ends the recording under way and returns when both files are complete (the
+ * encoder drained, headers written). Without a recording it does nothing and
+ * returns MILLIS_OK, so it may be called after onclose to wait for the files.
+ * millis_client_destroy() also ends a recording, but completes the files in the
+ * background: call this first to know when they are done.
+ * Errors: MILLIS_ERR_FILE when writing failed (disk full, ...); the message says which
+ * file and why.
+ * Thread safety: any thread. Callback safety: may be called from callbacks.
+ */
+millis_status millis_client_stop_recording(millis_client *c);
+
+/* ------------------------------------------------------------------------------------
  * Audio devices
  * ---------------------------------------------------------------------------------- */
 
@@ -420,7 +537,6 @@ char *millis_audio_devices_json(void);
  * ---------------------------------------------------------------------------------- */
 
 typedef struct millis_analyser millis_analyser;
-typedef struct millis_client millis_client;
 
 /** The analyser of the agent's audio. NULL only when c is NULL. Owned by the client. */
 millis_analyser *millis_client_agent_analyser(millis_client *c);
@@ -493,7 +609,9 @@ double millis_analyser_rms_dbfs(const millis_analyser *a);
  *  - err: out, nullable; receives MILLIS_OK or the reason for a NULL return.
  * Return value: a new client owned by the caller (millis_client_destroy), or NULL with
  * *err set: MILLIS_ERR_INVALID_ARGUMENT when cfg is NULL or has no public key (the
- * detail is in millis_config_last_error(cfg)), MILLIS_ERR_NO_MEMORY.
+ * detail is in millis_config_last_error(cfg)), MILLIS_ERR_INVALID_STATE when the config
+ * asks for application audio mode and also sets an audio input or output file (files
+ * are devices), MILLIS_ERR_NO_MEMORY.
  * Thread safety: any thread. Callback safety: may be called from callbacks.
  */
 millis_client *millis_client_create(const millis_config *cfg, millis_status *err);
@@ -501,7 +619,10 @@ millis_client *millis_client_create(const millis_config *cfg, millis_status *err
 /**
  * Destroys a client. NULL is a no-op. An open connection is closed (close code 1000)
  * without waiting for the server, and no callback of this client runs after this
- * function returns; the close callback is not called.
+ * function returns; the close callback is not called. A client that writes files (an
+ * audio output file, a recording under way) completes them before this returns (a few
+ * milliseconds), so a process may exit right after; called from inside a callback,
+ * it cannot wait, and they are completed right after the callback returns.
  *
  * Thread safety: any thread. If a callback of this client is running on the network
  * thread at the time, the call waits for it to return; do not call it from another
@@ -700,9 +821,27 @@ typedef void (*millis_analyzer_cb)(millis_client *c, millis_analyser *agent, voi
  *  {"source": "device", "device", "rate", "channels", "format", "period_frames",
  *  "buffer_frames" (the capture device as opened), "echo_cancellation",
  *  "noise_suppression", "auto_gain_control", "playback": {the playback device}};
- *  application audio: {"source": "application", "encoding", "rate", "channels": 1}. */
+ *  an audio input file (millis_config_set_audio_input_file) appears as the device
+ *  "file" with its "file" path and no processing; application audio: {"source":
+ *  "application", "encoding", "rate", "channels": 1}. */
 typedef void (*millis_user_audio_ready_cb)(millis_client *c, millis_analyser *user,
                                            const char *stream_json, void *user_data);
+/** The audio input file ended (millis_config_set_audio_input_file); silence follows. */
+typedef void (*millis_input_ended_cb)(millis_client *c, void *user_data);
+/**
+ * An agent turn's latency breakdown, as JSON, once its first sample has been played
+ * (or the turn was cut short: then the missing times are null):
+ * {"turn": 1, "user_speech_end": s, "start_answering": s, "first_audio": s,
+ *  "first_played": s, "latency_ms": {"end_of_speech_to_start_answering": ms,
+ *  "start_answering_to_first_audio": ms, "first_audio_to_played": ms, "total": ms}}.
+ * Times are seconds since millis_client_start(). "user_speech_end" is where the
+ * library's own voice activity detector heard the user stop (on the audio as sent),
+ * "first_played" when the first agent sample was written to the speaker (handed to
+ * the audio callback in application mode); "total" runs from the end of speech. With
+ * an input file read MILLIS_FILE_FAST, several turns' audio is on the wire before the
+ * first answer, so "user_speech_end" (and "total") stay null for those turns.
+ */
+typedef void (*millis_turn_cb)(millis_client *c, const char *turn_json, void *user_data);
 /** A log line at or below the configured level. Secrets are never included. */
 typedef void (*millis_log_cb)(millis_client *c, millis_log_level level, const char *message,
                               void *user_data);
@@ -732,6 +871,9 @@ millis_status millis_client_on_reconnected(millis_client *c, millis_reconnected_
 millis_status millis_client_on_analyzer(millis_client *c, millis_analyzer_cb cb, void *user_data);
 millis_status millis_client_on_user_audio_ready(millis_client *c, millis_user_audio_ready_cb cb,
                                                 void *user_data);
+millis_status millis_client_on_input_ended(millis_client *c, millis_input_ended_cb cb,
+                                          void *user_data);
+millis_status millis_client_on_turn(millis_client *c, millis_turn_cb cb, void *user_data);
 
 #ifdef __cplusplus
 }

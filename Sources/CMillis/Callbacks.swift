@@ -40,6 +40,8 @@ struct CallbackTable {
     var reconnected = Registration<ReconnectedCallback>()
     var analyzer = Registration<AnalyzerCallback>()
     var userAudioReady = Registration<UserAudioReadyCallback>()
+    var inputEnded = Registration<OpenCallback>()
+    var turn = Registration<ReconnectedCallback>()
 }
 
 extension ClientHandle {
@@ -96,6 +98,11 @@ extension ClientHandle {
             guard let f = t.userAudioReady.function else { return }
             let user = userAnalyserHandle.pointer
             stream.withCString { f(c, user, $0, t.userAudioReady.userData) }
+        case .inputEnded:
+            t.inputEnded.function?(c, t.inputEnded.userData)
+        case .turn(let json):
+            guard let f = t.turn.function else { return }
+            json.withCString { f(c, $0, t.turn.userData) }
         }
     }
 }
@@ -193,4 +200,14 @@ public func millis_client_on_analyzer(_ c: Handle?, _ cb: (@convention(c) (Handl
 @_cdecl("millis_client_on_user_audio_ready")
 public func millis_client_on_user_audio_ready(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.userAudioReady, cb, ud)
+}
+
+@_cdecl("millis_client_on_input_ended")
+public func millis_client_on_input_ended(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.inputEnded, cb, ud)
+}
+
+@_cdecl("millis_client_on_turn")
+public func millis_client_on_turn(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    register(c, \.turn, cb, ud)
 }

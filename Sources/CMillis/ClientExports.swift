@@ -38,7 +38,7 @@ final class ClientHandle {
     }
 }
 
-private let nullClient = MillisStatus.invalidArgument.rawValue
+let nullClient = MillisStatus.invalidArgument.rawValue
 
 @_cdecl("millis_client_create")
 public func millis_client_create(_ cfg: UnsafeRawPointer?, _ err: UnsafeMutablePointer<Int32>?) -> UnsafeMutableRawPointer? {

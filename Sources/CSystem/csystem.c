@@ -1,7 +1,11 @@
 #include "csystem.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 int csys_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -26,3 +30,19 @@ int csys_epoll_wait(int epfd, int *fds, uint32_t *events, int max, int timeout_m
 int csys_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 ssize_t csys_getrandom(void *buffer, size_t length) { return getrandom(buffer, length, 0); }
+
+int csys_timerfd_periodic(uint64_t period_ns) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) return -1;
+    struct itimerspec spec;
+    spec.it_interval.tv_sec = (time_t)(period_ns / 1000000000u);
+    spec.it_interval.tv_nsec = (long)(period_ns % 1000000000u);
+    spec.it_value = spec.it_interval;
+    if (timerfd_settime(fd, 0, &spec, NULL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void csys_name_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

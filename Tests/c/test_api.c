@@ -280,7 +280,7 @@ static void test_names(void)
     static const char *const agent_names[] = {"idle", "prepare_answer", "answer", "pause"};
     static const char *const conn_names[] = {"idle", "connecting", "open", "ready", "closing"};
     printf("status, agent state and connection state names\n");
-    for (i = MILLIS_OK; i <= MILLIS_ERR_AUDIO_DEVICE; i++) {
+    for (i = MILLIS_OK; i <= MILLIS_ERR_FILE; i++) {
         const char *s = millis_status_string((millis_status)i);
         CHECK(nonempty(s));
         if (strcmp(s, "unknown status") == 0) fprintf(stderr, "  status %d is unnamed\n", i);
@@ -292,7 +292,7 @@ static void test_names(void)
         }
     }
     CHECK_STR_EQ(millis_status_string((millis_status)999), "unknown status");
-    CHECK_STR_EQ(millis_status_string((millis_status)(MILLIS_ERR_AUDIO_DEVICE + 1)), "unknown status");
+    CHECK_STR_EQ(millis_status_string((millis_status)(MILLIS_ERR_FILE + 1)), "unknown status");
     for (i = 0; i < 4; i++) CHECK_STR_EQ(millis_agent_state_string((millis_agent_state)i), agent_names[i]);
     CHECK(millis_agent_state_string((millis_agent_state)99) != NULL);
     for (i = 0; i < 5; i++) CHECK_STR_EQ(millis_connection_state_string((millis_connection_state)i), conn_names[i]);

@@ -631,6 +631,7 @@ static void noop_reconnecting(millis_client *c, unsigned a, unsigned d, void *ud
 static void noop_reconnected(millis_client *c, const char *s, void *ud) { (void)c; (void)s; (void)ud; }
 static void noop_analyzer(millis_client *c, millis_analyser *a, void *ud) { (void)c; (void)a; (void)ud; }
 static void noop_user_audio_ready(millis_client *c, millis_analyser *a, const char *s, void *ud) { (void)c; (void)a; (void)s; (void)ud; }
+static void noop_turn(millis_client *c, const char *json, void *ud) { (void)c; (void)json; (void)ud; }
 
 /* A row: the call with one pointer argument NULL (the others valid), and what the header
  * promises. `cfg` and `cli` are a valid config and a valid idle client. */
@@ -765,7 +766,21 @@ static float T_floats[4];
     X("millis_client_on_analyzer(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_analyzer(NULL, noop_analyzer, &T_marker)) \
     X("millis_client_on_analyzer(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_analyzer(T_cli, NULL, &T_marker)) \
     X("millis_client_on_user_audio_ready(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_user_audio_ready(NULL, noop_user_audio_ready, &T_marker)) \
-    X("millis_client_on_user_audio_ready(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_user_audio_ready(T_cli, NULL, &T_marker))
+    X("millis_client_on_user_audio_ready(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_user_audio_ready(T_cli, NULL, &T_marker)) \
+    X("millis_config_set_audio_input_file(NULL, p, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_input_file(NULL, "in.wav", MILLIS_FILE_REALTIME)) \
+    X("millis_config_set_audio_input_file(cfg, NULL, 0)", 0, MILLIS_OK, millis_config_set_audio_input_file(T_cfg, NULL, MILLIS_FILE_REALTIME)) \
+    X("millis_config_set_audio_output_file(NULL, p)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_output_file(NULL, "out.wav")) \
+    X("millis_config_set_audio_output_file(cfg, NULL)", 0, MILLIS_OK, millis_config_set_audio_output_file(T_cfg, NULL)) \
+    X("millis_config_set_recording(NULL, p, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_recording(NULL, "call.opus", MILLIS_RECORD_STEREO)) \
+    X("millis_config_set_recording(cfg, NULL, 0)", 0, MILLIS_OK, millis_config_set_recording(T_cfg, NULL, MILLIS_RECORD_STEREO)) \
+    X("millis_client_start_recording(NULL, p, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_start_recording(NULL, "call.opus", MILLIS_RECORD_STEREO)) \
+    X("millis_client_start_recording(cli, NULL, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_start_recording(T_cli, NULL, MILLIS_RECORD_STEREO)) \
+    X("millis_client_stop_recording(NULL)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_stop_recording(NULL)) \
+    X("millis_client_stop_recording(cli)", 0, MILLIS_OK, millis_client_stop_recording(T_cli)) \
+    X("millis_client_on_input_ended(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_input_ended(NULL, noop_open, &T_marker)) \
+    X("millis_client_on_input_ended(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_input_ended(T_cli, NULL, &T_marker)) \
+    X("millis_client_on_turn(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_turn(NULL, noop_turn, &T_marker)) \
+    X("millis_client_on_turn(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_turn(T_cli, NULL, &T_marker))
 
 #define ROW_DATA(name, kind, want, expr) {name, kind, (long)(want)},
 static const struct null_row null_rows[] = {ROWS(ROW_DATA)};

@@ -515,7 +515,7 @@ static void usage(FILE *to, const char *argv0)
 {
     fprintf(to,
             "usage: %s [--endpoint URL] [--agent-id ID] [--input WAV] [--output WAV]\n"
-            "          [--timeout SECONDS] [--verbose] [--help]\n"
+            "          [--record FILE] [--timeout SECONDS] [--verbose] [--help]\n"
             "       %s --device[=NAME] [--capture NAME] [--playback NAME] [--endpoint URL]\n"
             "          [--agent-id ID] [--timeout SECONDS] [--verbose]\n"
             "       %s --list-devices\n"
@@ -537,6 +537,8 @@ static void usage(FILE *to, const char *argv0)
             "  --device=NAME      device mode, NAME for both capture and playback\n"
             "  --capture NAME     device mode, the microphone's ALSA PCM (e.g. plughw:1,0)\n"
             "  --playback NAME    device mode, the speaker's ALSA PCM\n"
+            "  --record FILE      record the conversation (.opus, .ogg or .wav; stereo: user\n"
+            "                     left, agent right) with its timeline in FILE's .jsonl\n"
             "  --list-devices     print the PCMs ALSA knows (JSON) and exit\n"
             "  --verbose          also print the library's debug log\n"
             "  --help             this text\n"
@@ -586,6 +588,7 @@ int main(int argc, char **argv)
     const char *public_key = env_or("MILLIS_PUBLIC_KEY", DEFAULT_PUBLIC_KEY);
     const char *input = DEFAULT_INPUT, *output = DEFAULT_OUTPUT, *timeout_arg = NULL;
     const char *capture = NULL, *playback = NULL; /* NULL: ALSA's "default" */
+    const char *record = NULL;                      /* --record FILE */
     double timeout_s = DEFAULT_TIMEOUT_S;
     int verbose = 0, i, exit_code = 0, ready, closed, timed_out = 0;
     int device_mode = 0, list_devices = 0, file_option = 0;
@@ -615,6 +618,8 @@ int main(int argc, char **argv)
         } else if (strncmp(argv[i], "--device=", 9) == 0) {
             device_mode = 1;
             capture = playback = argv[i] + 9;
+        } else if (option(argc, argv, &i, "--record", &v)) {
+            record = v;
         } else if (option(argc, argv, &i, "--capture", &v)) {
             device_mode = 1;
             capture = v;
@@ -705,6 +710,8 @@ int main(int argc, char **argv)
         || (st = millis_config_set_audio_mode(cfg, device_mode ? MILLIS_AUDIO_MODE_DEVICE
                                                                : MILLIS_AUDIO_MODE_APPLICATION)) != MILLIS_OK
         || (device_mode && (st = millis_config_set_audio_devices(cfg, capture, playback)) != MILLIS_OK)
+        /* Both sides and a timeline beside the file (call.opus -> call.jsonl). */
+        || (record != NULL && (st = millis_config_set_recording(cfg, record, MILLIS_RECORD_STEREO)) != MILLIS_OK)
         || (verbose && (st = millis_config_set_log_level(cfg, MILLIS_LOG_DEBUG)) != MILLIS_OK)) {
         fprintf(stderr, "error: configuration: %s: %s\n", millis_status_string(st),
                 millis_config_last_error(cfg));
@@ -773,7 +780,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "       (%s --list-devices shows the PCMs ALSA knows)\n", argv[0]);
         millis_client_destroy(client);
         free(user_pcm);
-        return st == MILLIS_ERR_AUDIO_DEVICE ? EXIT_DEVICE : EXIT_SESSION;
+        return st == MILLIS_ERR_AUDIO_DEVICE ? EXIT_DEVICE
+             : st == MILLIS_ERR_FILE       ? EXIT_FILE
+                                           : EXIT_SESSION;
     }
     pthread_mutex_lock(&s.lock);
     while (!s.ready && !s.closed && !interrupted) {
@@ -893,6 +902,16 @@ int main(int argc, char **argv)
     millis_free(session_id);
     millis_free(stats);
 
+    /* The files are complete after onclose; stop_recording also covers a conversation
+     * that did not reach its close (timeout, Ctrl-C), and reports a write failure. */
+    if (record != NULL) {
+        if ((st = millis_client_stop_recording(client)) != MILLIS_OK) {
+            fprintf(stderr, "error: recording: %s\n", millis_client_last_error(client));
+            if (exit_code == 0) exit_code = EXIT_FILE;
+        } else {
+            printf("recording:         %s\n", record);
+        }
+    }
     /* After destroy no callback runs, so the agent audio can be read without the lock. */
     millis_client_destroy(client);
     if (!device_mode) {

@@ -132,8 +132,6 @@ final class AlsaPCM {
         }
     }
 
-    var bytesPerFrame: Int { format.bytes * channels }
-
     /// Frames read (≥ 0) or a negative errno (-EAGAIN when nothing is ready).
     func read(into buffer: UnsafeMutableRawPointer, frames: Int) -> Int {
         guard let handle else { return -Int(EBADF) }
@@ -168,7 +166,7 @@ final class AlsaPCM {
     /// Stops at once, discarding what is in the device buffer, and prepares again.
     /// `silenced` runs between the two: the moment the device has let go of its
     /// buffer (preparing again can take a sound server a round trip or two).
-    func dropAndPrepare(silenced: () -> Void = {}) {
+    func dropAndPrepare(silenced: () -> Void) {
         guard let handle else { return }
         snd_pcm_drop(handle)
         silenced()

@@ -23,8 +23,8 @@ final class AudioEngine: @unchecked Sendable {
     let counters: AudioCounters
     let agentAnalyser: Analyser
     let userAnalyser: Analyser
-    private let capture: AlsaPCM
-    private let playback: AlsaPCM
+    private let capture: PCMStream
+    private let playback: PCMStream
     private let processor: VoiceProcessor
     private let echoReference = EchoReference()
 
@@ -49,6 +49,12 @@ final class AudioEngine: @unchecked Sendable {
     let drained = Atomic<Bool>(false)
     /// A device that failed for good (its thread stopped), for the loop to report.
     let failure = Locked<String?>(nil)
+    /// When the speaker began playing an answer (monotonic ns; the loop takes it, 0).
+    let answerPlayedAt = Atomic<UInt64>(0)
+    /// The agent's audio as played, for a recording, while `tapping`.
+    let playedTap = TimedSampleRing(seconds: 5)
+    let tapping = Atomic<Bool>(false)
+    private var inputEndReported = false
     private var threads: [pthread_t] = []
 
     init(settings: AudioSettings, counters: AudioCounters, agentAnalyser: Analyser, userAnalyser: Analyser) throws(MillisError) {
@@ -56,15 +62,25 @@ final class AudioEngine: @unchecked Sendable {
         self.counters = counters
         self.agentAnalyser = agentAnalyser
         self.userAnalyser = userAnalyser
-        capture = try AlsaPCM(name: settings.captureDevice, direction: .capture,
-                              periodMilliseconds: settings.periodMilliseconds, periods: 8)
-        // Three periods: the least that rides out a late wake-up of the thread without an
-        // xrun, and all of it is latency the user hears.
-        playback = try AlsaPCM(name: settings.playbackDevice, direction: .playback,
-                               periodMilliseconds: settings.periodMilliseconds, periods: 3)
-        processor = VoiceProcessor(echoCancellation: settings.echoCancellation,
-                                   noiseSuppression: settings.noiseSuppression,
-                                   autoGainControl: settings.autoGainControl)
+        if let path = settings.inputFile {
+            capture = try FilePCM(inputPath: path, fast: settings.inputFast, periodMilliseconds: settings.periodMilliseconds)
+        } else {
+            capture = try AlsaPCM(name: settings.captureDevice, direction: .capture,
+                                  periodMilliseconds: settings.periodMilliseconds, periods: 8)
+        }
+        if let path = settings.outputFile {
+            playback = try FilePCM(outputPath: path, periodMilliseconds: settings.periodMilliseconds)
+        } else {
+            // Three periods: the least that rides out a late wake-up of the thread without
+            // an xrun, and all of it is latency the user hears.
+            playback = try AlsaPCM(name: settings.playbackDevice, direction: .playback,
+                                   periodMilliseconds: settings.periodMilliseconds, periods: 3)
+        }
+        // A file holds no room: nothing to cancel, suppress or level.
+        let room = settings.inputFile == nil
+        processor = VoiceProcessor(echoCancellation: room && settings.echoCancellation,
+                                   noiseSuppression: room && settings.noiseSuppression,
+                                   autoGainControl: room && settings.autoGainControl)
         loopWakeFD = csys_eventfd()
         captureWakeFD = csys_eventfd()
         playbackWakeFD = csys_eventfd()
@@ -136,6 +152,16 @@ final class AudioEngine: @unchecked Sendable {
 
     var playoutIsEmpty: Bool { playout.count == 0 }
 
+    /// True once, when the input file has run out (network loop).
+    func takeInputEnded() -> Bool {
+        guard !inputEndReported, let file = capture as? FilePCM, file.ended.load(ordering: .acquiring) else { return false }
+        inputEndReported = true
+        return true
+    }
+
+    /// The input file is read faster than real time (and has not ended yet).
+    var readsAhead: Bool { settings.inputFile != nil && settings.inputFast && !inputEndReported }
+
     /// Agent audio (PCM16 LE 16 kHz mono) for the speaker.
     func enqueue(_ pcm: [UInt8]) {
         pcm.withUnsafeBytes { raw in
@@ -202,6 +228,7 @@ final class AudioEngine: @unchecked Sendable {
     // MARK: Capture thread
 
     private func captureMain() {
+        csys_name_thread("millis-capture")
         let pcm = capture
         guard let resampler = Resampler(inputRate: pcm.rate, outputRate: 16_000) else {
             fail("could not create the capture resampler (\(pcm.rate) Hz → 16 kHz)")
@@ -255,7 +282,7 @@ final class AudioEngine: @unchecked Sendable {
                 if got == -Int(EPIPE) { counters.captureOverruns.add(1, ordering: .relaxed) }
                 failures += 1
                 if failures > 100 || !pcm.recover(got) {
-                    fail("the ALSA capture device '\(pcm.name)' failed: \(AlsaPCM.describe(got)); the microphone is off for the rest of this conversation")
+                    fail("the \(pcm.label) failed: \(AlsaPCM.describe(got)); the microphone is off for the rest of this conversation")
                     return
                 }
                 pcm.start()
@@ -332,6 +359,7 @@ final class AudioEngine: @unchecked Sendable {
 
 
     private func playbackMain() {
+        csys_name_thread("millis-playback")
         let pcm = playback
         guard let resampler = Resampler(inputRate: 16_000, outputRate: pcm.rate) else {
             fail("could not create the playback resampler (16 kHz → \(pcm.rate) Hz)")
@@ -350,6 +378,8 @@ final class AudioEngine: @unchecked Sendable {
         var state = PlayoutState.idle
         var written16k = 0
         var lastAgentEnd = 0
+        /// The previous period was all agent audio: the next one continues the answer.
+        var answerSounding = false
         var seenClears = clearRequests.load(ordering: .acquiring)
         // Silence is written at real-time pace, never faster: a device without a clock
         // (ALSA's file plugin) would otherwise take silence without end.
@@ -380,6 +410,7 @@ final class AudioEngine: @unchecked Sendable {
                 silenceSince = nil
                 silenceWritten = 0
                 if case .idle = state {} else { lastAgentEnd = written16k }
+                answerSounding = false
                 state = .idle
                 counters.clears.add(1, ordering: .relaxed)
                 counters.playoutQueuedSamples.store(0, ordering: .relaxed)
@@ -433,7 +464,17 @@ final class AudioEngine: @unchecked Sendable {
                     silenceWritten += chunkSamples
                 }
                 for i in agentSamples..<chunkSamples { chunk[i] = 0 }
-                if agentSamples > 0 { lastAgentEnd = written16k + agentSamples }
+                if agentSamples > 0 {
+                    if !answerSounding {
+                        answerPlayedAt.store(now, ordering: .releasing)
+                        Self.signal(loopWakeFD)
+                    }
+                    lastAgentEnd = written16k + agentSamples
+                }
+                answerSounding = agentSamples == chunkSamples
+                if tapping.load(ordering: .relaxed) {
+                    chunk.withUnsafeBufferPointer { playedTap.write($0, at: now &+ UInt64(delay16k()) * 62_500) }
+                }
                 written16k += chunkSamples
                 chunk.withUnsafeBufferPointer { c in
                     echoReference.append(c)
@@ -466,7 +507,8 @@ final class AudioEngine: @unchecked Sendable {
                 echoReference.unanchor()
                 failures += 1
                 if failures > 100 || !pcm.recover(rc) {
-                    fail("the ALSA playback device '\(pcm.name)' failed: \(AlsaPCM.describe(rc)); the speaker is off for the rest of this conversation")
+                    let why = (pcm as? FilePCM)?.outputFailure?.message ?? AlsaPCM.describe(rc)
+                    fail("the \(pcm.label) failed: \(why); the speaker is off for the rest of this conversation")
                     return
                 }
                 continue

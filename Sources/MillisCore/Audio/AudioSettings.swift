@@ -10,6 +10,12 @@ public struct AudioSettings: Sendable, Equatable {
     /// Agent audio queued before playback starts (and restarts after a gap), absorbing
     /// network jitter. See README "Audio" for the measurement behind the default.
     public var prebufferMilliseconds = 60
+    /// A file as the microphone (millis_config_set_audio_input_file), read in real time
+    /// or, with `inputFast`, as fast as the connection takes it.
+    public var inputFile: String?
+    public var inputFast = false
+    /// A file as the speaker (millis_config_set_audio_output_file).
+    public var outputFile: String?
 
     public init() {}
 }

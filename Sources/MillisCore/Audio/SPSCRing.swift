@@ -34,12 +34,28 @@ final class SPSCRing: @unchecked Sendable {
         let tail = consumed.load(ordering: .acquiring)
         let n = min(samples.count, capacity - (head - tail))
         guard n > 0, let base = samples.baseAddress else { return 0 }
-        let start = head & mask
+        copy(base, count: n, at: head)
+        written.store(head + n, ordering: .releasing)
+        return n
+    }
+
+    /// Producer: appends `header` then `body` as one record, or nothing when both do
+    /// not fit. The consumer sees the record whole or not at all.
+    func writeRecord(_ header: UnsafeBufferPointer<Int16>, _ body: UnsafeBufferPointer<Int16>) -> Bool {
+        let head = written.load(ordering: .relaxed)
+        let tail = consumed.load(ordering: .acquiring)
+        guard header.count + body.count <= capacity - (head - tail) else { return false }
+        if let h = header.baseAddress { copy(h, count: header.count, at: head) }
+        if let b = body.baseAddress { copy(b, count: body.count, at: head + header.count) }
+        written.store(head + header.count + body.count, ordering: .releasing)
+        return true
+    }
+
+    private func copy(_ base: UnsafePointer<Int16>, count n: Int, at index: Int) {
+        let start = index & mask
         let first = min(n, capacity - start)
         (storage + start).update(from: base, count: first)
         if first < n { storage.update(from: base + first, count: n - first) }
-        written.store(head + n, ordering: .releasing)
-        return n
     }
 
     /// Consumer: moves up to `out.count` samples out; returns how many.

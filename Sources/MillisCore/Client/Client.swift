@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSystem
+
 /// One client: a conversation at a time with a Millis agent. Public methods may be
 /// called from any thread, including from inside its event handler: they check their
 /// input here and hand the work to the network loop, which alone touches the session
@@ -42,6 +47,10 @@ public final class Client: @unchecked Sendable {
     var audioEngine: AudioEngine?
     /// The audio callback's conversion from the wire format (nil: none needed).
     var outputConverter: ApplicationAudioConverter?
+    let timeline = ConversationTimeline()
+
+    /// The recording under way or last finished, and one asked for before a start.
+    private let recordings = Locked<(current: Recorder?, armed: (path: String, mono: Bool)?)>((nil, nil))
 
     public init(config: ClientConfig) throws(MillisError) {
         try config.validateForClient()
@@ -50,7 +59,7 @@ public final class Client: @unchecked Sendable {
         switch config.audioMode {
         case .application: audioMode = .application
         case .device: audioMode = .device
-        case .default: audioMode = AudioDevices.canOpen(config.audio) ? .device : .application
+        case .default: audioMode = config.usesAudioFiles || AudioDevices.canOpen(config.audio) ? .device : .application
         }
         let format = config.applicationAudioFormat
         let needsConversion = audioMode == .application && format != .wire
@@ -95,21 +104,60 @@ public final class Client: @unchecked Sendable {
             throw MillisError(.invalidState, "a conversation is already under way: call millis_client_stop and wait for onclose before starting again")
         }
         var engine: AudioEngine?
-        if audioMode == .device {
-            do {
-                // Opened here, on the caller's thread, so a missing or busy device is
-                // start's own error rather than a callback later.
+        var recorder: Recorder?
+        do {
+            // Opened here, on the caller's thread, so a missing or busy device, or a file
+            // that cannot be read or created, is start's own error, not a callback later.
+            if audioMode == .device {
                 engine = try AudioEngine(settings: config.audio, counters: audioCounters,
                                          agentAnalyser: agentAnalyser, userAnalyser: userAnalyser)
-            } catch {
-                snapshot.withLock { s in
-                    s.busy = false
-                    s.connectionState = .idle
-                }
-                throw error
             }
+            let armed = recordings.withLock { r -> (path: String, mono: Bool)? in
+                defer { r.armed = nil }
+                return r.armed
+            }
+            if let asked = armed ?? config.recording {
+                recorder = try Recorder(path: asked.path, mono: asked.mono, title: "libmillis conversation")
+                recordings.withLock { $0.current = recorder }
+            }
+        } catch {
+            engine?.stop()
+            snapshot.withLock { s in
+                s.busy = false
+                s.connectionState = .idle
+            }
+            throw error
         }
-        loop.post(.start(self, options, engine))
+        loop.post(.start(self, options, engine, recorder))
+    }
+
+    /// Records the conversation under way from now, or the next one from its start.
+    public func startRecording(path: String, mono: Bool) throws(MillisError) {
+        _ = try AudioFileFormat(path: path, what: "recording")
+        let busy = snapshot.withLock { $0.busy }
+        let underWay = recordings.withLock { r in (r.current.map { !$0.isFinishing } ?? false) || r.armed != nil }
+        guard !underWay else {
+            throw MillisError(.invalidState, "a recording is already under way: call millis_client_stop_recording first")
+        }
+        guard busy else {
+            recordings.withLock { $0.armed = (path, mono) }
+            return
+        }
+        let recorder = try Recorder(path: path, mono: mono, title: "libmillis conversation")
+        recordings.withLock { $0.current = recorder }
+        loop.post(.recording(self, recorder, attach: true))
+    }
+
+    /// Ends the recording under way and waits for its files; the writer's failure.
+    public func stopRecording() throws(MillisError) {
+        let recorder = recordings.withLock { r -> Recorder? in
+            r.armed = nil
+            defer { r.current = nil }
+            return r.current
+        }
+        guard let recorder else { return }
+        loop.post(.recording(self, recorder, attach: false))
+        if let failure = recorder.finishAndWait() { throw failure }
     }
 
     /// The analyser of the agent's audio as played (created on first use).
@@ -226,7 +274,20 @@ public final class Client: @unchecked Sendable {
             destroyed = true
             handler = nil
         }
-        loop.post(.destroy(self))
+        // A client that writes files waits for them to be complete (a process may exit
+        // right after); inside a callback the loop completes them once it returns.
+        let writesFiles = config.audio.outputFile != nil
+            || recordings.withLock { r in r.current.map { !$0.isFinishing } ?? false }
+        guard writesFiles, !loop.isLoopThread else {
+            loop.post(.destroy(self, completion: -1))
+            return
+        }
+        let completion = csys_eventfd()
+        loop.post(.destroy(self, completion: completion))
+        guard completion >= 0 else { return }
+        var fd = pollfd(fd: completion, events: Int16(POLLIN), revents: 0)
+        _ = poll(&fd, 1, 10_000)
+        Glibc.close(completion)
     }
 
     // MARK: Network loop side

@@ -125,6 +125,32 @@ public struct ClientConfig: Sendable {
         audio.prebufferMilliseconds = ms
     }
 
+    /// Records every conversation (millis_config_set_recording).
+    public private(set) var recording: (path: String, mono: Bool)?
+
+    public mutating func setAudioInputFile(_ path: String?, fast: Bool) throws(MillisError) {
+        if let path { _ = try AudioFileFormat(path: path, what: "audio input file") }
+        audio.inputFile = path
+        audio.inputFast = fast
+    }
+
+    public mutating func setAudioOutputFile(_ path: String?) throws(MillisError) {
+        if let path { _ = try AudioFileFormat(path: path, what: "audio output file") }
+        audio.outputFile = path
+    }
+
+    public mutating func setRecording(_ path: String?, mono: Bool) throws(MillisError) {
+        if let path {
+            _ = try AudioFileFormat(path: path, what: "recording")
+            recording = (path, mono)
+        } else {
+            recording = nil
+        }
+    }
+
+    /// Audio files stand in for devices: a client with one is in device audio mode.
+    var usesAudioFiles: Bool { audio.inputFile != nil || audio.outputFile != nil }
+
     /// Bytes per outgoing frame: PCM16 mono at 16 kHz is 32 bytes per millisecond.
     public var frameBytes: Int { frameMilliseconds * 32 }
 
@@ -132,6 +158,9 @@ public struct ClientConfig: Sendable {
     public func validateForClient() throws(MillisError) {
         guard !publicKey.isEmpty else {
             throw MillisError(.invalidArgument, "config has no public key: call millis_config_set_public_key with the key from the Millis playground")
+        }
+        if usesAudioFiles && audioMode == .application {
+            throw MillisError(.invalidState, "audio files are devices (millis_config_set_audio_input_file / _output_file), but the config asks for application audio mode: use MILLIS_AUDIO_MODE_DEVICE or MILLIS_AUDIO_MODE_DEFAULT, or remove the files")
         }
     }
 }

@@ -18,6 +18,7 @@ public enum MillisStatus: Int32, Sendable, CaseIterable {
     case unsupported = 15
     case `internal` = 16
     case audioDevice = 17
+    case file = 18
 
     /// The short static description returned by `millis_status_string`.
     public var summary: StaticString {
@@ -40,6 +41,7 @@ public enum MillisStatus: Int32, Sendable, CaseIterable {
         case .unsupported: return "unsupported"
         case .internal: return "internal error"
         case .audioDevice: return "audio device error"
+        case .file: return "file error"
         }
     }
 }

@@ -12,13 +12,16 @@ import Synchronization
 /// heap of session deadlines.
 final class NetworkLoop: @unchecked Sendable {
     enum Command {
-        /// With the opened audio engine in device audio mode.
-        case start(Client, StartOptions, AudioEngine?)
+        /// With the opened audio engine in device audio mode, and the recording asked for.
+        case start(Client, StartOptions, AudioEngine?, Recorder?)
+        /// A recording starts (attach) or stops (detach) during the conversation.
+        case recording(Client, Recorder, attach: Bool)
         case stop(Client)
         case audio(Client, [UInt8])
         case json(Client, String)
         case mute(Client, Bool)
-        case destroy(Client)
+        /// With an eventfd to signal once the client's files are complete (-1: none).
+        case destroy(Client, completion: Int32)
     }
 
     static let shared = NetworkLoop()
@@ -29,6 +32,8 @@ final class NetworkLoop: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer?
     /// Whether the loop's thread runs (started on first use, never stopped).
     private let started = Locked(false)
+    /// The loop thread's pthread_t, once it runs.
+    private let loopThread = Atomic<UInt>(0)
 
     // Loop thread only.
     private var connectionsByFD: [Int32: Connection] = [:]
@@ -58,6 +63,11 @@ final class NetworkLoop: @unchecked Sendable {
             let me = Unmanaged.passUnretained(self).toOpaque()
             ccurl_multi_set_callbacks(multi, NetworkLoop.curlSocketCallback, NetworkLoop.curlTimerCallback, me)
         }
+    }
+
+    /// The caller is the loop thread (inside a callback).
+    var isLoopThread: Bool {
+        loopThread.load(ordering: .acquiring) == UInt(pthread_self())
     }
 
     /// Whether the loop could get its kernel objects (epoll, eventfd, curl multi).
@@ -102,6 +112,9 @@ final class NetworkLoop: @unchecked Sendable {
     // MARK: The loop
 
     private func run() {
+        // Named for top -H, perf and gdb: one thread serves every client of the process.
+        csys_name_thread("millis-net")
+        loopThread.store(UInt(pthread_self()), ordering: .releasing)
         var readyFDs = [Int32](repeating: 0, count: 256)
         var readyEvents = [UInt32](repeating: 0, count: 256)
         while true {
@@ -150,9 +163,18 @@ final class NetworkLoop: @unchecked Sendable {
         let now = MonotonicClock.now()
         for command in batch {
             switch command {
-            case .start(let client, let options, let engine):
+            case .start(let client, let options, let engine, let recorder):
+                client.timeline.begin(now: now)
                 if let engine { startAudio(client, engine) }
+                if let recorder { attach(recorder, client, now: now) }
                 drive(client) { $0.start(options, now: now) }
+            case .recording(let client, let recorder, let attaching):
+                if attaching {
+                    // A conversation that ended meanwhile has nothing left to record.
+                    if client.session.connectionState == .idle { recorder.finish() } else { attach(recorder, client, now: now) }
+                } else if client.timeline.recorder === recorder {
+                    detachRecording(client)
+                }
             case .stop(let client):
                 drive(client) { $0.stop(now: now) }
             case .audio(let client, let pcm):
@@ -162,14 +184,17 @@ final class NetworkLoop: @unchecked Sendable {
                 drive(client) { $0.sendJSON(text) }
             case .mute(let client, let muted):
                 client.session.setMuted(muted)
-            case .destroy(let client):
+            case .destroy(let client, let completion):
                 if let connection = client.connection {
                     connection.webSocket?.close(code: 1000, reason: "client destroyed")
                     flush(connection)
                     teardown(connection)
                 }
                 drive(client) { $0.abandon() }
+                // The output file is completed as the engine closes, the recording here.
                 stopAudio(client)
+                client.timeline.detach()?.finishAndWait()
+                if completion >= 0 { AudioEngine.signal(completion) }
             }
         }
     }
@@ -213,16 +238,18 @@ final class NetworkLoop: @unchecked Sendable {
         }
     }
 
-    private func perform(_ action: Session.Action, _ client: Client) {
+    func perform(_ action: Session.Action, _ client: Client) {
         switch action {
         case .connect:
             connect(client)
         case .sendText(let text):
             guard let connection = client.connection else { return }
+            client.timeline.sentText(text, now: MonotonicClock.now())
             connection.webSocket?.sendText(text)
             flush(connection)
         case .sendBinary(let pcm):
             guard let connection = client.connection else { return }
+            client.timeline.sentAudio(pcm, now: MonotonicClock.now())
             pcm.withUnsafeBytes { connection.webSocket?.sendBinary($0) }
             flush(connection)
         case .closeHandshake(let code, let reason):
@@ -240,43 +267,27 @@ final class NetworkLoop: @unchecked Sendable {
                 flush(connection)
             }
             teardown(connection)
-        case .emit(.audio(let pcm)):
-            if let engine = client.audioEngine {
-                engine.enqueue(pcm)
-            } else if let agent = client.existingAnalysers.agent {
-                // Application mode has no speaker: the analyser sees audio as it arrives.
-                pcm.withUnsafeBytes { agent.write($0.bindMemory(to: Int16.self)) }
-            }
-            if let converter = client.outputConverter {
-                client.emit(.audio(converter.fromWire(pcm)))
-            } else {
-                client.emit(.audio(pcm))
-            }
-        case .emit(.ready(let id, let payload)):
-            client.audioEngine?.enableCapture()
-            client.emit(.ready(sessionId: id, payloadJSON: payload))
-        case .emit(.open):
-            client.emit(.open)
-            client.emit(.analyzer)
-            client.emit(.userAudioReady(streamJSON: client.userAudioDescriptionJSON))
-        case .emit(.agentState(.idle)):
-            // The agent's audio has ended: what the format converter still holds goes out
-            // before the state says so.
-            if let tail = client.outputConverter?.flush(), !tail.isEmpty {
-                client.emit(.audio(tail))
-            }
-            client.emit(.agentState(.idle))
         case .emit(let event):
-            client.emit(event)
+            deliver(event, client)
         case .playout(let control):
-            if control == .clear { client.outputConverter?.reset() }
-            guard let engine = client.audioEngine else { return }
-            switch control {
-            case .clear: engine.clear()
-            case .pause: engine.pause()
-            case .resume: engine.resume()
-            }
+            playout(control, client)
         }
+    }
+
+    // MARK: Recording
+
+    private func attach(_ recorder: Recorder, _ client: Client, now: UInt64) {
+        client.timeline.detach()?.finish()
+        client.timeline.attach(recorder, now: now)
+        if let engine = client.audioEngine {
+            recorder.attachPlayedAgent(engine.playedTap)
+            engine.tapping.store(true, ordering: .releasing)
+        }
+    }
+
+    private func detachRecording(_ client: Client) {
+        client.audioEngine?.tapping.store(false, ordering: .releasing)
+        client.timeline.detach()?.finish()
     }
 
     // MARK: Device audio
@@ -290,7 +301,7 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     /// Joins the audio threads (they wake at once) and closes the devices.
-    private func stopAudio(_ client: Client) {
+    func stopAudio(_ client: Client) {
         guard let engine = client.audioEngine else { return }
         client.audioEngine = nil
         csys_epoll_ctl(epollFD, Self.delete, engine.loopWakeFD, 0)
@@ -306,8 +317,23 @@ final class NetworkLoop: @unchecked Sendable {
         if let message = engine.failure.withLock({ m -> String? in defer { m = nil }; return m }) {
             client.emit(.error(.audioDevice, message))
         }
+        if engine.takeInputEnded() {
+            perform(.emit(.inputEnded), client)
+        }
+        let playedAt = engine.answerPlayedAt.exchange(0, ordering: .acquiringAndReleasing)
+        if playedAt != 0, let turn = client.timeline.played(at: playedAt) {
+            emitTurn(turn, client)
+        }
         let frame = VoiceProcessor.frameSamples
-        let available = engine.captured.count / frame * frame
+        var available = engine.captured.count / frame * frame
+        if engine.readsAhead {
+            // A file read ahead of real time waits for the socket instead of being
+            // dropped by the send queue's limit: take only what half the limit holds.
+            let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
+            let room = max(0, client.session.settings.sendQueueLimitBytes / 2 - queued)
+            let frameBytes = client.config.frameBytes
+            available = min(available, room / (frameBytes + 14) * frameBytes / 2 / frame * frame)
+        }
         if available > 0 {
             let n = captureBuffer.withUnsafeMutableBufferPointer { buffer in
                 engine.captured.read(into: UnsafeMutableBufferPointer(rebasing: buffer[0..<min(available, buffer.count)]))
@@ -543,6 +569,7 @@ final class NetworkLoop: @unchecked Sendable {
         case .opened:
             drive(client) { $0.transportOpened(now: now) }
         case .text(let text):
+            client.timeline.receivedText(text, now: now)
             drive(client) { $0.receivedText(text, now: now) }
         case .binary(let bytes):
             drive(client) { $0.receivedBinary(bytes, now: now) }

@@ -19,4 +19,8 @@ public enum SessionEvent: Equatable, Sendable {
     case analyzer
     /// The microphone stream is ready (`useraudioready`): its description as JSON.
     case userAudioReady(streamJSON: String)
+    /// The audio input file ended (silence follows).
+    case inputEnded
+    /// An agent turn's latency breakdown (millis_turn_cb's JSON).
+    case turn(json: String)
 }

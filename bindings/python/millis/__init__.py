@@ -29,8 +29,13 @@ onready are not repeated), ``onanalyzer(analyser: Analyser)`` (the web SDK's
 ``analyzer``: the agent's analyser, right after onopen), ``onuseraudioready(analyser:
 Analyser, stream: dict)`` (``useraudioready``: the user's analyser and the microphone
 stream, e.g. ``{"source": "device", "device": ..., "rate": ..., ...}`` or
-``{"source": "application", "encoding": ..., "rate": ..., "channels": 1}``) and
-``onlog(level: LogLevel, message)``.
+``{"source": "application", "encoding": ..., "rate": ..., "channels": 1}``),
+``oninputended()`` (the input file ended; silence follows), ``onturn(turn: dict)`` (an
+agent turn's latency breakdown, once its first sample was played: ``{"turn",
+"user_speech_end", "start_answering", "first_audio", "first_played", "latency_ms":
+{"end_of_speech_to_start_answering", "start_answering_to_first_audio",
+"first_audio_to_played", "total"}}``, times in seconds since start, null when the
+turn was cut short) and ``onlog(level: LogLevel, message)``.
 
 Device audio and analysers: ``Client(audio_mode=AudioMode.DEVICE, capture_device=...,
 playback_device=...)`` lets the library record and play through ALSA (with echo
@@ -39,6 +44,13 @@ cancellation, noise suppression and gain control; ``audio_devices()`` lists the 
 ``client.agent_analyser`` / ``client.user_analyser`` and standalone
 ``Analyser.create(rate)`` compute what a Web Audio AnalyserNode does; their getters
 return numpy arrays when numpy is installed (``bytes`` / ``array('f')`` otherwise).
+
+Audio files and recording: ``Client(input_file="user.wav", input_pacing="fast",
+output_file="agent.wav")`` lets a WAV or Ogg Opus file stand in for the microphone and
+a file for the speaker (test bots, batch evaluation); ``recording="call.opus"`` (or
+``client.start_recording(path, mono=False)`` / ``client.stop_recording()``) keeps both
+sides of a conversation in one file, with a JSON Lines timeline beside it. File
+problems raise :class:`MillisError` with status ``FILE``, naming the file.
 
 Reliability and security settings of :class:`Client`: ``reconnect=(max_attempts,
 initial_delay_ms, max_delay_ms)`` (0 attempts disables it), ``send_queue_bytes``,
@@ -86,8 +98,10 @@ from .enums import (
     AudioEncoding,
     AudioMode,
     ConnectionState,
+    FilePacing,
     LogLevel,
     MillisError,
+    RecordFlags,
     Status,
     status_string,
 )
@@ -106,6 +120,8 @@ __all__ = [
     "LogLevel",
     "AudioMode",
     "AudioEncoding",
+    "FilePacing",
+    "RecordFlags",
     "Analyser",
     "audio_devices",
     "EVENTS",

@@ -67,6 +67,8 @@ __all__ = [
     "RECONNECTED_CB",
     "ANALYZER_CB",
     "USER_AUDIO_READY_CB",
+    "INPUT_ENDED_CB",
+    "TURN_CB",
     "FUNCTIONS",
 ]
 
@@ -163,6 +165,8 @@ RECONNECTED_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
 # on the dispatching thread (ctypes.cast to AnalyserP).
 ANALYZER_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
 USER_AUDIO_READY_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_char_p, c_void_p)
+INPUT_ENDED_CB = CFUNCTYPE(None, c_void_p, c_void_p)
+TURN_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
 
 # --- function declarations ------------------------------------------------------------
 # name -> (restype, argtypes). Every function of millis.h appears here exactly once;
@@ -199,6 +203,11 @@ FUNCTIONS = {
     "millis_config_set_audio_period_ms": (status_t, [ConfigP, c_uint]),
     "millis_config_set_playout_prebuffer_ms": (status_t, [ConfigP, c_uint]),
     "millis_config_set_application_audio_format": (status_t, [ConfigP, enum_t, c_uint]),
+    # audio files as devices (paths are bytes: os.fsencode)
+    "millis_config_set_audio_input_file": (status_t, [ConfigP, c_char_p, enum_t]),
+    "millis_config_set_audio_output_file": (status_t, [ConfigP, c_char_p]),
+    # recording (flags: millis_record_flags, a bit set passed as unsigned int)
+    "millis_config_set_recording": (status_t, [ConfigP, c_char_p, c_uint]),
     # audio devices
     "millis_audio_devices_json": (c_void_p, []),  # caller frees (millis_free)
     # analysers (the pointers returned by the client's getters are owned by the client)
@@ -239,6 +248,8 @@ FUNCTIONS = {
     "millis_client_audio_mode": (enum_t, [ClientP]),
     "millis_client_agent_state": (enum_t, [ClientP]),
     "millis_client_stats_json": (c_void_p, [ClientP]),  # caller frees (millis_free)
+    "millis_client_start_recording": (status_t, [ClientP, c_char_p, c_uint]),
+    "millis_client_stop_recording": (status_t, [ClientP]),  # blocks until the files are complete
     # callbacks
     "millis_client_on_open": (status_t, [ClientP, OPEN_CB, c_void_p]),
     "millis_client_on_ready": (status_t, [ClientP, READY_CB, c_void_p]),
@@ -257,6 +268,8 @@ FUNCTIONS = {
     "millis_client_on_reconnected": (status_t, [ClientP, RECONNECTED_CB, c_void_p]),
     "millis_client_on_analyzer": (status_t, [ClientP, ANALYZER_CB, c_void_p]),
     "millis_client_on_user_audio_ready": (status_t, [ClientP, USER_AUDIO_READY_CB, c_void_p]),
+    "millis_client_on_input_ended": (status_t, [ClientP, INPUT_ENDED_CB, c_void_p]),
+    "millis_client_on_turn": (status_t, [ClientP, TURN_CB, c_void_p]),
 }
 
 

@@ -17,7 +17,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 from . import _native
 from ._native import lib
 from .analyser import Analyser, _Gate
-from .enums import AgentState, AudioEncoding, AudioMode, LogLevel, MillisError, Status
+from .enums import (
+    AgentState,
+    AudioEncoding,
+    AudioMode,
+    FilePacing,
+    LogLevel,
+    MillisError,
+    RecordFlags,
+    Status,
+)
 
 __all__ = ["Client", "EVENTS", "audio_devices"]
 
@@ -25,7 +34,9 @@ log = logging.getLogger("millis")
 
 #: The event names accepted by :meth:`Client.on` (the web SDK's names, plus onagentstate,
 #: onmessage for methods this version does not know, and onlog for library logs; the web
-#: SDK's ``analyzer`` and ``useraudioready`` are onanalyzer and onuseraudioready).
+#: SDK's ``analyzer`` and ``useraudioready`` are onanalyzer and onuseraudioready;
+#: oninputended (the input file ended) and onturn (a turn's latency breakdown) are
+#: libmillis' own).
 EVENTS = (
     "onopen",
     "onready",
@@ -44,6 +55,8 @@ EVENTS = (
     "onreconnected",
     "onanalyzer",
     "onuseraudioready",
+    "oninputended",
+    "onturn",
 )
 
 _STOP = object()  # wakes a consumer of the event queue when the client is closed
@@ -85,6 +98,22 @@ def _uint(value: Any, what: str) -> int:
     return number
 
 
+def _path(value: Any, what: str) -> bytes:
+    """A file path (str, bytes or os.PathLike) -> bytes for a C ``const char *``.
+
+    An empty path is passed on: the library refuses it with INVALID_ARGUMENT and says so.
+    """
+    try:
+        return os.fsencode(value)
+    except TypeError:
+        raise TypeError(f"{what} must be a str, bytes or os.PathLike, "
+                        f"not {type(value).__name__}") from None
+
+
+def _record_flags(mono: bool) -> int:
+    return int(RecordFlags.MONO if mono else RecordFlags.STEREO)
+
+
 def _level(value: Any, enum: type, what: str) -> int:
     """An IntEnum member, an int, or a name ("debug") -> int; range checks are the library's."""
     if isinstance(value, str):
@@ -97,7 +126,7 @@ def _level(value: Any, enum: type, what: str) -> int:
 
 
 class _NativeCallbacks:
-    """The 17 C callbacks of one client.
+    """The 19 C callbacks of one client.
 
     They run on libmillis' network thread and do the least possible there: copy the
     borrowed arguments into Python objects (ctypes already copies ``char *`` into
@@ -173,6 +202,12 @@ class _NativeCallbacks:
         def on_user_audio_ready(c, analyser, stream, ud):
             push(("onuseraudioready", (analyser, stream)))
 
+        def on_input_ended(c, ud):
+            push(("oninputended", ()))
+
+        def on_turn(c, turn, ud):
+            push(("onturn", (turn,)))
+
         # (setter, CFUNCTYPE object); the objects must outlive the native client.
         self.table = [
             (lib.millis_client_on_open, _native.OPEN_CB(on_open)),
@@ -193,6 +228,8 @@ class _NativeCallbacks:
             (lib.millis_client_on_analyzer, _native.ANALYZER_CB(on_analyzer)),
             (lib.millis_client_on_user_audio_ready,
              _native.USER_AUDIO_READY_CB(on_user_audio_ready)),
+            (lib.millis_client_on_input_ended, _native.INPUT_ENDED_CB(on_input_ended)),
+            (lib.millis_client_on_turn, _native.TURN_CB(on_turn)),
         ]
 
 
@@ -235,6 +272,9 @@ def _materialize(event: Event, client: "Optional[Client]" = None) -> Event:
         return name, (int(raw[0]), int(raw[1]))
     if name == "onreconnected":
         return name, (_text(raw[0]),)
+    if name == "onturn":
+        turn = _json_or_raw(raw[0])
+        return name, (turn if isinstance(turn, dict) else {"raw": turn},)
     return name, raw
 
 
@@ -289,6 +329,33 @@ class Client:
             PCM16 takes 8000, 16000 (default), 24000 or 48000; MULAW and ALAW take
             8000. When only one is given, the encoding defaults to PCM16 and the rate
             to 8000 for G.711, 16000 for PCM16.
+        input_file: a WAV (PCM 8/16/24/32-bit or 32-bit float, any rate and channel
+            count) or Ogg Opus (``.opus``, ``.ogg``) file that stands in for the
+            microphone (str or os.PathLike). It is mixed to mono, resampled to 16 kHz
+            and streamed from onready on; when it ends, ``oninputended`` fires once and
+            silence follows in real time. The file is opened by :meth:`start`: a
+            missing or undecodable file makes start raise MillisError(FILE) naming it.
+            A client with an input or output file is in device audio mode (asking
+            for APPLICATION as well raises MillisError(INVALID_STATE)); a side
+            without a file uses its ALSA device (``capture_device`` /
+            ``playback_device``; "null" discards).
+        input_pacing: how ``input_file`` is streamed: :class:`FilePacing`, an int, or
+            "realtime" (default: 20 ms every 20 ms, as a microphone) or "fast" (as fast
+            as the connection takes it, never dropped; only for endpoints that accept
+            audio faster than real time, as the devserver does). Needs ``input_file``.
+        output_file: the agent's audio goes to this file instead of the speaker: 16 kHz
+            mono, WAV for ``.wav``, Ogg Opus for ``.opus`` / ``.ogg``. It is written as
+            a speaker would play it (silence in real time between answers, so it keeps
+            the conversation's timing), created by :meth:`start` (MillisError(FILE)
+            when it cannot be) and complete once ``onclose`` has been dispatched.
+        recording: records every conversation of this client, from :meth:`start` to
+            onclose, into this path (``.wav``: PCM16, ``.opus`` / ``.ogg``: Ogg Opus),
+            16 kHz, user on the left and agent on the right, plus a JSON Lines timeline
+            beside it (the same path with ``.jsonl``). Each conversation replaces the
+            previous one's files; :meth:`start_recording` takes a path per
+            conversation. The files are created by :meth:`start` (MillisError(FILE)).
+        recording_mono: True mixes both sides of ``recording`` into one channel.
+            Needs ``recording``.
         max_message_bytes: the largest message accepted from the server.
         ready_timeout_ms: how long start may take until the server's onready.
         reconnect: ``(max_attempts, initial_delay_ms, max_delay_ms)``: how a dropped
@@ -306,7 +373,12 @@ class Client:
         loop: an asyncio event loop; implies dispatch="asyncio".
 
     Raises:
-        MillisError: a setting the library refused (the message says which and why).
+        MillisError: a setting the library refused (the message says which and why),
+            e.g. INVALID_ARGUMENT for an empty path, a file extension the library does
+            not know (``"x.mp3"``) or a pacing out of range.
+        ValueError: an unknown name for an enumeration ("slow" pacing, ...), or
+            ``input_pacing`` / ``recording_mono`` without their file.
+        TypeError: a path that is not a str, bytes or os.PathLike.
     """
 
     def __init__(
@@ -332,6 +404,11 @@ class Client:
         playout_prebuffer_ms: Optional[int] = None,
         audio_encoding: Union[AudioEncoding, int, str, None] = None,
         audio_sample_rate: Optional[int] = None,
+        input_file: Union[str, "os.PathLike[str]", None] = None,
+        input_pacing: Union[FilePacing, int, str, None] = None,
+        output_file: Union[str, "os.PathLike[str]", None] = None,
+        recording: Union[str, "os.PathLike[str]", None] = None,
+        recording_mono: bool = False,
         dispatch: str = "thread",
         loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
@@ -357,6 +434,15 @@ class Client:
         for what, device in (("capture_device", capture_device), ("playback_device", playback_device)):
             if device is not None and not isinstance(device, str):
                 raise TypeError(f"{what} must be a str, not {type(device).__name__}")
+        if input_pacing is not None and input_file is None:
+            raise ValueError("input_pacing goes with input_file=<path>")
+        if recording_mono and recording is None:
+            raise ValueError("recording_mono goes with recording=<path>")
+        pacing = (int(FilePacing.REALTIME) if input_pacing is None
+                  else _level(input_pacing, FilePacing, "input_pacing"))
+        paths = {what: None if value is None else _path(value, what)
+                 for what, value in (("input_file", input_file), ("output_file", output_file),
+                                     ("recording", recording))}
 
         self._dispatch_mode = dispatch
         self._loop = loop
@@ -443,6 +529,13 @@ class Client:
                 else:
                     rate = _uint(audio_sample_rate, "audio_sample_rate")
                 check(lib.millis_config_set_application_audio_format(cfg, encoding, rate))
+            if paths["input_file"] is not None:
+                check(lib.millis_config_set_audio_input_file(cfg, paths["input_file"], pacing))
+            if paths["output_file"] is not None:
+                check(lib.millis_config_set_audio_output_file(cfg, paths["output_file"]))
+            if paths["recording"] is not None:
+                check(lib.millis_config_set_recording(cfg, paths["recording"],
+                                                      _record_flags(recording_mono)))
             err = ctypes.c_int(Status.OK)
             handle = lib.millis_client_create(cfg, ctypes.byref(err))
             if not handle:
@@ -724,6 +817,34 @@ class Client:
         """Ends the conversation (close 1000); onclose follows. Harmless when idle."""
         self._call(lib.millis_client_stop)
 
+    def start_recording(self, path: Union[str, "os.PathLike[str]"], mono: bool = False) -> None:
+        """Starts recording now (millis_client_start_recording), during a conversation
+        or before one (the recording then begins with the next :meth:`start`).
+
+        ``path`` ends in ``.wav`` (PCM16) or ``.opus`` / ``.ogg`` (Ogg Opus): 16 kHz,
+        the user's audio as sent on the left and the agent's as played on the right,
+        or both mixed into one channel when ``mono`` is True. A JSON Lines timeline is
+        written beside it (``path`` with ``.jsonl``): a ``recording`` header line,
+        every event and control message with its time ``t`` on the audio's clock, a
+        ``turn`` line per agent turn, and an ``end`` line. The recording ends with the
+        conversation (the files are complete once ``onclose`` has been dispatched) or
+        with :meth:`stop_recording`.
+
+        Raises:
+            MillisError: INVALID_ARGUMENT for an empty path or another extension;
+                INVALID_STATE when a recording is already under way; FILE when a file
+                cannot be created (the message names it and says why).
+            TypeError: a path that is not a str, bytes or os.PathLike.
+        """
+        self._call(lib.millis_client_start_recording, _path(path, "path"), _record_flags(mono))
+
+    def stop_recording(self) -> None:
+        """Ends the recording under way and returns once both files are complete (the
+        encoder drained, headers written). Without a recording it does nothing, so it
+        may be called after onclose to be sure the files of a conversation are
+        complete. It may be called from a handler."""
+        self._call(lib.millis_client_stop_recording)
+
     def mute(self) -> None:
         """Sends silence instead of the microphone audio (frames keep flowing)."""
         self._call(lib.millis_client_mute)
@@ -877,6 +998,11 @@ class Client:
         (unless called from a handler); in manual and asyncio mode they stay readable
         through poll()/events() until drained. The client's analysers are invalidated
         (calls in progress on other threads finish first).
+
+        A recording under way is finished first (:meth:`stop_recording`), so that its
+        files are complete when close() returns. An ``output_file`` is complete once
+        ``onclose`` has been dispatched: to be sure of it, :meth:`stop` and
+        :meth:`wait_closed` before closing.
         """
         with self._lock:
             if self._closed and self._handle is None:
@@ -885,6 +1011,10 @@ class Client:
             handle, self._handle = self._handle, None
             self._analyser_gate.close()
             if handle:
+                # millis_client_destroy finishes a recording's files on a thread of its
+                # own, after it returns: a process that exits right away would leave
+                # them truncated. stop_recording returns once they are complete.
+                lib.millis_client_stop_recording(handle)
                 lib.millis_client_destroy(handle)
         with self._cv:
             self._cv.notify_all()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 from . import _native
 
 __all__ = ["Status", "AgentState", "ConnectionState", "LogLevel", "AudioMode",
-           "AudioEncoding", "MillisError", "status_string"]
+           "AudioEncoding", "FilePacing", "RecordFlags", "MillisError", "status_string"]
 
 
 class Status(IntEnum):
@@ -31,6 +31,7 @@ class Status(IntEnum):
     UNSUPPORTED = 15
     INTERNAL = 16
     AUDIO_DEVICE = 17
+    FILE = 18
 
 
 class AgentState(IntEnum):
@@ -91,6 +92,33 @@ class AudioEncoding(IntEnum):
     PCM16 = 0
     MULAW = 1
     ALAW = 2
+
+
+class FilePacing(IntEnum):
+    """millis_file_pacing: how an input file is streamed (MILLIS_FILE_<NAME>).
+
+    REALTIME sends 20 ms of audio every 20 ms, as a microphone would. FAST sends as
+    fast as the connection takes it (never dropped for backpressure: the file waits
+    for the socket); only for endpoints that accept audio faster than real time.
+    ``str(pacing)`` is "realtime" or "fast".
+    """
+
+    REALTIME = 0
+    FAST = 1
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class RecordFlags(IntFlag):
+    """millis_record_flags, the recording options (a bit set): MILLIS_RECORD_<NAME>.
+
+    STEREO (0, the default) puts the user on the left channel and the agent on the
+    right; MONO mixes both sides into one channel.
+    """
+
+    STEREO = 0
+    MONO = 1
 
 
 def status_string(status: int) -> str:
