@@ -1,16 +1,7 @@
 import XCTest
 @testable import MillisCore
 
-final class AudioFileReaderTests: XCTestCase {
-    private var dir: TestFiles.Directory!
-
-    override func setUpWithError() throws {
-        dir = try TestFiles.Directory()
-    }
-
-    override func tearDown() {
-        dir?.remove()
-    }
+final class AudioFileReaderTests: ScratchDirectoryTestCase {
 
     private func read(_ path: String) throws -> [Int16] {
         try AudioFileReader.read(path: path)

@@ -1,16 +1,7 @@
 import XCTest
 @testable import MillisCore
 
-final class OggOpusFileWriterTests: XCTestCase {
-    private var dir: TestFiles.Directory!
-
-    override func setUpWithError() throws {
-        dir = try TestFiles.Directory()
-    }
-
-    override func tearDown() {
-        dir?.remove()
-    }
+final class OggOpusFileWriterTests: ScratchDirectoryTestCase {
 
     private func contains(_ bytes: [UInt8], _ text: String) -> Bool {
         let needle = Array(text.utf8)

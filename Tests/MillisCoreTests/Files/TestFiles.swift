@@ -2,6 +2,19 @@ import Foundation
 import XCTest
 @testable import MillisCore
 
+/// A test case with a fresh scratch directory (`dir`) per test, removed afterwards.
+class ScratchDirectoryTestCase: XCTestCase {
+    var dir: TestFiles.Directory!
+
+    override func setUpWithError() throws {
+        dir = try TestFiles.Directory()
+    }
+
+    override func tearDown() {
+        dir?.remove()
+    }
+}
+
 /// What the file and recording tests share: a scratch directory, RIFF WAVE bytes built
 /// by hand (every header the reader claims to take), a strict parser for what the
 /// writers produce, and signals with known content.

@@ -1,16 +1,7 @@
 import XCTest
 @testable import MillisCore
 
-final class WAVFileWriterTests: XCTestCase {
-    private var dir: TestFiles.Directory!
-
-    override func setUpWithError() throws {
-        dir = try TestFiles.Directory()
-    }
-
-    override func tearDown() {
-        dir?.remove()
-    }
+final class WAVFileWriterTests: ScratchDirectoryTestCase {
 
     /// 1001 stereo frames: both extremes, zero, and a pattern that differs per channel.
     private static let stereo: [Int16] = [Int16.min, Int16.max, 0, -1]

@@ -6,17 +6,8 @@ import XCTest
 import Glibc
 #endif
 
-final class ConversationTimelineTests: XCTestCase {
-    private var dir: TestFiles.Directory!
+final class ConversationTimelineTests: ScratchDirectoryTestCase {
     private let ms: UInt64 = 1_000_000
-
-    override func setUpWithError() throws {
-        dir = try TestFiles.Directory()
-    }
-
-    override func tearDown() {
-        dir?.remove()
-    }
 
     private func bytes(_ samples: [Int16]) -> [UInt8] { TestFiles.pcm16(samples) }
 

@@ -2,17 +2,8 @@ import Foundation
 import XCTest
 @testable import MillisCore
 
-final class RecorderTests: XCTestCase {
-    private var dir: TestFiles.Directory!
+final class RecorderTests: ScratchDirectoryTestCase {
     private let ms: UInt64 = 1_000_000
-
-    override func setUpWithError() throws {
-        dir = try TestFiles.Directory()
-    }
-
-    override func tearDown() {
-        dir?.remove()
-    }
 
     private func write(_ ring: TimedSampleRing, _ samples: [Int16], at time: UInt64) {
         samples.withUnsafeBufferPointer { ring.write($0, at: time) }

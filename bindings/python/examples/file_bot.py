@@ -173,6 +173,10 @@ class Bot:
                   if isinstance(t.get("latency_ms"), dict) and t["latency_ms"].get("total") is not None]
         if totals:
             print(f"  median total {statistics.median(totals):.0f} ms over {len(totals)} turn(s)")
+        elif self.turns:
+            # Read fast, every utterance is on the wire before the first answer: which end
+            # of speech an answer follows is unknowable, and the library does not guess.
+            print("  (no end-of-speech times: the input was read faster than real time)")
 
 
 def main() -> int:

@@ -8,16 +8,7 @@ import Glibc
 
 /// FilePCM keeps a device's time: its assertions bound what depends on the clock by
 /// the time the test measured around each call, so they hold on a loaded machine too.
-final class FilePCMTests: XCTestCase {
-    private var dir: TestFiles.Directory!
-
-    override func setUpWithError() throws {
-        dir = try TestFiles.Directory()
-    }
-
-    override func tearDown() {
-        dir?.remove()
-    }
+final class FilePCMTests: ScratchDirectoryTestCase {
 
     /// 16 kHz frames in `nanoseconds`, rounded up, plus one for the clock's own rounding.
     private func frames(_ from: UInt64, _ to: UInt64) -> Int {
