@@ -429,7 +429,15 @@ final class AudioEngine: @unchecked Sendable {
                 if !paused {
                     switch state {
                     case .idle:
-                        if queued > 0 { state = .buffering(since: now) }
+                        if queued > 0 {
+                            // Drained, but the network loop has not taken the news yet (it
+                            // was held up past the grace): to the listener the answer never
+                            // ended, it had a gap. An underrun, and no idle afterwards.
+                            if drained.exchange(false, ordering: .acquiringAndReleasing) {
+                                counters.playbackUnderruns.add(1, ordering: .relaxed)
+                            }
+                            state = .buffering(since: now)
+                        }
                     case .starved(let since):
                         if queued > 0 {
                             counters.playbackUnderruns.add(1, ordering: .relaxed)
