@@ -135,7 +135,7 @@ public final class Client: @unchecked Sendable {
     public func startRecording(path: String, mono: Bool) throws(MillisError) {
         _ = try AudioFileFormat(path: path, what: "recording")
         let busy = snapshot.withLock { $0.busy }
-        let underWay = recordings.withLock { r in (r.current.map { !$0.isFinishing } ?? false) || r.armed != nil }
+        let underWay = recordingUnderWay || recordings.withLock { $0.armed != nil }
         guard !underWay else {
             throw MillisError(.invalidState, "a recording is already under way: call millis_client_stop_recording first")
         }
@@ -146,6 +146,11 @@ public final class Client: @unchecked Sendable {
         let recorder = try Recorder(path: path, mono: mono, title: "libmillis conversation")
         recordings.withLock { $0.current = recorder }
         loop.post(.recording(self, recorder, attach: true))
+    }
+
+    /// A recording is writing (started, not yet finishing).
+    private var recordingUnderWay: Bool {
+        recordings.withLock { $0.current.map { !$0.isFinishing } ?? false }
     }
 
     /// Ends the recording under way and waits for its files; the writer's failure.
@@ -276,8 +281,7 @@ public final class Client: @unchecked Sendable {
         }
         // A client that writes files waits for them to be complete (a process may exit
         // right after); inside a callback the loop completes them once it returns.
-        let writesFiles = config.audio.outputFile != nil
-            || recordings.withLock { r in r.current.map { !$0.isFinishing } ?? false }
+        let writesFiles = config.audio.outputFile != nil || recordingUnderWay
         guard writesFiles, !loop.isLoopThread else {
             loop.post(.destroy(self, completion: -1))
             return
