@@ -82,6 +82,12 @@ final class FilePCM: PCMStream {
          ("period_frames", .number("\(periodFrames)")), ("buffer_frames", .number("\(bufferFrames)"))]
     }
 
+    /// The input file's length in 16 kHz samples (0 for an output).
+    var inputFrames: Int {
+        if case .input(let samples, _) = role { return samples.count }
+        return 0
+    }
+
     func start() {
         running = true
         anchor(at: MonotonicClock.now(), frames: position)
