@@ -29,3 +29,14 @@ CURLMcode ccurl_multi_set_callbacks(CURLM *m, ccurl_socket_cb socket_cb, ccurl_t
 CURL *ccurl_msg_easy(CURLMsg *msg) { return msg->easy_handle; }
 int ccurl_msg_is_done(CURLMsg *msg) { return msg->msg == CURLMSG_DONE; }
 CURLcode ccurl_msg_result(CURLMsg *msg) { return msg->data.result; }
+
+CURLSH *ccurl_share_connections(void)
+{
+    CURLSH *share = curl_share_init();
+    if (share == NULL) return NULL;
+    if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+        curl_share_cleanup(share);
+        return NULL;
+    }
+    return share;
+}

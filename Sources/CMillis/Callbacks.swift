@@ -209,5 +209,7 @@ public func millis_client_on_input_ended(_ c: Handle?, _ cb: (@convention(c) (Ha
 
 @_cdecl("millis_client_on_turn")
 public func millis_client_on_turn(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
-    register(c, \.turn, cb, ud)
+    // The user's voice activity is analysed only for someone: this callback or a recording.
+    ClientHandle.from(c)?.core.reportsTurns.store(cb != nil, ordering: .relaxed)
+    return register(c, \.turn, cb, ud)
 }

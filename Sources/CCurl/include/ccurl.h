@@ -17,6 +17,10 @@ typedef int (*ccurl_timer_cb)(CURLM *multi, long timeout_ms, void *userp);
 CURLMcode ccurl_multi_set_callbacks(CURLM *m, ccurl_socket_cb socket_cb, ccurl_timer_cb timer_cb,
                                     void *userp);
 
+/* A share with its own connection cache (CURL_LOCK_DATA_CONNECT), for handles used
+ * from one thread only (no lock callbacks); NULL when curl refuses. */
+CURLSH *ccurl_share_connections(void);
+
 /* CURLMsg's data member is a union; Swift sees it awkwardly. */
 CURL *ccurl_msg_easy(CURLMsg *msg);
 int ccurl_msg_is_done(CURLMsg *msg);

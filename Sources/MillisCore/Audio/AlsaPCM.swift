@@ -187,6 +187,14 @@ final class AlsaPCM {
         return Array(fds.prefix(max(0, Int(got))))
     }
 
+    /// Plugins re-arm their descriptors here (pulse's stays readable until asked, even
+    /// with less than a period to read: a thread that only polls it spins on a core).
+    func acknowledgePoll(_ fds: UnsafeMutableBufferPointer<pollfd>) {
+        guard let handle, let base = fds.baseAddress, fds.contains(where: { $0.revents != 0 }) else { return }
+        var revents: UInt16 = 0
+        _ = snd_pcm_poll_descriptors_revents(handle, base, UInt32(fds.count), &revents)
+    }
+
     static func describe(_ rc: some BinaryInteger) -> String {
         String(cString: snd_strerror(Int32(rc)))
     }

@@ -28,6 +28,15 @@ final class AudioCounters: Sendable {
     /// being handed to the WebSocket, summed in microseconds over `captureToWireFrames`.
     let captureToWireMicroseconds = Atomic<Int>(0)
     let captureToWireFrames = Atomic<Int>(0)
+    /// Socket to speaker: from an agent frame being read off the socket to its first
+    /// sample being written to the device, in microseconds over `wireToDeviceFrames`;
+    /// the largest; and the same less the playout queue the frame waited behind (what
+    /// the library itself adds: the wait for the next period and the write).
+    let wireToDeviceMicroseconds = Atomic<Int>(0)
+    let wireToDeviceMaxMicroseconds = Atomic<Int>(0)
+    let wireToDeviceBeyondQueueMicroseconds = Atomic<Int>(0)
+    let wireToDeviceBeyondQueueMaxMicroseconds = Atomic<Int>(0)
+    let wireToDeviceFrames = Atomic<Int>(0)
     /// Times the echo canceller's reference was moved to where the echo really was.
     let echoRealignments = Atomic<Int>(0)
     /// Playout queue now, in 16 kHz samples.
@@ -41,6 +50,13 @@ final class AudioCounters: Sendable {
         let frames = captureToWireFrames.load(ordering: .relaxed)
         let captureToWire = frames == 0 ? "null"
             : String(Double(captureToWireMicroseconds.load(ordering: .relaxed) / frames) / 1000)
+        let deviceFrames = wireToDeviceFrames.load(ordering: .relaxed)
+        func perFrame(_ total: borrowing Atomic<Int>) -> String {
+            deviceFrames == 0 ? "null" : String(Double(total.load(ordering: .relaxed) / deviceFrames) / 1000)
+        }
+        func largest(_ value: borrowing Atomic<Int>) -> String {
+            deviceFrames == 0 ? "null" : String(Double(value.load(ordering: .relaxed)) / 1000)
+        }
         return "\"capture_periods\":\(capturePeriods.load(ordering: .relaxed)),"
             + "\"capture_overruns\":\(captureOverruns.load(ordering: .relaxed)),"
             + "\"capture_frames_dropped\":\(captureFramesDropped.load(ordering: .relaxed)),"
@@ -52,6 +68,11 @@ final class AudioCounters: Sendable {
             + "\"clears\":\(clears.load(ordering: .relaxed)),"
             + "\"last_clear_ms\":\(ms(lastClearNanoseconds.load(ordering: .relaxed))),"
             + "\"capture_to_wire_ms\":\(captureToWire),"
+            + "\"wire_to_device_ms\":\(perFrame(wireToDeviceMicroseconds)),"
+            + "\"wire_to_device_max_ms\":\(largest(wireToDeviceMaxMicroseconds)),"
+            + "\"wire_to_device_beyond_queue_ms\":\(perFrame(wireToDeviceBeyondQueueMicroseconds)),"
+            + "\"wire_to_device_beyond_queue_max_ms\":\(largest(wireToDeviceBeyondQueueMaxMicroseconds)),"
+            + "\"wire_to_device_frames\":\(deviceFrames),"
             + "\"echo_realignments\":\(echoRealignments.load(ordering: .relaxed)),"
             + "\"echo_erle_db\":\(decibels(erleCentibels.load(ordering: .relaxed))),"
             + "\"echo_erle_recent_db\":\(decibels(recentERLECentibels.load(ordering: .relaxed)))"

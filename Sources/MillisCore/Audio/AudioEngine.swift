@@ -33,6 +33,9 @@ final class AudioEngine: @unchecked Sendable {
     /// Network loop → playback thread: agent audio (about a minute; the server may send
     /// an answer faster than real time).
     private let playout = SPSCRing(minimumCapacity: 1 << 20)
+    private let arrivals = ArrivalStamps()
+    /// Network loop: agent samples put in the playout queue so far.
+    private var queuedPosition = 0
     /// Readable when `captured` has frames, `drained` is set or `failure` holds a message.
     let loopWakeFD: Int32
     private let captureWakeFD: Int32
@@ -163,10 +166,13 @@ final class AudioEngine: @unchecked Sendable {
     var readsAhead: Bool { settings.inputFile != nil && settings.inputFast && !inputEndReported }
 
     /// Agent audio (PCM16 LE 16 kHz mono) for the speaker.
-    func enqueue(_ pcm: [UInt8]) {
+    /// `receivedAt`: when it was read off the socket.
+    func enqueue(_ pcm: [UInt8], receivedAt: UInt64) {
+        arrivals.push(.init(position: queuedPosition, receivedAt: receivedAt, ahead: playout.count))
         pcm.withUnsafeBytes { raw in
             let samples = raw.bindMemory(to: Int16.self)
             let taken = playout.write(samples)
+            queuedPosition += taken
             if taken < samples.count {
                 counters.playoutSamplesDropped.add(samples.count - taken, ordering: .relaxed)
             }
@@ -217,8 +223,12 @@ final class AudioEngine: @unchecked Sendable {
     }
 
     /// Waits until the PCM is ready or the thread is woken; false when stopping.
-    private func wait(_ fds: inout [pollfd], timeoutMilliseconds: Int32) -> Bool {
-        _ = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
+    /// Polls `fds` (the wake-up eventfd last, the device's before it, if `device`).
+    private func wait(_ fds: inout [pollfd], timeoutMilliseconds: Int32, device: PCMStream? = nil) -> Bool {
+        fds.withUnsafeMutableBufferPointer { all in
+            let n = poll(all.baseAddress, nfds_t(all.count), timeoutMilliseconds)
+            if n > 0, let device { device.acknowledgePoll(UnsafeMutableBufferPointer(rebasing: all[0..<(all.count - 1)])) }
+        }
         if fds[fds.count - 1].revents != 0 {
             Self.consume(fds[fds.count - 1].fd)
         }
@@ -247,6 +257,8 @@ final class AudioEngine: @unchecked Sendable {
         let timeout = Int32(4 * settings.periodMilliseconds)
         let nanosPerDeviceFrame = 1_000_000_000 / Double(pcm.rate)
         var failures = 0
+        /// Waits since the last period read.
+        var shortWakes = 0
         var clock = StreamClock()
         var capturedIndex = 0
         let estimator = settings.echoCancellation ? EchoDelayEstimator() : nil
@@ -275,9 +287,20 @@ final class AudioEngine: @unchecked Sendable {
                 : available < pcm.periodFrames ? -Int(EAGAIN)
                 : raw.withUnsafeMutableBytes { pcm.read(into: $0.baseAddress!, frames: pcm.periodFrames) }
             if got == -Int(EAGAIN) || got == 0 {
-                if !wait(&fds, timeoutMilliseconds: timeout) { break }
+                if shortWakes > 0 && available >= 0 && available < pcm.periodFrames {
+                    // Woken with less than a period there: pulse's plugin keeps its
+                    // descriptor readable down to its own, smaller fragment, and polling
+                    // it again would spin a core. The rest comes by the clock.
+                    let missing = pcm.periodFrames - available
+                    let ms = Int32(max(1, (missing * 1000 + pcm.rate - 1) / pcm.rate))
+                    if !wait(&wakeOnly, timeoutMilliseconds: ms) { break }
+                } else if !wait(&fds, timeoutMilliseconds: timeout, device: pcm) {
+                    break
+                }
+                shortWakes += 1
                 continue
             }
+            shortWakes = 0
             if got < 0 {
                 if got == -Int(EPIPE) { counters.captureOverruns.add(1, ordering: .relaxed) }
                 failures += 1
@@ -381,6 +404,11 @@ final class AudioEngine: @unchecked Sendable {
         /// The previous period was all agent audio: the next one continues the answer.
         var answerSounding = false
         var seenClears = clearRequests.load(ordering: .acquiring)
+        /// Agent samples taken from the playout queue (read or cleared) so far, and
+        /// where the period being written ends: its frames' latency is known once the
+        /// write is done.
+        var readPosition = 0
+        var measuredUpTo = 0
         // Silence is written at real-time pace, never faster: a device without a clock
         // (ALSA's file plugin) would otherwise take silence without end.
         var silenceSince: UInt64?
@@ -398,7 +426,9 @@ final class AudioEngine: @unchecked Sendable {
                 // Barge-in: the queue and the device buffer go, so the speaker is silent
                 // now, not after the 30 ms the device still holds.
                 seenClears = clears
-                playout.discardAll()
+                readPosition += playout.discardAll()
+                measuredUpTo = readPosition
+                arrivals.removeAll()
                 let asked = clearRequestedAt.load(ordering: .relaxed)
                 pcm.dropAndPrepare {
                     counters.lastClearNanoseconds.store(Int(MonotonicClock.now() &- asked), ordering: .relaxed)
@@ -459,6 +489,7 @@ final class AudioEngine: @unchecked Sendable {
                     silenceSince = nil
                     silenceWritten = 0
                     agentSamples = chunk.withUnsafeMutableBufferPointer { playout.read(into: $0) }
+                    readPosition += agentSamples
                     if agentSamples < chunkSamples {
                         state = .starved(since: now)
                     }
@@ -504,7 +535,7 @@ final class AudioEngine: @unchecked Sendable {
 
             let rc = out.withUnsafeBytes { pcm.write($0.baseAddress! + outOffset * pcm.bytesPerFrame, frames: outFrames - outOffset) }
             if rc == -Int(EAGAIN) || rc == 0 {
-                if !wait(&fds, timeoutMilliseconds: timeout) { break }
+                if !wait(&fds, timeoutMilliseconds: timeout, device: pcm) { break }
                 continue
             }
             if rc < 0 {
@@ -523,10 +554,34 @@ final class AudioEngine: @unchecked Sendable {
             }
             failures = 0
             outOffset += rc
+            if outOffset == outFrames && measuredUpTo < readPosition {
+                measuredUpTo = readPosition
+                noteArrivalsWritten(before: readPosition)
+            }
             echoReference.anchor(delaySamples: delay16k() + (outFrames - outOffset) * 16_000 / pcm.rate,
                                  now: MonotonicClock.now())
         }
         echoReference.unanchor()
+    }
+}
+
+extension AudioEngine {
+    /// Playback thread: the frames that start before `position` are on the device now.
+    fileprivate func noteArrivalsWritten(before position: Int) {
+        let now = MonotonicClock.now()
+        while let stamp = arrivals.pop(before: position) {
+            let total = Int(now &- stamp.receivedAt) / 1000
+            let beyond = max(0, total - stamp.ahead * 1000 / 16)
+            counters.wireToDeviceMicroseconds.add(total, ordering: .relaxed)
+            counters.wireToDeviceBeyondQueueMicroseconds.add(beyond, ordering: .relaxed)
+            counters.wireToDeviceFrames.add(1, ordering: .relaxed)
+            if total > counters.wireToDeviceMaxMicroseconds.load(ordering: .relaxed) {
+                counters.wireToDeviceMaxMicroseconds.store(total, ordering: .relaxed)
+            }
+            if beyond > counters.wireToDeviceBeyondQueueMaxMicroseconds.load(ordering: .relaxed) {
+                counters.wireToDeviceBeyondQueueMaxMicroseconds.store(beyond, ordering: .relaxed)
+            }
+        }
     }
 }
 

@@ -199,6 +199,9 @@ final class FilePCM: PCMStream {
         clockFD >= 0 ? [pollfd(fd: clockFD, events: Int16(POLLIN), revents: 0)] : []
     }
 
+    /// The timer is read where the frames are counted (`available`).
+    func acknowledgePoll(_ fds: UnsafeMutableBufferPointer<pollfd>) {}
+
     /// Closes the clock; an output file gets what it still holds (as if played out)
     /// and is completed.
     func close() {

@@ -29,6 +29,8 @@ protocol PCMStream: AnyObject {
     func dropAndPrepare(silenced: () -> Void)
     func start()
     func pollDescriptors() -> [pollfd]
+    /// After a poll on `pollDescriptors()`: lets the stream take note of what it saw.
+    func acknowledgePoll(_ fds: UnsafeMutableBufferPointer<pollfd>)
     func close()
 }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSystem
+import Synchronization
 
 /// One client: a conversation at a time with a Millis agent. Public methods may be
 /// called from any thread, including from inside its event handler: they check their
@@ -13,11 +14,17 @@ public final class Client: @unchecked Sendable {
     public let audioMode: AudioMode
     let loop: NetworkLoop
     let audioCounters = AudioCounters()
+    /// An application takes per-turn latencies (millis_client_on_turn): only then, or
+    /// while recording, does the user's audio go through the voice activity detector.
+    public let reportsTurns = Atomic<Bool>(false)
     /// Created on first use: 256 KiB of history each, which a telephony bridge with
     /// hundreds of clients should not pay for unless it asks.
     private let analysers = Locked<(agent: Analyser?, user: Analyser?)>((nil, nil))
+    /// Set once either analyser exists: the audio paths ask on every frame, and almost
+    /// always the answer is no, which needs no lock.
+    private let anyAnalyser = Atomic<Bool>(false)
     /// send_audio's conversion to the wire format (nil when the app sends 16 kHz PCM16).
-    private let inputConverter: Locked<ApplicationAudioConverter?>
+    private let inputConverter: Locked<ApplicationAudioConverter>?
 
     /// What callers may read at any time; the loop publishes it after every input.
     struct Snapshot {
@@ -63,7 +70,7 @@ public final class Client: @unchecked Sendable {
         }
         let format = config.applicationAudioFormat
         let needsConversion = audioMode == .application && format != .wire
-        inputConverter = Locked(needsConversion ? ApplicationAudioConverter(format: format, toWire: true) : nil)
+        inputConverter = needsConversion ? ApplicationAudioConverter(format: format, toWire: true).map { Locked($0) } : nil
         outputConverter = needsConversion ? ApplicationAudioConverter(format: format, toWire: false) : nil
         var settings = Session.Settings(
             frameBytes: config.frameBytes,
@@ -128,7 +135,7 @@ public final class Client: @unchecked Sendable {
             }
             throw error
         }
-        loop.post(.start(self, options, engine, recorder))
+        loop.post(.start(self, NetworkLoop.StartRequest(options, engine: engine, recorder: recorder)))
     }
 
     /// Records the conversation under way from now, or the next one from its start.
@@ -176,12 +183,15 @@ public final class Client: @unchecked Sendable {
             if let existing = a[keyPath: which] { return existing }
             let created = Analyser()
             a[keyPath: which] = created
+            anyAnalyser.store(true, ordering: .releasing)
             return created
         }
     }
 
     /// The analysers, only if someone asked for them (the audio paths feed nothing else).
-    var existingAnalysers: (agent: Analyser?, user: Analyser?) { analysers.withLock { $0 } }
+    var existingAnalysers: (agent: Analyser?, user: Analyser?) {
+        anyAnalyser.load(ordering: .acquiring) ? analysers.withLock { $0 } : (nil, nil)
+    }
 
     public func stop() {
         guard snapshot.withLock({ $0.busy }) else { return }
@@ -202,7 +212,7 @@ public final class Client: @unchecked Sendable {
         guard audioMode == .application else {
             throw MillisError(.invalidState, "millis_client_send_audio is for application audio mode; this client plays and records through ALSA devices (device audio mode)")
         }
-        if let converted = inputConverter.withLock({ $0?.toWire(input) }) {
+        if let converted = inputConverter?.withLock({ $0.toWire(input) }) {
             try sendWire(converted.count) { converted }
         } else {
             try sendWire(input.count) { Array(input) }

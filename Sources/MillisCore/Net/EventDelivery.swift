@@ -12,7 +12,7 @@ extension NetworkLoop {
                 emitTurn(turn, client)
             }
             if let engine = client.audioEngine {
-                engine.enqueue(pcm)
+                engine.enqueue(pcm, receivedAt: now)
             } else if let agent = client.existingAnalysers.agent {
                 pcm.withUnsafeBytes { agent.write($0.bindMemory(to: Int16.self)) }
             }
@@ -67,6 +67,9 @@ extension NetworkLoop {
     }
 
     func emitTurn(_ turn: TurnTracker.Turn, _ client: Client) {
-        client.emit(.turn(json: client.timeline.report(turn, now: MonotonicClock.now())))
+        let asked = client.reportsTurns.load(ordering: .relaxed)
+        if let json = client.timeline.report(turn, now: MonotonicClock.now(), forApplication: asked) {
+            client.emit(.turn(json: json))
+        }
     }
 }

@@ -12,8 +12,7 @@ import Synchronization
 /// heap of session deadlines.
 final class NetworkLoop: @unchecked Sendable {
     enum Command {
-        /// With the opened audio engine in device audio mode, and the recording asked for.
-        case start(Client, StartOptions, AudioEngine?, Recorder?)
+        case start(Client, StartRequest)
         /// A recording starts (attach) or stops (detach) during the conversation.
         case recording(Client, Recorder, attach: Bool)
         case stop(Client)
@@ -22,6 +21,22 @@ final class NetworkLoop: @unchecked Sendable {
         case mute(Client, Bool)
         /// With an eventfd to signal once the client's files are complete (-1: none).
         case destroy(Client, completion: Int32)
+    }
+
+    /// A start's payload, boxed: the queue copies commands, and the audio command,
+    /// 50 a second per client, should not be as large as the largest case.
+    final class StartRequest {
+        let options: StartOptions
+        /// The opened audio engine in device audio mode.
+        let engine: AudioEngine?
+        /// The recording asked for.
+        let recorder: Recorder?
+
+        init(_ options: StartOptions, engine: AudioEngine?, recorder: Recorder?) {
+            self.options = options
+            self.engine = engine
+            self.recorder = recorder
+        }
     }
 
     static let shared = NetworkLoop()
@@ -44,12 +59,22 @@ final class NetworkLoop: @unchecked Sendable {
     private var audioClientsByFD: [Int32: Client] = [:]
     private var captureBuffer = [Int16](repeating: 0, count: 16_000)
     private var curlDeadline: UInt64?
-    /// Weak: a stale entry (lazy deletion) must not keep a destroyed client alive until
-    /// its deadline, which can be a ready timeout or a reconnection delay away. With
-    /// strong entries a process that churns calls held every client of the last ready
-    /// timeout (10 s) in memory: 3 MB at 150 calls a second.
-    private var timers = TimerHeap<WeakClient>()
+    private let shares = CurlSharePool()
+    /// Entries name their client by identity, resolved through `timedClients`: a stale
+    /// entry (lazy deletion) must not keep a destroyed client alive until its deadline,
+    /// which can be a ready timeout or a reconnection delay away (with strong entries a
+    /// process that churns calls held every client of the last ready timeout, 10 s, in
+    /// memory: 3 MB at 150 calls a second). Not weak references either: one gives the
+    /// client a side table, and then every retain and release of it, several per audio
+    /// frame, takes the runtime's slow path.
+    private var timers = TimerHeap<ObjectIdentifier>()
+    /// The clients that may have timers, until destroyed. An identity that outlives its
+    /// client and comes back with a new one at the same address only costs that one a
+    /// spurious tick, which finds nothing due (`scheduledDeadline` usually filters it).
+    private var timedClients: [ObjectIdentifier: Client] = [:]
     private var readBuffer = [UInt8](repeating: 0, count: 65536)
+    /// Masking keys and nonces for every connection (one pool, not one each).
+    private let random = RandomSource()
 
     private init() {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -163,11 +188,11 @@ final class NetworkLoop: @unchecked Sendable {
         let now = MonotonicClock.now()
         for command in batch {
             switch command {
-            case .start(let client, let options, let engine, let recorder):
+            case .start(let client, let request):
                 client.timeline.begin(now: now)
-                if let engine { startAudio(client, engine) }
-                if let recorder { attach(recorder, client, now: now) }
-                drive(client) { $0.start(options, now: now) }
+                if let engine = request.engine { startAudio(client, engine) }
+                if let recorder = request.recorder { attach(recorder, client, now: now) }
+                drive(client) { $0.start(request.options, now: now) }
             case .recording(let client, let recorder, let attaching):
                 if attaching {
                     // A conversation that ended meanwhile has nothing left to record.
@@ -194,6 +219,7 @@ final class NetworkLoop: @unchecked Sendable {
                 // The output file is completed as the engine closes, the recording here.
                 stopAudio(client)
                 client.timeline.detach()?.finishAndWait()
+                timedClients[ObjectIdentifier(client)] = nil
                 if completion >= 0 { AudioEngine.signal(completion) }
             }
         }
@@ -205,8 +231,8 @@ final class NetworkLoop: @unchecked Sendable {
             curlDeadline = nil
             curlAction(CURL_SOCKET_TIMEOUT, 0)
         }
-        while let (deadline, entry) = timers.popDue(now: now) {
-            guard let client = entry.client, client.scheduledDeadline == deadline else { continue }
+        while let (deadline, id) = timers.popDue(now: now) {
+            guard let client = timedClients[id], client.scheduledDeadline == deadline else { continue }
             client.scheduledDeadline = nil
             drive(client) { $0.tick(now: now) }
         }
@@ -220,8 +246,8 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     /// Feeds one input to a client's session and performs the resulting actions.
-    private func drive(_ client: Client, _ input: (inout Session) -> [Session.Action]) {
-        let actions = input(&client.session)
+    private func drive(_ client: Client, _ input: (Session) -> [Session.Action]) {
+        let actions = input(client.session)
         client.session.noteSendQueue(bytes: client.connection?.webSocket?.pendingOutputCount ?? 0)
         client.publish()
         for action in actions {
@@ -230,11 +256,16 @@ final class NetworkLoop: @unchecked Sendable {
         if client.audioEngine != nil && client.session.connectionState == .idle {
             stopAudio(client)
         }
-        if let deadline = client.session.nextDeadline, deadline != client.scheduledDeadline {
-            client.scheduledDeadline = deadline
-            timers.push(deadline, WeakClient(client: client))
-        } else if client.session.nextDeadline == nil {
-            client.scheduledDeadline = nil
+        // Only an earlier deadline is pushed: a later one (the playout end moves with
+        // every agent frame) waits for the entry already in the heap, whose expiry
+        // ticks the session and schedules what is then next. One push per frame would
+        // fill the heap with stale entries at 50 a second per client.
+        if let deadline = client.session.nextDeadline {
+            if client.scheduledDeadline.map({ deadline < $0 }) ?? true {
+                client.scheduledDeadline = deadline
+                timers.push(deadline, ObjectIdentifier(client))
+                timedClients[ObjectIdentifier(client)] = client
+            }
         }
     }
 
@@ -249,7 +280,7 @@ final class NetworkLoop: @unchecked Sendable {
             flush(connection)
         case .sendBinary(let pcm):
             guard let connection = client.connection else { return }
-            client.timeline.sentAudio(pcm, now: MonotonicClock.now())
+            client.timeline.sentAudio(pcm, now: MonotonicClock.now(), analyse: client.reportsTurns.load(ordering: .relaxed))
             pcm.withUnsafeBytes { connection.webSocket?.sendBinary($0) }
             flush(connection)
         case .closeHandshake(let code, let reason):
@@ -360,17 +391,23 @@ final class NetworkLoop: @unchecked Sendable {
     // MARK: Connecting (curl)
 
     private func connect(_ client: Client) {
-        guard isUsable, let multi, let connection = Connection(client: client) else {
+        guard isUsable, let multi, let connection = Connection(client: client), let easy = connection.easy else {
             failed(client, .internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006)
             return
         }
-        let easy = connection.easy
         let endpoint = client.config.endpoint
         ccurl_easy_setopt_string(easy, CURLOPT_URL, endpoint.curlURL)
         ccurl_easy_setopt_long(easy, CURLOPT_CONNECT_ONLY, 1)
         ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(client.config.readyTimeoutMilliseconds))
         ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, connection.errorBuffer)
+        // curl reads nothing into its own buffer here (the WebSocket reads through
+        // curl_easy_recv into the loop's), so its 16 KiB default is memory for nothing.
+        ccurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 1024)
+        if let (share, index) = shares.acquire() {
+            ccurl_easy_setopt_pointer(easy, CURLOPT_SHARE, share)
+            connection.shareIndex = index
+        }
         if endpoint.secure {
             if let caFile = client.config.caFile {
                 ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile)
@@ -414,7 +451,7 @@ final class NetworkLoop: @unchecked Sendable {
             return
         }
         var socket: curl_socket_t = -1
-        ccurl_easy_getinfo_socket(connection.easy, &socket)
+        if let easy = connection.easy { ccurl_easy_getinfo_socket(easy, &socket) }
         guard socket >= 0 else {
             teardown(connection)
             failed(client, .connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006)
@@ -422,11 +459,16 @@ final class NetworkLoop: @unchecked Sendable {
         }
         connection.fd = socket
         Self.capKernelSendBuffer(socket)
-        curlFDs.remove(socket)
-        connectionsByFD[socket] = connection
+        // Out of epoll under curl's number before anything else: a registration lives
+        // as long as the socket does, whichever descriptor closes.
+        if curlFDs.remove(socket) != nil { csys_epoll_ctl(epollFD, Self.delete, socket, 0) }
+        if !endpoint.secure, let easy = connection.ownSocket() {
+            releaseCurl(connection, easy)
+        }
+        connectionsByFD[connection.fd] = connection
         connection.webSocket = WebSocketConnection(hostHeader: endpoint.hostHeader, path: endpoint.path,
                                                    maxMessageBytes: client.config.maxMessageBytes,
-                                                   userAgent: "libmillis/\(MillisVersion.string)")
+                                                   userAgent: "libmillis/\(MillisVersion.string)", random: random)
         client.emit(.log(.debug, "connected to \(endpoint.host):\(endpoint.port); upgrading"))
         flush(connection)
     }
@@ -500,23 +542,22 @@ final class NetworkLoop: @unchecked Sendable {
 
     /// Writes what the WebSocket has queued; asks epoll for writability while some is left.
     private func flush(_ connection: Connection) {
-        guard !connection.isClosed, connection.fd >= 0, var ws = connection.webSocket else { return }
-        var failure: CURLcode?
+        guard !connection.isClosed, connection.fd >= 0, let ws = connection.webSocket else { return }
+        var failure: String?
         ws.drainOutput { bytes in
             var total = 0
             while total < bytes.count {
-                var sent = 0
-                let rc = curl_easy_send(connection.easy, bytes.baseAddress! + total, bytes.count - total, &sent)
-                if rc == CURLE_AGAIN { break }
-                if rc != CURLE_OK { failure = rc; break }
-                total += sent
+                switch connection.send(UnsafeRawBufferPointer(rebasing: bytes[total...])) {
+                case .moved(let n): total += n
+                case .again, .ended: return total
+                case .failed(let message): failure = message; return total
+                }
             }
             return total
         }
         let pending = ws.pendingOutputCount > 0
-        connection.webSocket = ws
         if let failure {
-            lost(connection, "sending to \(connection.client.config.endpoint.url) failed: \(connection.curlMessage(failure))")
+            lost(connection, "sending to \(connection.client.config.endpoint.url) failed: \(failure)")
             return
         }
         updateInterest(connection, wantWrite: pending)
@@ -539,18 +580,19 @@ final class NetworkLoop: @unchecked Sendable {
         guard flags & (Self.readable | Self.failed) != 0 else { return }
         // Read until curl says AGAIN: TLS may hold decrypted bytes the socket no longer shows.
         while !connection.isClosed {
-            var received = 0
-            let rc = readBuffer.withUnsafeMutableBytes { buffer in
-                curl_easy_recv(connection.easy, buffer.baseAddress, buffer.count, &received)
-            }
-            if rc == CURLE_AGAIN { break }
-            if rc != CURLE_OK {
-                lost(connection, "reading from \(connection.client.config.endpoint.url) failed: \(connection.curlMessage(rc))")
+            let result = readBuffer.withUnsafeMutableBytes { connection.receive(into: $0) }
+            let received: Int
+            switch result {
+            case .again:
                 return
-            }
-            if received == 0 {
+            case .failed(let message):
+                lost(connection, "reading from \(connection.client.config.endpoint.url) failed: \(message)")
+                return
+            case .ended:
                 ended(connection)
                 return
+            case .moved(let n):
+                received = n
             }
             let events = readBuffer.withUnsafeBytes { buffer in
                 connection.webSocket?.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<received])) ?? []
@@ -559,6 +601,10 @@ final class NetworkLoop: @unchecked Sendable {
                 handle(event, connection)
             }
             if !connection.isClosed { flush(connection) }
+            // A short read emptied the socket: epoll (level-triggered) reports the next
+            // bytes, so asking again would only cost a recv that says EAGAIN. TLS may
+            // hold decrypted bytes the socket no longer shows: read those until AGAIN.
+            if received < readBuffer.count && !connection.mayHoldBufferedInput { break }
         }
     }
 
@@ -612,6 +658,18 @@ final class NetworkLoop: @unchecked Sendable {
         failed(client, .connectionLost, message, closeCode: 1006)
     }
 
+    /// Frees a connection's curl handle (with a socket curl still owns, closes it).
+    private func releaseCurl(_ connection: Connection, _ easy: UnsafeMutableRawPointer) {
+        connectionsByEasy[easy] = nil
+        if let multi { curl_multi_remove_handle(multi, easy) }
+        curl_easy_cleanup(easy)
+        connection.easy = nil
+        if let index = connection.shareIndex {
+            connection.shareIndex = nil
+            shares.release(index)
+        }
+    }
+
     /// Releases the socket and the curl handle. Nothing more is reported for it.
     private func teardown(_ connection: Connection) {
         guard !connection.isClosed else { return }
@@ -620,14 +678,13 @@ final class NetworkLoop: @unchecked Sendable {
             if connection.registeredEvents != 0 { csys_epoll_ctl(epollFD, Self.delete, connection.fd, 0) }
             connectionsByFD[connection.fd] = nil
         }
-        connectionsByEasy[connection.easy] = nil
-        if let multi { curl_multi_remove_handle(multi, connection.easy) }
-        curl_easy_cleanup(connection.easy)
+        if let easy = connection.easy {
+            releaseCurl(connection, easy)
+            // curl closed the socket with its handle.
+        } else if connection.fd >= 0 {
+            close(connection.fd)
+        }
         if connection.client.connection === connection { connection.client.connection = nil }
     }
 }
 
-/// A timer's reference to its client.
-private struct WeakClient {
-    weak var client: Client?
-}

@@ -9,7 +9,7 @@
 /// A ready conversation whose connection drops unexpectedly is resumed: the session
 /// waits (exponential backoff with jitter), connects again and sends `initiate` with
 /// `session_continuation` set to its session id, so the agent keeps its context.
-public struct Session {
+public final class Session {
     public struct Settings: Sendable {
         /// Bytes per outgoing audio frame (PCM16 16 kHz mono).
         public var frameBytes: Int
@@ -113,17 +113,23 @@ public struct Session {
 
     /// The earliest time at which `tick` has something to do.
     public var nextDeadline: UInt64? {
-        var deadline = [readyDeadline, closeDeadline, reconnectDeadline].compactMap { $0 }.min()
+        // Asked after every input: no temporary array.
+        var deadline = Self.earlier(Self.earlier(readyDeadline, closeDeadline), reconnectDeadline)
         if agentState == .answer && !settings.externalPlayout {
-            let idleAt = playoutEnd + settings.playoutGraceNanoseconds
-            deadline = min(deadline ?? idleAt, idleAt)
+            deadline = Self.earlier(deadline, playoutEnd + settings.playoutGraceNanoseconds)
         }
         return deadline
     }
 
+    private static func earlier(_ a: UInt64?, _ b: UInt64?) -> UInt64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
+    }
+
     // MARK: Inputs from the API
 
-    public mutating func start(_ options: StartOptions, now: UInt64) -> [Action] {
+    public func start(_ options: StartOptions, now: UInt64) -> [Action] {
         guard phase == .idle else { return [] }
         self.options = options
         wasReady = false
@@ -133,7 +139,7 @@ public struct Session {
         return beginConnecting(now: now)
     }
 
-    public mutating func stop(now: UInt64) -> [Action] {
+    public func stop(now: UInt64) -> [Action] {
         switch phase {
         case .idle, .closing:
             return []
@@ -148,41 +154,44 @@ public struct Session {
         }
     }
 
-    public mutating func setMuted(_ muted: Bool) {
+    public func setMuted(_ muted: Bool) {
         isMuted = muted
     }
 
     /// The client is destroyed: the conversation ends at once, whatever its state, so
     /// that no deadline stays armed and no reconnection starts. Nothing is reported (the
     /// handler is gone) and nothing is sent (the loop has closed the transport).
-    public mutating func abandon() -> [Action] {
+    public func abandon() -> [Action] {
         guard phase != .idle else { return [] }
         _ = finish(code: 1000, reason: "client destroyed", error: nil, disconnect: nil)
         return []
     }
 
     /// The transport's queue, as the loop sees it (reported in the stats).
-    public mutating func noteSendQueue(bytes: Int) {
+    public func noteSendQueue(bytes: Int) {
         stats.sendQueueBytes = bytes
     }
 
     /// Microphone audio (PCM16 16 kHz mono) from the application; cut into frames.
     /// `queuedBytes` is what already waits for the socket: past the limit, frames are
     /// dropped (a server that stops reading must not make memory grow).
-    public mutating func userAudio(_ pcm: [UInt8], now: UInt64, queuedBytes: Int = 0) -> [Action] {
+    public func userAudio(_ pcm: [UInt8], now: UInt64, queuedBytes: Int = 0) -> [Action] {
         guard phase == .ready else {
             stats.audioBytesDropped += pcm.count
             stats.audioFramesDropped += (pcm.count + settings.frameBytes - 1) / settings.frameBytes
             return []
         }
-        pendingAudio += pcm
+        // The usual call is one whole frame with nothing left over: it goes out as given,
+        // without a copy.
+        let source = pendingAudio.isEmpty ? pcm : pendingAudio + pcm
+        pendingAudio = []
         var actions: [Action] = []
         let frameBytes = settings.frameBytes
         // A masked binary frame adds at most 14 bytes of header.
         let frameCost = frameBytes + 14
         var queued = queuedBytes
         var offset = 0
-        while pendingAudio.count - offset >= frameBytes {
+        while source.count - offset >= frameBytes {
             let start = offset
             offset += frameBytes
             if queued + frameCost > settings.sendQueueLimitBytes {
@@ -190,7 +199,8 @@ public struct Session {
                 continue
             }
             // Muted: the web client keeps the stream going with zeros so server timing holds.
-            let frame = isMuted ? [UInt8](repeating: 0, count: frameBytes) : Array(pendingAudio[start..<offset])
+            let frame = isMuted ? [UInt8](repeating: 0, count: frameBytes)
+                : source.count == frameBytes ? source : Array(source[start..<offset])
             queued += frameCost
             stats.framesSent += 1
             stats.bytesSent += frameBytes
@@ -202,12 +212,12 @@ public struct Session {
                 actions.append(.sendText("{\"method\":\"ping\",\"data\":\"\(Self.format(ms))\"}"))
             }
         }
-        pendingAudio.removeFirst(offset)
+        if offset < source.count { pendingAudio = Array(source[offset...]) }
         return actions
     }
 
     /// A raw control message from the application.
-    public mutating func sendJSON(_ text: String) -> [Action] {
+    public func sendJSON(_ text: String) -> [Action] {
         guard phase == .open || phase == .ready else { return [] }
         stats.messagesSent += 1
         return [.sendText(text)]
@@ -216,7 +226,7 @@ public struct Session {
     // MARK: Inputs from the transport
 
     /// The WebSocket upgrade succeeded.
-    public mutating func transportOpened(now: UInt64) -> [Action] {
+    public func transportOpened(now: UInt64) -> [Action] {
         guard phase == .connecting, var options else { return [] }
         phase = .open
         stats.messagesSent += 1
@@ -231,7 +241,7 @@ public struct Session {
         return actions
     }
 
-    public mutating func receivedText(_ text: String, now: UInt64) -> [Action] {
+    public func receivedText(_ text: String, now: UInt64) -> [Action] {
         guard phase == .open || phase == .ready else { return [] }
         stats.messagesReceived += 1
         var actions: [Action] = [.emit(.log(.debug, "recv \(text.prefix(500))"))]
@@ -300,7 +310,7 @@ public struct Session {
     }
 
     /// Agent audio (a binary message).
-    public mutating func receivedBinary(_ bytes: [UInt8], now: UInt64) -> [Action] {
+    public func receivedBinary(_ bytes: [UInt8], now: UInt64) -> [Action] {
         guard phase == .open || phase == .ready else { return [] }
         var actions: [Action] = []
         var pcm = bytes
@@ -330,7 +340,7 @@ public struct Session {
     }
 
     /// The server completed a close (its close frame, or its answer to ours).
-    public mutating func transportClosed(code: UInt16, reason: String, now: UInt64) -> [Action] {
+    public func transportClosed(code: UInt16, reason: String, now: UInt64) -> [Action] {
         guard phase != .idle && phase != .reconnecting else { return [] }
         let why = reason.isEmpty ? "" : ": \(reason)"
         if phase != .closing && Self.retryableCloseCodes.contains(code) && canResume {
@@ -346,7 +356,7 @@ public struct Session {
     /// The transport failed (connect error, TLS, handshake, protocol violation, lost
     /// connection). `closeCode` is what onclose reports (1006 unless a close frame was
     /// sent for the failure).
-    public mutating func transportFailed(_ status: MillisStatus, _ message: String, closeCode: Int, now: UInt64) -> [Action] {
+    public func transportFailed(_ status: MillisStatus, _ message: String, closeCode: Int, now: UInt64) -> [Action] {
         guard phase != .idle && phase != .reconnecting else { return [] }
         if phase == .closing && status == .connectionLost {
             // The server dropped TCP instead of answering our close: still a clean stop.
@@ -363,7 +373,7 @@ public struct Session {
 
     // MARK: Time
 
-    public mutating func tick(now: UInt64) -> [Action] {
+    public func tick(now: UInt64) -> [Action] {
         var actions: [Action] = []
         if let deadline = readyDeadline, now >= deadline {
             let ms = settings.readyTimeoutNanoseconds / 1_000_000
@@ -387,7 +397,7 @@ public struct Session {
     }
 
     /// Device audio: the speaker has played everything it was given.
-    public mutating func playoutDrained() -> [Action] {
+    public func playoutDrained() -> [Action] {
         var actions: [Action] = []
         if agentState == .answer { setAgentState(.idle, &actions) }
         return actions
@@ -400,7 +410,7 @@ public struct Session {
         wasReady && !sessionEnded && settings.reconnectAttempts > 0
     }
 
-    private mutating func beginConnecting(now: UInt64) -> [Action] {
+    private func beginConnecting(now: UInt64) -> [Action] {
         phase = .connecting
         readyDeadline = now + settings.readyTimeoutNanoseconds
         closeDeadline = nil
@@ -409,7 +419,7 @@ public struct Session {
         return [.emit(.log(.info, "connecting to \(settings.endpointDescription)")), .connect]
     }
 
-    private mutating func beginReconnect(now: UInt64, cause: String) -> [Action] {
+    private func beginReconnect(now: UInt64, cause: String) -> [Action] {
         let attempt = reconnectAttempt + 1
         guard attempt <= settings.reconnectAttempts else {
             let tries = settings.reconnectAttempts
@@ -437,20 +447,20 @@ public struct Session {
     }
 
     /// xorshift64*: the jitter need not be cryptographic, only spread across clients.
-    private mutating func nextUnitRandom() -> Double {
+    private func nextUnitRandom() -> Double {
         jitterState ^= jitterState >> 12
         jitterState ^= jitterState << 25
         jitterState ^= jitterState >> 27
         return Double((jitterState &* 0x2545_F491_4F6C_DD1D) >> 11) / Double(1 << 53)
     }
 
-    private mutating func setAgentState(_ state: AgentState, _ actions: inout [Action]) {
+    private func setAgentState(_ state: AgentState, _ actions: inout [Action]) {
         guard state != agentState else { return }
         agentState = state
         actions.append(.emit(.agentState(state)))
     }
 
-    private mutating func finish(code: Int, reason: String, error: (MillisStatus, String)?,
+    private func finish(code: Int, reason: String, error: (MillisStatus, String)?,
                                  disconnect: (code: UInt16?, reason: String)?) -> [Action] {
         var actions: [Action] = []
         if let disconnect {

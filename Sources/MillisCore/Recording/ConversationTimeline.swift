@@ -59,10 +59,13 @@ final class ConversationTimeline {
     /// (a file read fast runs ahead of real time), the VAD and the recording follow it,
     /// and a moment the VAD finds is reported at the time its audio went to the socket
     /// (what the server could know of it).
-    func sentAudio(_ pcm: [UInt8], now: UInt64) {
+    func sentAudio(_ pcm: [UInt8], now: UInt64, analyse: Bool) {
         let duration = UInt64(pcm.count / 2) * 62_500
         let start = max(now &- duration, userStreamEnd)
         userStreamEnd = start + duration
+        // Nobody asked for turns or a recording: the detector's work per frame (a fifth
+        // of a session's own cost at scale) buys nothing.
+        guard analyse || recorder != nil else { return }
         sentFrames.append((streamEnd: userStreamEnd, sentAt: now))
         while let first = sentFrames.first, first.streamEnd + Self.sentFramesKept < userStreamEnd {
             sentFrames.removeFirst()
@@ -148,13 +151,15 @@ final class ConversationTimeline {
 
     /// A turn's JSON for the application (times since the start) and, when recording,
     /// its timeline line (times on the recording's clock).
-    func report(_ turn: TurnTracker.Turn, now: UInt64) -> String {
+    /// The turn's JSON for the application (nil when it did not ask: `forApplication`),
+    /// after its line in the recording.
+    func report(_ turn: TurnTracker.Turn, now: UInt64, forApplication: Bool) -> String? {
         if let recorder {
             var line = "{\"t\":\(recorder.time(now)),\"type\":\"turn\","
             line += turn.json(base: recorder.startedAt).dropFirst()
             recorder.line(line)
         }
-        return turn.json(base: conversationStart)
+        return forApplication ? turn.json(base: conversationStart) : nil
     }
 
     // MARK: Lines

@@ -12,7 +12,7 @@ public struct Handshake {
     }
 
     /// A fresh handshake with a random 16-byte nonce as its key.
-    public init(random: inout RandomSource) {
+    public init(random: RandomSource) {
         self.init(key: Base64.encode(random.bytes(16)))
     }
 

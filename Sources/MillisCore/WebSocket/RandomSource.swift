@@ -5,20 +5,21 @@ import CSystem
 
 /// Unpredictable bytes for masking keys and handshake nonces (RFC 6455 §5.3 asks for
 /// keys an attacker cannot predict). Draws from the kernel's CSPRNG in blocks, so that a
-/// frame costs no system call.
-public struct RandomSource {
+/// frame costs no system call. A class, so that one thread's connections can share one
+/// (the network loop's: thousands of connections, one pool); not thread-safe.
+public final class RandomSource {
     private var pool = [UInt8](repeating: 0, count: 4096)
     private var used: Int
 
     public init() { used = pool.count }
 
-    public mutating func next4() -> (UInt8, UInt8, UInt8, UInt8) {
+    public func next4() -> (UInt8, UInt8, UInt8, UInt8) {
         if used + 4 > pool.count { refill() }
         defer { used += 4 }
         return (pool[used], pool[used + 1], pool[used + 2], pool[used + 3])
     }
 
-    public mutating func bytes(_ count: Int) -> [UInt8] {
+    public func bytes(_ count: Int) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(count)
         while out.count < count {
@@ -28,7 +29,7 @@ public struct RandomSource {
         return Array(out.prefix(count))
     }
 
-    private mutating func refill() {
+    private func refill() {
         pool.withUnsafeMutableBytes { buffer in
             var filled = 0
             while filled < buffer.count {

@@ -1,7 +1,7 @@
 /// The client end of one WebSocket (RFC 6455) as a pure state machine: bytes from the
 /// network go in through `receive`, messages come out as events, and everything to be
 /// written collects in `output` for the I/O layer to send. No I/O happens here.
-public struct WebSocketConnection {
+public final class WebSocketConnection {
     public enum State: Equatable, Sendable {
         /// The upgrade request is out; waiting for the 101 response.
         case handshaking
@@ -31,15 +31,16 @@ public struct WebSocketConnection {
     private var decoder: FrameDecoder
     private var fragmentOpcode: Opcode?
     private var fragments: [UInt8] = []
-    private var random: RandomSource
+    private let random: RandomSource
     private var outputBuffer: [UInt8] = []
     private var outputIndex = 0
     public let maxMessageBytes: Int
 
-    /// Starts a connection: the upgrade request is queued in `output` at once.
-    public init(hostHeader: String, path: String, maxMessageBytes: Int, userAgent: String = "libmillis") {
-        var random = RandomSource()
-        self.handshake = Handshake(random: &random)
+    /// Starts a connection: the upgrade request is queued in `output` at once. `random`
+    /// may be shared by the connections of one thread.
+    public init(hostHeader: String, path: String, maxMessageBytes: Int, userAgent: String = "libmillis",
+                random: RandomSource = RandomSource()) {
+        self.handshake = Handshake(random: random)
         self.random = random
         self.maxMessageBytes = maxMessageBytes
         self.decoder = FrameDecoder(maxPayloadBytes: maxMessageBytes)
@@ -52,14 +53,16 @@ public struct WebSocketConnection {
     public var pendingOutputCount: Int { outputBuffer.count - outputIndex }
 
     /// Gives the pending output to `write`, which returns how many bytes it wrote.
-    public mutating func drainOutput(_ write: (UnsafeRawBufferPointer) -> Int) {
+    public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Int) {
         guard pendingOutputCount > 0 else { return }
         let written = outputBuffer.withUnsafeBytes { all in
             write(UnsafeRawBufferPointer(rebasing: all[outputIndex...]))
         }
         outputIndex += max(0, written)
         if outputIndex == outputBuffer.count {
-            outputBuffer.removeAll(keepingCapacity: true)
+            // Released, not kept: thousands of idle connections would each hold their
+            // largest burst (a malloc per frame is the cheaper side of that trade).
+            outputBuffer.removeAll()
             outputIndex = 0
         } else if outputIndex > 65536 {
             outputBuffer.removeFirst(outputIndex)
@@ -70,7 +73,7 @@ public struct WebSocketConnection {
     // MARK: Sending
 
     /// Queues a text message. Ignored unless the connection is open.
-    public mutating func sendText(_ text: String) {
+    public func sendText(_ text: String) {
         guard state == .open else { return }
         var copy = text
         copy.withUTF8 { utf8 in
@@ -79,13 +82,13 @@ public struct WebSocketConnection {
     }
 
     /// Queues a binary message. Ignored unless the connection is open.
-    public mutating func sendBinary(_ payload: UnsafeRawBufferPointer) {
+    public func sendBinary(_ payload: UnsafeRawBufferPointer) {
         guard state == .open else { return }
         FrameEncoder.encode(opcode: .binary, payload: payload, key: random.next4(), into: &outputBuffer)
     }
 
     /// Queues a ping with `payload` (at most 125 bytes).
-    public mutating func sendPing(_ payload: [UInt8] = []) {
+    public func sendPing(_ payload: [UInt8] = []) {
         guard state == .open else { return }
         FrameEncoder.encode(opcode: .ping, payload: Array(payload.prefix(125)), key: random.next4(), into: &outputBuffer)
     }
@@ -93,7 +96,7 @@ public struct WebSocketConnection {
     /// Starts the closing handshake. Returns false when there is no open socket to close
     /// (then the caller simply drops the connection).
     @discardableResult
-    public mutating func close(code: UInt16 = 1000, reason: String = "") -> Bool {
+    public func close(code: UInt16 = 1000, reason: String = "") -> Bool {
         guard state == .open else {
             if state == .handshaking { state = .closed }
             return false
@@ -103,7 +106,7 @@ public struct WebSocketConnection {
         return true
     }
 
-    private mutating func queueClose(code: UInt16, reason: String) {
+    private func queueClose(code: UInt16, reason: String) {
         var payload = [UInt8(code >> 8), UInt8(code & 0xFF)]
         // A control payload is at most 125 bytes; cut the reason on a character boundary.
         var reasonBytes: [UInt8] = []
@@ -119,7 +122,7 @@ public struct WebSocketConnection {
     // MARK: Receiving
 
     /// Feeds bytes read from the network; returns what they meant, in order.
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer) -> [Event] {
+    public func receive(_ bytes: UnsafeRawBufferPointer) -> [Event] {
         var events: [Event] = []
         switch state {
         case .closed:
@@ -143,8 +146,9 @@ public struct WebSocketConnection {
             responseHead = []
             decoder.append(rest)
         case .open, .closeSent:
-            decoder.append(bytes)
+            decoder.lend(bytes)
         }
+        defer { decoder.takeBack() }
         while state == .open || state == .closeSent {
             let frame: Frame?
             do {
@@ -160,7 +164,7 @@ public struct WebSocketConnection {
 
     /// The transport ended. Returns the failure to report when that was not the end of a
     /// closing handshake.
-    public mutating func transportEnded() -> WebSocketError? {
+    public func transportEnded() -> WebSocketError? {
         defer { state = .closed }
         switch state {
         case .closed: return nil
@@ -169,7 +173,7 @@ public struct WebSocketConnection {
         }
     }
 
-    private mutating func handle(_ frame: Frame, into events: inout [Event]) {
+    private func handle(_ frame: Frame, into events: inout [Event]) {
         switch frame.opcode {
         case .ping:
             if state == .open {
@@ -209,7 +213,7 @@ public struct WebSocketConnection {
         }
     }
 
-    private mutating func deliver(_ opcode: Opcode, _ payload: [UInt8], into events: inout [Event]) {
+    private func deliver(_ opcode: Opcode, _ payload: [UInt8], into events: inout [Event]) {
         // After our close, data is discarded (RFC 6455 §1.4).
         guard state == .open else { return }
         if opcode == .binary {
@@ -223,7 +227,7 @@ public struct WebSocketConnection {
         events.append(.text(text))
     }
 
-    private mutating func handleClose(_ payload: [UInt8], into events: inout [Event]) {
+    private func handleClose(_ payload: [UInt8], into events: inout [Event]) {
         var code: UInt16 = 1005
         var reason = ""
         if payload.count == 1 {
@@ -259,7 +263,7 @@ public struct WebSocketConnection {
         }
     }
 
-    private mutating func fail(_ error: WebSocketError, into events: inout [Event]) -> [Event] {
+    private func fail(_ error: WebSocketError, into events: inout [Event]) -> [Event] {
         if state == .open {
             queueClose(code: error.closeCode, reason: String(error.message.prefix(100)))
         }

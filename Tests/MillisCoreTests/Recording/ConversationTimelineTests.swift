@@ -40,14 +40,14 @@ final class ConversationTimelineTests: ScratchDirectoryTestCase {
         let speech = TestFiles.int16([Double](repeating: 0, count: 1600) + TestFiles.tone(frequency: 440, dBFS: -20, count: 4800)
             + [Double](repeating: 0, count: 6400))
         for k in 0..<40 {
-            timeline.sentAudio(bytes(Array(speech[(320 * k)..<(320 * k + 320)])), now: t0 + UInt64(k + 1) * 20 * ms)
+            timeline.sentAudio(bytes(Array(speech[(320 * k)..<(320 * k + 320)])), now: t0 + UInt64(k + 1) * 20 * ms, analyse: true)
         }
         XCTAssertNil(timeline.event(.agentState(.prepareAnswer), now: t0 + 810 * ms))
         let agent = [Int16](repeating: -7, count: 1600)
         let turn = try XCTUnwrap(timeline.agentAudio(bytes(agent), now: t0 + 900 * ms, playedNow: true))
         XCTAssertEqual(turn, TurnTracker.Turn(number: 1, userSpeechEnd: t0 + 400 * ms, startAnswering: t0 + 810 * ms,
                                               firstAudio: t0 + 900 * ms, firstPlayed: t0 + 900 * ms))
-        let reported = try JSONParser.parse(timeline.report(turn, now: t0 + 900 * ms))
+        let reported = try JSONParser.parse(timeline.report(turn, now: t0 + 900 * ms, forApplication: true)!)
         XCTAssertEqual(reported["user_speech_end"], .number(Seconds.format(Int64(t0 + 400 * ms - begin))),
                        "the application's JSON counts from the conversation's start")
         XCTAssertEqual(reported["latency_ms"]?["total"], .number("500.000"))
@@ -126,7 +126,7 @@ final class ConversationTimelineTests: ScratchDirectoryTestCase {
         timeline.begin(now: recorder.startedAt + 5 * ms)
         timeline.attach(recorder, now: recorder.startedAt + 6 * ms)
         // Some audio: an Ogg Opus recording without any is RecorderTests.testOpusRecordingStoppedAtOnce.
-        timeline.sentAudio([UInt8](repeating: 0, count: 640), now: recorder.startedAt + 20 * ms)
+        timeline.sentAudio([UInt8](repeating: 0, count: 640), now: recorder.startedAt + 20 * ms, analyse: true)
         _ = timeline.detach()
         XCTAssertNil(recorder.finishAndWait())
         let header = try XCTUnwrap(try parsedLines(recorder.timelinePath).first)
@@ -168,7 +168,7 @@ final class ConversationTimelineTests: ScratchDirectoryTestCase {
         XCTAssertNil(timeline.event(.agentState(.prepareAnswer), now: 1_100 * ms))
         XCTAssertNil(timeline.agentAudio([0, 0], now: 1_200 * ms, playedNow: false))
         let turn = try XCTUnwrap(timeline.played(at: 1_250 * ms))
-        let json = try JSONParser.parse(timeline.report(turn, now: 1_250 * ms))
+        let json = try JSONParser.parse(timeline.report(turn, now: 1_250 * ms, forApplication: true)!)
         XCTAssertEqual(json["start_answering"], .number("0.100000"))
         XCTAssertEqual(json["first_played"], .number("0.250000"))
         XCTAssertEqual(json["user_speech_end"], .null)

@@ -18,8 +18,8 @@ final class HandshakeTests: XCTestCase {
     }
 
     func testRandomKeysAre16BytesAndDiffer() {
-        var random = RandomSource()
-        let a = Handshake(random: &random).key, b = Handshake(random: &random).key
+        let random = RandomSource()
+        let a = Handshake(random: random).key, b = Handshake(random: random).key
         XCTAssertEqual(a.count, 24)
         XCTAssertNotEqual(a, b)
     }
