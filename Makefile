@@ -17,16 +17,18 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip \
 	libasound2-dev libspeexdsp-dev alsa-utils pulseaudio pulseaudio-utils libasound2-plugins \
 	libopus-dev libopusenc-dev libopusfile-dev libogg-dev opus-tools libcjson-dev tmux \
-	python3-setuptools python3-wheel python3-venv
-PIP_PACKAGES := websockets pytest cryptography numpy scipy
+	python3-setuptools python3-wheel python3-venv libssl-dev
+PIP_PACKAGES := websockets pytest cryptography numpy scipy matplotlib
 
 .PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean \
-	install uninstall
+	install uninstall bench
 help:
 	@echo "make demo       build, start the devserver, hold a conversation with the C example"
 	@echo "make test       the whole suite: Swift unit tests, C ABI tests, Python tests"
 	@echo "make build      build/libmillis.so + build/pkgconfig/millis.pc"
 	@echo "make devserver  run the local Millis-compatible server on ws://127.0.0.1:8765/millis"
+	@echo "make bench      the benchmark (bench/README.md): tables, build/bench/results.json, scale.png"
+	@echo "                (about 20 min; BENCH_ARGS=--quick for a short check, BENCH_ARGS='--only scale')"
 	@echo "make install    install into PREFIX (default /usr/local; also DESTDIR, LIBDIR, BINDIR, PYTHONDIR, ...)"
 	@echo "make uninstall  remove what make install installed (same variables)"
 
@@ -74,6 +76,14 @@ devserver: deps
 
 clean:
 	rm -rf .build $(BUILD)
+
+# The benchmark (bench/README.md): scale sweep of libmillis and of the Python peer against
+# the C load server, device-mode cost, connect and SDK latency, device audio figures;
+# medians over repeated runs. Writes build/bench/results.json, tables.md and scale.png.
+# BENCH_ARGS passes options through (--quick, --only scale,peer, --runs 5, ...).
+BENCH_ARGS ?=
+bench: build
+	$(PYTHON) bench/run.py --out $(BUILD)/bench $(BENCH_ARGS)
 
 # Device-audio figures (ERLE, barge-in, capture -> wire) with medians, on the paced
 # PulseAudio echo loop (README "Audio").

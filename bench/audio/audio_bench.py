@@ -31,7 +31,8 @@ from audio_bed import PulseBed  # noqa: E402
 
 DRIVER = ROOT / "Tests" / "python" / "device_session.py"
 USER_WAV = ROOT / "bindings" / "audio" / "user.wav"
-KEYS = ["echo_erle_db", "echo_erle_recent_db", "last_clear_ms", "capture_to_wire_ms", "clears",
+KEYS = ["echo_erle_db", "echo_erle_recent_db", "last_clear_ms", "capture_to_wire_ms", "wire_to_device_ms",
+        "wire_to_device_beyond_queue_ms", "wire_to_device_beyond_queue_max_ms", "clears",
         "playback_underruns", "playback_xruns", "capture_overruns", "echo_realignments"]
 
 

@@ -71,7 +71,8 @@ def run_one(n: int, args: argparse.Namespace, tmp: str) -> Dict[str, Any]:
     try:
         c0, t0 = proc_cpu_s(srv.pid), time.monotonic()
         peer = subprocess.run(["nice", "-n", str(args.nice), sys.executable, str(PEER), "--url", url,
-                               "--sessions", str(n), "--seconds", str(args.seconds), "--json", out],
+                               "--sessions", str(n), "--seconds", str(args.seconds), "--json", out,
+                               "--server-pid", str(srv.pid)],
                               stderr=subprocess.PIPE, text=True)
         c1, t1 = proc_cpu_s(srv.pid), time.monotonic()
         rss = proc_kib(srv.pid, "VmHWM")
@@ -87,9 +88,9 @@ def run_one(n: int, args: argparse.Namespace, tmp: str) -> Dict[str, Any]:
         "server_cpu_percent_of_core": round(100 * (c1 - c0) / (t1 - t0), 2),
         "server_max_rss_kib": rss,
         "server_runqueue_wait_s": s.get("runqueue_wait_s"),
-        "peer_runqueue_wait_s": p.get("runqueue_wait_run_s"),
-        "peer_cpu_ms_per_session_second": p["cpu_ms_per_session_second"],
-        "peer_cpu_percent_of_core": p["cpu_percent_of_core_run"],
+        "peer_runqueue_wait_s": p["window"].get("runqueue_wait_s"),
+        "peer_cpu_ms_per_session_second": p["window"]["cpu_ms_per_session_second"],
+        "peer_cpu_percent_of_core": round(100 * p["window"]["cpu_cores"], 2),
         "peer_rss_kib_per_session": p["rss_kib_per_session"],
         "peer_rss_peak_kib": p["rss_peak_sampled_kib"],
         "lateness_p50_ms": p["lateness_ms"]["p50"],

@@ -6,11 +6,18 @@
 
 The Python peer of the libmillis benchmark: the same protocol workload as a libmillis
 client, done the way a reasonable asyncio program would do it. Each session connects,
-sends `initiate` (public key "test-public-key", agent "demo-agent"), waits for
-`onready`, then for --seconds sends 640-byte (20 ms) PCM16 frames in real time (frame k
-is due at onready + k * 20 ms; its lateness is the time its `send` returned minus that),
-a `ping` text after every 1000 frames, receives everything (agent audio counted, every
-control message parsed with json.loads and dispatched by method), and closes.
+sends `initiate` (public key "test-public-key", agent "demo-agent") and waits for
+`onready`. Once every session is ready (and --settle-s has passed), all of them send
+640-byte (20 ms) PCM16 frames in real time for --seconds: frame k of session i is due at
+t0 + k * 20 ms + (i % slots) * 20 ms / slots; its first 8 bytes are that due time
+(CLOCK_MONOTONIC ns, little-endian uint64: time.monotonic_ns() is that clock) for a
+server run with --stamped to measure its lateness on arrival; the peer's own view is the
+time its `send` returned minus the due time. A `ping` text goes after every 1000
+frames. Everything is received (agent audio counted, every control message parsed with
+json.loads and dispatched by method). After --drain-s, each session closes.
+
+CPU and RSS are measured over the sending window only (the steady state): CPU from
+getrusage, RSS as VmRSS at the end of the window minus VmRSS before the first connect.
 
 One task sends and one task receives per session; nothing is logged per frame. The
 summary goes to --json (and a few lines to stderr). See README.md in this folder.
@@ -26,6 +33,7 @@ import math
 import os
 import platform
 import resource
+import struct
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -35,6 +43,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 FRAME_S = 0.020
+FRAME_NS = 20_000_000
 FRAME_BYTES = 640
 PING_EVERY = 1000
 PUBLIC_KEY = "test-public-key"
@@ -89,9 +98,10 @@ class Histogram:
 
     def summary(self) -> Dict[str, Any]:
         if not self.count:
-            return {"count": 0, "p50": None, "p99": None, "max": None, "mean": None}
+            return {"count": 0, "p50": None, "p99": None, "p999": None, "max": None, "mean": None}
         return {"count": self.count, "p50": round(self.quantile(0.5), 3),
-                "p99": round(self.quantile(0.99), 3), "max": round(self.max, 3),
+                "p99": round(self.quantile(0.99), 3), "p999": round(self.quantile(0.999), 3),
+                "max": round(self.max, 3),
                 "min": round(self.min, 3), "mean": round(self.sum / self.count, 3)}
 
 
@@ -130,12 +140,42 @@ def cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def proc_cpu_s(pid: int) -> Optional[float]:
+    """utime + stime of another process (the server), from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def proc_runqueue_wait_s(pid: int) -> Optional[float]:
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_cpu() -> List[float]:
+    """The machine's CPU seconds by kind (/proc/stat: user nice system idle iowait irq softirq steal)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return [x / os.sysconf("SC_CLK_TCK") for x in v]
+    except (OSError, ValueError):
+        return [0.0] * 8
+
+
 class Totals:
     """What all sessions add up to (one asyncio thread: no locking needed)."""
 
     def __init__(self) -> None:
         self.lateness = Histogram()          # outgoing frames: send returned - due time
         self.agent_lateness = Histogram()    # agent frame k: arrival - (start_answering + k*20 ms)
+        self.agent_delivery = Histogram()    # arrival - the server's send stamp (stamped server)
+        self.agent_stamped = 0
         self.frames_scheduled = 0
         self.frames_sent = 0
         self.frames_late = 0                 # sent more than one frame (20 ms) late
@@ -153,6 +193,12 @@ class Totals:
         self.sessions_ready = 0
         self.sessions_dropped = 0            # closed by the other side before the end
         self.sessions_ended_by_server = 0    # onsessionended received
+        self.settled = 0                     # sessions ready or failed
+        self.all_settled = asyncio.Event()
+        self.start = asyncio.Event()         # set with t0_ns when the window begins
+        self.t0_ns = 0
+        self.senders_left = 0                # sessions still sending in the window
+        self.window_end: Optional[Callable[[], None]] = None
 
 
 class Session:
@@ -229,6 +275,11 @@ class Session:
         now = self.loop.time()
         self.t.agent_frames += 1
         self.t.agent_bytes += len(data)
+        if len(data) >= 8:
+            d = time.monotonic_ns() - int.from_bytes(data[:8], "little")
+            if -1_000_000_000 < d < 10_000_000_000:     # a plausible stamp: the server's send time
+                self.t.agent_delivery.add(d / 1e6)
+                self.t.agent_stamped += 1
         if self.answer_start is not None:
             due = self.answer_start + self.answer_frames * FRAME_S
             self.t.agent_lateness.add((now - due) * 1000)
@@ -260,17 +311,23 @@ class Session:
     async def send(self, ws) -> None:
         loop = self.loop
         t = self.t
-        nframes = max(0, round(self.args.seconds / FRAME_S))
+        args = self.args
+        nframes = max(0, round(args.seconds / FRAME_S))
         t.frames_scheduled += nframes
-        start = loop.time()
+        # loop.time() is time.monotonic() (CLOCK_MONOTONIC), the stamps' clock
+        offset = loop.time() - time.monotonic_ns() / 1e9
+        start_ns = t.t0_ns + (self.index % args.slots) * FRAME_NS // args.slots
+        stamp = args.stamp
+        tail = FRAME[8:]
         sent = 0
         try:
             for k in range(nframes):
-                due = start + k * FRAME_S
+                due_ns = start_ns + k * FRAME_NS
+                due = due_ns / 1e9 + offset
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await ws.send(FRAME)
+                await ws.send(struct.pack("<Q", due_ns) + tail if stamp else FRAME)
                 late = loop.time() - due
                 sent += 1
                 t.lateness.add(late * 1000)
@@ -285,6 +342,19 @@ class Session:
             t.sessions_dropped += 1
         finally:
             t.frames_sent += sent
+            self.sender_done()
+
+    def sender_done(self) -> None:
+        t = self.t
+        t.senders_left -= 1
+        if t.senders_left == 0 and t.window_end is not None:
+            t.window_end()
+
+    def settle(self) -> None:
+        t = self.t
+        t.settled += 1
+        if t.settled == self.args.sessions:
+            t.all_settled.set()
 
     async def run(self, delay: float) -> None:
         if delay > 0:
@@ -296,6 +366,7 @@ class Session:
                                         self.args.ready_timeout)
         except Exception as e:  # noqa: BLE001 - every failure to connect is counted
             self.fail(e)
+            self.settle()
             return
         receiver = asyncio.create_task(self.receive(ws))
         try:
@@ -305,12 +376,17 @@ class Session:
             await asyncio.wait_for(self.ready.wait(), max(0.0, remaining))
         except Exception as e:  # noqa: BLE001
             self.fail(e)
+            self.settle()
             receiver.cancel()
             await ws.close()
             return
         t.ready_ms.append((self.loop.time() - t0) * 1000)
         t.sessions_ready += 1
+        t.senders_left += 1
+        self.settle()
+        await t.start.wait()
         await self.send(ws)
+        await asyncio.sleep(self.args.drain_s)     # agent audio in flight arrives
         await ws.close()
         await receiver
 
@@ -357,31 +433,76 @@ async def sample_rss(stop: asyncio.Event, out: Dict[str, int]) -> None:
 
 
 async def amain(args: argparse.Namespace) -> Dict[str, Any]:
+    loop = asyncio.get_running_loop()
     totals = Totals()
-    totals.t0 = asyncio.get_running_loop().time()
+    totals.t0 = loop.time()
     rss_baseline = vm_status_kib("VmRSS")
-    cpu0, wall0, wait0 = cpu_seconds(), time.monotonic(), runqueue_wait_s()
+    cpu_start, wall_start = cpu_seconds(), time.monotonic()
     stop = asyncio.Event()
     rss: Dict[str, int] = {}
     sampler = asyncio.create_task(sample_rss(stop, rss))
     gc_watch = GcWatch()
     gc.callbacks.append(gc_watch)
-    sessions = [Session(i, args, totals) for i in range(args.sessions)]
+    n, secs = args.sessions, args.seconds
+    sessions = [Session(i, args, totals) for i in range(n)]
     ramp = args.ramp_s
-    await asyncio.gather(*(s.run(ramp * i / args.sessions if args.sessions else 0)
-                           for i, s in enumerate(sessions)))
-    cpu1, wall1, wait1 = cpu_seconds(), time.monotonic(), runqueue_wait_s()
-    rss_end = vm_status_kib("VmRSS")
+    runs = asyncio.gather(*(s.run(ramp * i / n if n else 0) for i, s in enumerate(sessions)))
+
+    # Connect phase: every session ready or failed; then the window.
+    await totals.all_settled.wait()
+    setup_wall = time.monotonic() - wall_start
+    await asyncio.sleep(args.settle_s)
+    setup_cpu = cpu_seconds() - cpu_start
+    rss_ready = vm_status_kib("VmRSS")
+    pid = args.server_pid
+    w: Dict[str, Any] = {}
+    done = asyncio.Event()
+
+    def window_end() -> None:
+        w["t1"], w["ru1"], w["wait1"], w["m1"] = time.monotonic_ns(), resource.getrusage(resource.RUSAGE_SELF), \
+            runqueue_wait_s(), machine_cpu()
+        w["srv1"], w["srv_wait1"] = (proc_cpu_s(pid), proc_runqueue_wait_s(pid)) if pid else (None, None)
+        w["rss_end"], w["hwm"] = vm_status_kib("VmRSS"), vm_status_kib("VmHWM")
+        done.set()
+
+    totals.window_end = window_end
+    w["srv0"], w["srv_wait0"] = (proc_cpu_s(pid), proc_runqueue_wait_s(pid)) if pid else (None, None)
+    w["wait0"], w["m0"], w["ru0"] = runqueue_wait_s(), machine_cpu(), resource.getrusage(resource.RUSAGE_SELF)
+    totals.t0_ns = time.monotonic_ns() + 2_000_000          # the first frames are due 2 ms from now
+    w["t0"] = totals.t0_ns
+    if totals.senders_left == 0:
+        window_end()
+    totals.start.set()
+    await runs
+    await done.wait()
     stop.set()
     await sampler
     gc.callbacks.remove(gc_watch)
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    n, secs = args.sessions, args.seconds
-    run_cpu = cpu1 - cpu0
-    frames_not_sent = totals.frames_scheduled - totals.frames_sent + \
-        (n - totals.sessions_ready) * max(0, round(secs / FRAME_S))
-    rss_peak = rss.get("max", rss_end or 0)
+    wall = max(1e-9, (w["t1"] - w["t0"]) / 1e9)
+    r0, r1 = w["ru0"], w["ru1"]
+    cpu_user, cpu_sys = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+    cpu = cpu_user + cpu_sys
+    m0, m1 = w["m0"], w["m1"]
+    busy = sum(m1[k] - m0[k] for k in (0, 1, 2, 5, 6, 7))
+    window: Dict[str, Any] = {
+        "wall_s": round(wall, 4), "cpu_s": round(cpu, 4), "cpu_user_s": round(cpu_user, 4),
+        "cpu_sys_s": round(cpu_sys, 4), "cpu_cores": round(cpu / wall, 4),
+        "cpu_ms_per_session_second": round(1000 * cpu / (n * wall), 5) if n else None,
+        "runqueue_wait_s": round(w["wait1"] - w["wait0"], 4) if w["wait0"] is not None and w["wait1"] is not None
+        else None,
+        "machine_busy_cores": round(busy / wall, 4), "machine_softirq_cores": round((m1[6] - m0[6]) / wall, 4),
+        "machine_cores": os.cpu_count(),
+    }
+    if pid and w["srv0"] is not None and w["srv1"] is not None:
+        window.update(server_pid=pid, server_cpu_s=round(w["srv1"] - w["srv0"], 4),
+                      server_cpu_cores=round((w["srv1"] - w["srv0"]) / wall, 4),
+                      server_runqueue_wait_s=round(w["srv_wait1"] - w["srv_wait0"], 4)
+                      if w["srv_wait0"] is not None and w["srv_wait1"] is not None else None)
+    frames_per_session = max(0, round(secs / FRAME_S))
+    frames_not_sent = totals.frames_scheduled - totals.frames_sent + (n - totals.sessions_ready) * frames_per_session
+    rss_end = w["rss_end"] or 0
     return {
         "client": "millis_peer",
         "implementation": f"python {platform.python_version()} asyncio + websockets {websockets.__version__}",
@@ -389,12 +510,17 @@ async def amain(args: argparse.Namespace) -> Dict[str, Any]:
         "sessions": n,
         "seconds": secs,
         "ramp_s": ramp,
+        "settle_s": args.settle_s,
+        "drain_s": args.drain_s,
+        "slots": args.slots,
+        "stamped": args.stamp,
         "sessions_ready": totals.sessions_ready,
         "connect_failures": totals.connect_failures,
         "connect_failure_reasons": totals.failure_reasons,
         "sessions_dropped": totals.sessions_dropped,
         "sessions_ended_by_server": totals.sessions_ended_by_server,
-        "frames_expected": n * max(0, round(secs / FRAME_S)),
+        "frames_due": n * frames_per_session,
+        "frames_expected": n * frames_per_session,
         "frames_sent": totals.frames_sent,
         "frames_not_sent": frames_not_sent,
         "frames_late": totals.frames_late,
@@ -406,22 +532,23 @@ async def amain(args: argparse.Namespace) -> Dict[str, Any]:
         "ping_rtt_ms": quantiles(totals.rtt_ms),
         "agent_frames_received": totals.agent_frames,
         "agent_bytes_received": totals.agent_bytes,
+        "agent_frames_stamped": totals.agent_stamped,
+        "agent_delivery_ms": totals.agent_delivery.summary(),
         "agent_frame_arrival_lateness_ms": totals.agent_lateness.summary(),
         "control_messages_received": totals.methods,
         "ready_latency_ms": quantiles(totals.ready_ms),
         "gc": gc_watch.summary(),
-        "wall_run_s": round(wall1 - wall0, 3),
-        "cpu_run_s": round(run_cpu, 3),
+        "setup_wall_s": round(setup_wall, 3),
+        "setup_cpu_s": round(setup_cpu, 4),
+        "window": window,
         "cpu_process_s": round(ru.ru_utime + ru.ru_stime, 3),
-        "runqueue_wait_run_s": round(wait1 - wait0, 3) if wait0 is not None and wait1 is not None else None,
-        "cpu_percent_of_core_run": round(100 * run_cpu / (wall1 - wall0), 2) if wall1 > wall0 else None,
-        "cpu_ms_per_session_second": round(1000 * run_cpu / (n * secs), 4) if n and secs else None,
         "ru_maxrss_kib": ru.ru_maxrss,
-        "vm_hwm_kib": vm_status_kib("VmHWM"),
-        "rss_baseline_kib": rss_baseline,
-        "rss_peak_sampled_kib": rss_peak,
-        "rss_end_kib": rss_end,
-        "rss_kib_per_session": round((rss_peak - (rss_baseline or 0)) / n, 2) if n else None,
+        "vm_hwm_kib": w["hwm"],
+        "rss_kib_before": rss_baseline,
+        "rss_kib_ready": rss_ready,
+        "rss_kib_window_end": rss_end,
+        "rss_peak_sampled_kib": rss.get("max", rss_end),
+        "rss_kib_per_session": round((rss_end - (rss_baseline or 0)) / n, 2) if n else None,
     }
 
 
@@ -431,15 +558,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--url", required=True, help="ws://HOST:PORT/millis")
     p.add_argument("--sessions", type=int, default=1, help="concurrent sessions (default 1)")
     p.add_argument("--seconds", type=float, default=10.0,
-                   help="audio each session sends, from its onready (default 10)")
+                   help="audio each session sends in the window (default 10)")
     p.add_argument("--ramp-s", type=float, default=1.0,
                    help="session i starts connecting at i * RAMP / N seconds (default 1.0)")
+    p.add_argument("--settle-s", type=float, default=1.0,
+                   help="from the last onready to the start of the window (default 1.0)")
+    p.add_argument("--drain-s", type=float, default=3.0,
+                   help="after its last frame, a session waits this long for agent audio before closing (default 3)")
+    p.add_argument("--slots", type=int, default=20,
+                   help="sessions' frames are due in this many phases spread over 20 ms (default 20; 1: all at once)")
+    p.add_argument("--no-stamp", dest="stamp", action="store_false",
+                   help="do not write the due time into the first 8 bytes of each frame")
+    p.add_argument("--server-pid", type=int, help="the server's pid: its CPU over the window goes into the summary")
     p.add_argument("--ready-timeout", type=float, default=30.0,
                    help="seconds from connecting to onready before a session counts as failed")
     p.add_argument("--json", help="write the summary there")
     args = p.parse_args(argv)
-    if args.sessions < 0 or args.seconds < 0 or args.ramp_s < 0:
-        p.error("--sessions, --seconds and --ramp-s must not be negative")
+    if args.sessions < 1 or args.seconds < 0 or args.ramp_s < 0 or args.settle_s < 0 or args.drain_s < 0 \
+            or args.slots < 1:
+        p.error("--sessions and --slots must be at least 1; --seconds, --ramp-s, --settle-s, --drain-s not negative")
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
@@ -454,12 +591,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             f.write("\n")
         os.replace(tmp, args.json)
     lat = result["lateness_ms"]
+    win = result["window"]
     print(f"millis_peer: {result['sessions_ready']}/{result['sessions']} sessions ready, "
           f"{result['frames_sent']} frames sent, {result['frames_late_or_lost']} late or lost, "
           f"lateness p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms, "
-          f"{result['agent_frames_received']} agent frames, cpu {result['cpu_run_s']} s "
-          f"({result['cpu_ms_per_session_second']} ms per session-second), "
-          f"rss {result['rss_peak_sampled_kib']} KiB ({result['rss_kib_per_session']} KiB per session)",
+          f"{result['agent_frames_received']} agent frames, window cpu {win['cpu_s']} s "
+          f"({win['cpu_ms_per_session_second']} ms per session-second), "
+          f"rss +{result['rss_kib_window_end'] - (result['rss_kib_before'] or 0)} KiB "
+          f"({result['rss_kib_per_session']} KiB per session)",
           file=sys.stderr)
     return 0
 

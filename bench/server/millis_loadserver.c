@@ -1,12 +1,17 @@
 /* millis_loadserver: a Millis-compatible WebSocket server for load benchmarks.
  *
- * One thread, one epoll loop, non-blocking sockets, plain ws://. Every connection
+ * One thread, one epoll loop, non-blocking sockets, plain ws:// (wss:// with --tls-cert
+ * and --tls-key: OpenSSL, handshakes inside the same loop). Every connection
  * that sends `initiate` gets `onready` and then a fixed conversation in a loop: after
  * each --turn-ms of user audio received, a final transcript, start_answering, a final
  * response text and --answer-ms of agent audio (640-byte PCM16 frames, one every
  * 20 ms on a per-connection schedule). Pings are answered with pongs. Agent frames are
  * timed by a min-heap of per-connection deadlines that drives the epoll timeout (on a
  * --tick-us grid), not by a thread or a timer per connection.
+ *
+ * With --stamped, binary frames carry a CLOCK_MONOTONIC timestamp in their first 8
+ * bytes both ways, so that a client on the same machine can measure one-way latency
+ * against the same clock (see README.md, "Stamped frames").
  *
  * See README.md in this folder for the options and the stats file.
  */
@@ -16,9 +21,12 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +49,9 @@
 #define MAX_EVENTS 1024
 #define HIST_BINS 40000                /* 0.05 ms bins: 0 .. 2000 ms */
 #define HIST_BIN_MS 0.05
+#define FINE_BINS 40000                /* 1 us bins: 0 .. 40 ms (the stamp histogram) */
+#define FINE_BIN_MS 0.001
+#define FINE_TOP_COARSE 800            /* the 0.05 ms bin where the fine bins end (40 ms) */
 
 /* ------------------------------------------------------------------ options */
 
@@ -53,7 +64,9 @@ static struct {
     uint64_t max_message;
     uint64_t max_pending;
     int quiet;
-} opt = {"127.0.0.1", 8766, 4000, 2000, 1000, 1000, 0, NULL, 16u << 20, 16u << 20, 0};
+    int stamped;
+    const char *tls_cert, *tls_key;
+} opt = {"127.0.0.1", 8766, 4000, 2000, 1000, 1000, 0, NULL, 16u << 20, 16u << 20, 0, 0, NULL, NULL};
 
 /* ------------------------------------------------------------------ time */
 
@@ -172,14 +185,46 @@ static double hist_q(const hist *h, double p) {
     return h->max;
 }
 
+/* Stamp lateness and connect times on loopback are tens of microseconds: 0.05 ms bins
+ * would report every median as 0.05 or 0.10. 1 us bins up to 40 ms, then 0.05 ms to 2 s. */
+typedef struct { uint64_t fine[FINE_BINS], coarse[HIST_BINS], count, over; double max, min, sum; } fhist;
+
+static void fhist_add(fhist *h, double ms) {
+    if (h->count == 0 || ms > h->max) h->max = ms;
+    if (h->count == 0 || ms < h->min) h->min = ms;
+    h->count++;
+    h->sum += ms;
+    if (ms < 0) ms = 0;
+    size_t i = (size_t)(ms / FINE_BIN_MS);
+    if (i < FINE_BINS) { h->fine[i]++; return; }
+    i = (size_t)(ms / HIST_BIN_MS);
+    if (i < FINE_TOP_COARSE) i = FINE_TOP_COARSE;
+    if (i >= HIST_BINS) h->over++; else h->coarse[i]++;
+}
+
+static double fhist_q(const fhist *h, double p) {
+    if (!h->count) return 0;
+    uint64_t rank = (uint64_t)ceil(p * (double)h->count), acc = 0;
+    if (rank < 1) rank = 1;
+    for (size_t i = 0; i < FINE_BINS; i++)
+        if ((acc += h->fine[i]) >= rank) return fmin((double)(i + 1) * FINE_BIN_MS, h->max);
+    for (size_t i = 0; i < HIST_BINS; i++)
+        if ((acc += h->coarse[i]) >= rank) return fmin((double)(i + 1) * HIST_BIN_MS, h->max);
+    return h->max;
+}
+
 /* ------------------------------------------------------------------ connections */
 
-enum { ST_HTTP, ST_WS, ST_CLOSING, ST_CLOSED };
+enum { ST_HTTP, ST_WS, ST_CLOSING, ST_CLOSED, ST_TLS };
 
 typedef struct conn {
     int fd;
     uint32_t id;
     uint8_t state, initiated, close_sent, close_received, want_out, dirty, rejected;
+    /* wss:// only: the TLS session; a read that needs the socket writable (a TLS 1.3
+     * post-handshake message); a fatal TLS error (no close_notify may follow it) */
+    SSL *ssl;
+    uint8_t tls_read_wants_out, tls_failed;
     /* HTTP head, while ST_HTTP */
     char *http;
     uint32_t http_len;
@@ -194,6 +239,14 @@ typedef struct conn {
     /* output not yet taken by the kernel */
     uint8_t *out;
     size_t out_len, out_off, out_cap;
+    /* Positions in the output stream (bytes ever appended), which compaction does not
+     * move: out[0] is at out_seq - out_len. The ends of the 101 and of onready, to time
+     * when send() took them; with --stamped, the agent frames not stamped yet (payload
+     * of the first, count; they are contiguous, appended by one run_timers call). */
+    uint64_t out_seq, upgrade_end, ready_end;
+    uint64_t stamp_at, stamp_n;
+    /* --stamped: the first 8 payload bytes of the binary message in progress, unmasked */
+    uint8_t stamp[8], stamp_len;
     /* agent audio schedule */
     uint64_t next_frame_ns;
     uint32_t answer_left;
@@ -202,7 +255,10 @@ typedef struct conn {
     /* stats */
     uint64_t user_frames, user_bytes, bytes_before_ready, text_in, pings, turns, agent_frames;
     uint64_t t_accept, t_ready, t_close, t0_user, late_over_20ms;
+    uint64_t t_tls, t_upgrade_written, t_ready_written;
     double late_max_ms;
+    uint64_t stamped_frames, stamp_over_20ms;
+    double stamp_max_ms;
     int close_code;                    /* code of the close frame received, -1 none */
     char close_by[8];
     char session_id[33];
@@ -219,7 +275,10 @@ static struct {
     uint64_t user_frames, user_bytes, agent_frames, agent_bytes, text_in, text_out, pings, turns;
     uint64_t protocol_errors, backpressure_closes, accept_emfile, max_pending;
     uint64_t sid_seed, sid_counter;
+    uint64_t tls_handshakes, tls_resumed, tls_failures, unstamped, stats_seq, t_interval;
     hist user_late, agent_late;
+    fhist stamp_late, ready_ms, tls_ms;
+    SSL_CTX *tls;
     uint8_t agent_frame[4 + AGENT_FRAME_BYTES];
     uint8_t rbuf[READ_BUF];
 } S;
@@ -298,6 +357,7 @@ static void out_append(conn *c, const void *data, size_t len) {
     }
     memcpy(c->out + c->out_len, data, len);
     c->out_len += len;
+    c->out_seq += len;
     if (!c->dirty) { c->dirty = 1; c->next_dirty = S.dirty; S.dirty = c; }
 }
 
@@ -337,13 +397,53 @@ static void ep_mod(conn *c, int want_out) {
 
 static void conn_close(conn *c, const char *by);
 
+/* Writes the send time into the agent frames appended since the last send attempt.
+ * A frame that then waits in out (kernel buffer full) keeps this time: the stamp is
+ * when the frame was first offered to send(), not when the kernel took it. */
+static void stamp_frames(conn *c) {
+    uint64_t t = now_ns(), base = c->out_seq - c->out_len;
+    for (uint64_t k = 0; k < c->stamp_n; k++) {
+        uint64_t at = c->stamp_at + k * sizeof S.agent_frame;
+        if (at < base + c->out_off || at + 8 > c->out_seq) continue;
+        uint8_t *p = c->out + (at - base);
+        for (int i = 0; i < 8; i++) p[i] = (uint8_t)(t >> (8 * i));
+    }
+    c->stamp_n = 0;
+}
+
+/* When send() took the last byte of the 101 and of onready: once per connection. */
+static void note_written(conn *c) {
+    uint64_t sent = c->out_seq - c->out_len + c->out_off;
+    if (c->upgrade_end && !c->t_upgrade_written && sent >= c->upgrade_end) c->t_upgrade_written = now_ns();
+    if (c->ready_end && sent >= c->ready_end) {
+        c->t_ready_written = now_ns();
+        fhist_add(&S.ready_ms, (double)(c->t_ready_written - c->t_accept) / 1e6);
+    }
+}
+
+/* SSL_write as send(): bytes taken, or -1 with errno EAGAIN (retry when writable;
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets out move in between) or EPIPE. */
+static ssize_t tls_write(conn *c, const void *p, size_t n) {
+    ERR_clear_error();
+    int r = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) { errno = EAGAIN; return -1; }
+    c->tls_failed = 1;
+    errno = EPIPE;
+    return -1;
+}
+
 /* Writes what is pending; 0 when the connection was closed. */
 static int flush(conn *c) {
+    if (c->stamp_n) stamp_frames(c);
     while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t w = c->ssl ? tls_write(c, c->out + c->out_off, c->out_len - c->out_off)
+                           : send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (w > 0) { c->out_off += (size_t)w; continue; }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c->t_ready_written) note_written(c);
             size_t pending = c->out_len - c->out_off;
             if (pending > S.max_pending) S.max_pending = pending;
             if (pending > opt.max_pending) {
@@ -357,6 +457,7 @@ static int flush(conn *c) {
         conn_close(c, "abrupt");
         return 0;
     }
+    if (!c->t_ready_written) note_written(c);
     c->out_off = c->out_len = 0;
     if (c->out_cap > 16384) { free(c->out); c->out = NULL; c->out_cap = 0; }
     if (c->want_out) ep_mod(c, 0);
@@ -380,6 +481,15 @@ static void conn_close(conn *c, const char *by) {
     if (c->state == ST_CLOSED) return;
     if (!c->close_by[0]) snprintf(c->close_by, sizeof c->close_by, "%s", by);
     heap_remove(c);
+    if (c->ssl) {
+        /* close_notify, best effort (non-blocking); not after a TLS error or a lost peer */
+        if (!c->tls_failed && c->state != ST_TLS && strcmp(by, "abrupt") != 0) {
+            ERR_clear_error();
+            SSL_shutdown(c->ssl);
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     c->state = ST_CLOSED;
@@ -488,6 +598,7 @@ static void on_text(conn *c, const char *s, size_t n) {
         char m[128];
         snprintf(m, sizeof m, "{\"method\":\"onready\",\"payload\":{\"session_id\":\"%s\"}}", c->session_id);
         ws_text(c, m);
+        c->ready_end = c->out_seq;
         c->next_turn_bytes = (uint64_t)opt.turn_ms * USER_BYTES_PER_SEC / 1000;
         return;
     }
@@ -514,6 +625,18 @@ static void on_binary(conn *c, uint64_t bytes, uint64_t now) {
     hist_add(&S.user_late, late);
     if (late > c->late_max_ms) c->late_max_ms = late;
     if (late > 20.0) c->late_over_20ms++;
+    if (opt.stamped) {
+        if (c->stamp_len == 8) {
+            uint64_t st = 0;
+            for (int i = 0; i < 8; i++) st |= (uint64_t)c->stamp[i] << (8 * i);
+            double sl = ((double)now - (double)st) / 1e6;
+            fhist_add(&S.stamp_late, sl);
+            if (!c->stamped_frames++ || sl > c->stamp_max_ms) c->stamp_max_ms = sl;
+            if (sl > 20.0) c->stamp_over_20ms++;
+        } else {
+            S.unstamped++;
+        }
+    }
     c->user_frames++;
     c->user_bytes += bytes;
     S.user_frames++;
@@ -530,6 +653,13 @@ static void run_timers(uint64_t now) {
         conn *c = S.heap[0];
         while (c->answer_left && c->next_frame_ns <= now) {
             hist_add(&S.agent_late, (double)(now - c->next_frame_ns) / 1e6);
+            if (opt.stamped) {
+                /* the payload starts after the 4-byte header; flush() writes the stamp */
+                uint64_t at = c->out_seq + 4;
+                if (c->stamp_n && at != c->stamp_at + c->stamp_n * sizeof S.agent_frame) stamp_frames(c);
+                if (!c->stamp_n) c->stamp_at = at;
+                c->stamp_n++;
+            }
             out_append(c, S.agent_frame, sizeof S.agent_frame);
             c->answer_left--;
             c->agent_frames++;
@@ -579,6 +709,7 @@ static void frame_end(conn *c, uint64_t now) {
     else if (c->state == ST_WS) on_text(c, (const char *)c->msg, c->msg_len);
     c->msg_opcode = 0;
     c->bin_len = 0;
+    c->stamp_len = 0;
     c->msg_len = 0;
     if (c->msg_cap > 65536) { free(c->msg); c->msg = NULL; c->msg_cap = 0; }
 }
@@ -650,7 +781,13 @@ static void ws_input(conn *c, const uint8_t *p, size_t n, uint64_t now) {
             for (size_t i = 0; i < k; i++) d[i] = p[i] ^ c->mask[(c->f_pos + i) & 3];
             c->msg_len += k;
         } else {
-            c->bin_len += k;           /* audio is only counted: no need to unmask it */
+            /* audio is only counted: no need to unmask it, but for the stamp */
+            if (opt.stamped && c->stamp_len < 8) {
+                size_t m = 8u - c->stamp_len < k ? 8u - c->stamp_len : k;
+                for (size_t i = 0; i < m; i++) c->stamp[c->stamp_len + i] = p[i] ^ c->mask[(c->f_pos + i) & 3];
+                c->stamp_len = (uint8_t)(c->stamp_len + m);
+            }
+            c->bin_len += k;
         }
         c->f_pos += k;
         p += k;
@@ -722,6 +859,7 @@ static void http_input(conn *c, const uint8_t *p, size_t n, uint64_t now) {
                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
     out_append(c, m, (size_t)ml);
+    c->upgrade_end = c->out_seq;
     c->state = ST_WS;
     S.upgraded++;
     /* bytes after the head (a client that did not wait for 101) are WebSocket frames */
@@ -740,8 +878,63 @@ static void http_input(conn *c, const uint8_t *p, size_t n, uint64_t now) {
 
 /* ------------------------------------------------------------------ events */
 
+/* SSL_read as recv(): records until the kernel has no more (or rbuf is full), so
+ * that level-triggered epoll stays right; 0 at EOF, -1 with errno EAGAIN or ECONNRESET. */
+static ssize_t tls_read(conn *c) {
+    size_t n = 0;
+    while (n < sizeof S.rbuf) {
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, S.rbuf + n, (int)(sizeof S.rbuf - n));
+        if (r > 0) { n += (size_t)r; continue; }
+        if (n) return (ssize_t)n;      /* an error or EOF shows again on the next call */
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) return 0;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            c->tls_read_wants_out = 1;
+            if (!c->want_out) ep_mod(c, 1);
+        }
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { errno = EAGAIN; return -1; }
+        c->tls_failed = 1;
+        errno = ECONNRESET;
+        return -1;
+    }
+    return (ssize_t)n;
+}
+
+static void on_readable(conn *c);
+
+/* The non-blocking handshake, resumed on every readiness of the socket. */
+static void tls_handshake(conn *c) {
+    ERR_clear_error();
+    int r = SSL_accept(c->ssl);
+    if (r == 1) {
+        c->t_tls = now_ns();
+        fhist_add(&S.tls_ms, (double)(c->t_tls - c->t_accept) / 1e6);
+        S.tls_handshakes++;
+        S.tls_resumed += SSL_session_reused(c->ssl) == 1;
+        c->state = ST_HTTP;
+        if (c->want_out) ep_mod(c, 0);
+        on_readable(c);                /* the upgrade request may have come with the Finished */
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) { if (c->want_out) ep_mod(c, 0); return; }
+    if (e == SSL_ERROR_WANT_WRITE) { if (!c->want_out) ep_mod(c, 1); return; }
+    S.tls_failures++;
+    if (!opt.quiet) {
+        char buf[256];
+        unsigned long ec = ERR_peek_last_error();
+        ERR_error_string_n(ec, buf, sizeof buf);
+        fprintf(stderr, "millis_loadserver: connection %u: TLS handshake failed: %s\n", c->id,
+                ec ? buf : (e == SSL_ERROR_SYSCALL ? "connection closed" : "unknown"));
+    }
+    c->tls_failed = 1;
+    conn_close(c, "tls");
+}
+
 static void on_readable(conn *c) {
-    ssize_t r = recv(c->fd, S.rbuf, sizeof S.rbuf, 0);
+    if (c->state == ST_TLS) { tls_handshake(c); return; }
+    ssize_t r = c->ssl ? tls_read(c) : recv(c->fd, S.rbuf, sizeof S.rbuf, 0);
     if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
         conn_close(c, "abrupt");
@@ -760,6 +953,8 @@ static void on_readable(conn *c) {
         if (c->state == ST_CLOSING && c->close_sent && c->close_received && !c->dirty && c->out_off == c->out_len)
             conn_close(c, c->close_by[0] ? c->close_by : "client");
     }
+    /* plaintext OpenSSL already holds is invisible to epoll: take it now */
+    if (c->ssl && c->state != ST_CLOSED && r == (ssize_t)sizeof S.rbuf && SSL_has_pending(c->ssl)) on_readable(c);
 }
 
 static void on_accept(void) {
@@ -783,6 +978,12 @@ static void on_accept(void) {
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn *c = calloc(1, sizeof *c);
         if (!c) { perror("calloc"); exit(1); }
+        if (S.tls) {
+            c->ssl = SSL_new(S.tls);
+            if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) { fprintf(stderr, "millis_loadserver: SSL_new failed\n"); exit(1); }
+            SSL_set_accept_state(c->ssl);
+            c->state = ST_TLS;
+        }
         c->fd = fd;
         c->id = (uint32_t)++S.accepted;
         c->heap_idx = -1;
@@ -826,6 +1027,18 @@ static void hist_json(FILE *f, const char *name, const hist *h) {
             name, h->count, hist_q(h, 0.5), hist_q(h, 0.99), h->max, h->min, h->count ? h->sum / (double)h->count : 0.0);
 }
 
+static void fhist_json(FILE *f, const char *name, const fhist *h) {
+    fprintf(f, "  \"%s\": {\"count\": %" PRIu64 ", \"p50\": %.4f, \"p99\": %.4f, \"p999\": %.4f, \"max\": %.4f, \"min\": %.4f, \"mean\": %.4f},\n",
+            name, h->count, fhist_q(h, 0.5), fhist_q(h, 0.99), fhist_q(h, 0.999), h->max, h->min,
+            h->count ? h->sum / (double)h->count : 0.0);
+}
+
+/* A time since accept in ms, or null when the step was not reached. */
+static void ms_since(char *buf, size_t n, uint64_t t, uint64_t t0) {
+    if (t) snprintf(buf, n, "%.3f", (double)(t - t0) / 1e6);
+    else snprintf(buf, n, "null");
+}
+
 static int write_stats(const char *path, const char *why) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
@@ -838,9 +1051,12 @@ static int write_stats(const char *path, const char *why) {
     double wall = (double)(now_ns() - S.t_start) / 1e9;
     uint64_t late_conns = 0;
     for (conn *c = S.all; c; c = c->next_all) late_conns += c->late_over_20ms > 0;
-    fprintf(f, "{\n  \"server\": \"millis_loadserver\",\n  \"reason\": \"%s\",\n", why);
-    fprintf(f, "  \"config\": {\"turn_ms\": %u, \"answer_ms\": %u, \"tick_us\": %u, \"batch_us\": %u, \"max_message_bytes\": %" PRIu64 "},\n",
-            opt.turn_ms, opt.answer_ms, opt.tick_us, opt.batch_us, opt.max_message);
+    fprintf(f, "{\n  \"server\": \"millis_loadserver\",\n  \"reason\": \"%s\",\n  \"pid\": %d,\n  \"seq\": %" PRIu64 ",\n", why,
+            (int)getpid(), ++S.stats_seq);
+    fprintf(f, "  \"config\": {\"turn_ms\": %u, \"answer_ms\": %u, \"tick_us\": %u, \"batch_us\": %u, \"max_message_bytes\": %" PRIu64
+               ", \"stamped\": %s, \"tls\": %s},\n",
+            opt.turn_ms, opt.answer_ms, opt.tick_us, opt.batch_us, opt.max_message, opt.stamped ? "true" : "false",
+            S.tls ? "true" : "false");
     fprintf(f, "  \"wall_s\": %.3f,\n  \"cpu_user_s\": %.3f,\n  \"cpu_sys_s\": %.3f,\n  \"cpu_s\": %.3f,\n"
                "  \"cpu_percent_of_core\": %.2f,\n  \"runqueue_wait_s\": %.3f,\n"
                "  \"max_rss_kib\": %ld,\n  \"rss_kib\": %ld,\n  \"ru_maxrss_kib\": %ld,\n",
@@ -861,6 +1077,15 @@ static int write_stats(const char *path, const char *why) {
             S.protocol_errors, S.backpressure_closes, S.max_pending, S.accept_emfile, late_conns);
     hist_json(f, "user_frame_lateness_ms", &S.user_late);
     hist_json(f, "agent_frame_send_lateness_ms", &S.agent_late);
+    fprintf(f, "  \"tls_handshakes\": %" PRIu64 ",\n  \"tls_resumed\": %" PRIu64 ",\n  \"tls_failures\": %" PRIu64 ",\n",
+            S.tls_handshakes, S.tls_resumed, S.tls_failures);
+    fhist_json(f, "server_tls_ms", &S.tls_ms);
+    fhist_json(f, "server_ready_ms", &S.ready_ms);
+    if (opt.stamped) {
+        fprintf(f, "  \"stamp_interval_s\": %.3f,\n  \"unstamped_user_frames\": %" PRIu64 ",\n",
+                (double)(now_ns() - S.t_interval) / 1e9, S.unstamped);
+        fhist_json(f, "user_frame_stamp_lateness_ms", &S.stamp_late);
+    }
     fprintf(f, "  \"connections\": [");
     /* S.all is newest first; write oldest first */
     size_t n = 0;
@@ -871,15 +1096,23 @@ static int write_stats(const char *path, const char *why) {
     for (i = 0; v && i < n; i++) {
         conn *c = v[i];
         double dur = (double)((c->state == ST_CLOSED ? c->t_close : now_ns()) - c->t_accept) / 1e9;
+        char t_tls[32], t_up[32], t_rd[32], stamp[128] = "";
+        ms_since(t_tls, sizeof t_tls, c->t_tls, c->t_accept);
+        ms_since(t_up, sizeof t_up, c->t_upgrade_written, c->t_accept);
+        ms_since(t_rd, sizeof t_rd, c->t_ready_written, c->t_accept);
+        if (opt.stamped)
+            snprintf(stamp, sizeof stamp, "\"user_stamp_lateness_max_ms\": %.3f, \"user_frames_stamp_over_20ms\": %" PRIu64 ", ",
+                     c->stamp_max_ms, c->stamp_over_20ms);
         fprintf(f, "%s\n    {\"id\": %u, \"session_id\": %s%s%s, \"state\": \"%s\", \"duration_s\": %.3f, "
                    "\"user_frames_in\": %" PRIu64 ", \"user_bytes_in\": %" PRIu64 ", \"bytes_before_ready\": %" PRIu64 ", "
                    "\"agent_frames_out\": %" PRIu64 ", \"text_in\": %" PRIu64 ", \"pings\": %" PRIu64 ", \"turns\": %" PRIu64 ", "
-                   "\"user_lateness_max_ms\": %.3f, \"user_frames_over_20ms_late\": %" PRIu64 ", "
+                   "\"user_lateness_max_ms\": %.3f, \"user_frames_over_20ms_late\": %" PRIu64 ", %s"
+                   "\"accept_to_tls_ms\": %s, \"accept_to_upgrade_written_ms\": %s, \"accept_to_ready_written_ms\": %s, "
                    "\"close_code\": %d, \"close_by\": \"%s\"}",
                 i ? "," : "", c->id, c->session_id[0] ? "\"" : "", c->session_id[0] ? c->session_id : "null",
                 c->session_id[0] ? "\"" : "", c->state == ST_CLOSED ? "closed" : "open", dur,
                 c->user_frames, c->user_bytes, c->bytes_before_ready, c->agent_frames, c->text_in, c->pings, c->turns,
-                c->late_max_ms, c->late_over_20ms, c->close_code, c->close_by);
+                c->late_max_ms, c->late_over_20ms, stamp, t_tls, t_up, t_rd, c->close_code, c->close_by);
     }
     free(v);
     fprintf(f, "\n  ]\n}\n");
@@ -896,7 +1129,8 @@ static int write_stats(const char *path, const char *why) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: millis_loadserver [--host H] [--port P] [--turn-ms MS] [--answer-ms MS]\n"
-            "                         [--duration S] [--stats FILE] [--tick-us US] [--batch-us US] [--quiet]\n"
+            "                         [--duration S] [--stats FILE] [--tick-us US] [--batch-us US]\n"
+            "                         [--stamped] [--tls-cert FILE --tls-key FILE] [--quiet]\n"
             "  --host H          address to listen on (default 127.0.0.1)\n"
             "  --port P          port, 0 picks a free one (default 8766)\n"
             "  --turn-ms MS      user audio per agent turn (default 4000; 0: the agent never answers)\n"
@@ -907,7 +1141,35 @@ static void usage(FILE *f) {
             "  --batch-us US     while busy, poll the sockets once per US on a fixed grid instead of\n"
             "                    waking for every packet (default 1000; 0: wake for every event)\n"
             "  --max-message-bytes N   largest client message accepted (default 16 MiB)\n"
-            "  --quiet           no log lines on stderr\n");
+            "  --stamped         binary frames carry a CLOCK_MONOTONIC ns stamp in their first 8 bytes,\n"
+            "                    both ways: user frames' lateness is measured against it, agent frames get it\n"
+            "  --tls-cert FILE   serve wss:// with this PEM certificate chain (with --tls-key)\n"
+            "  --tls-key FILE    the PEM private key of --tls-cert\n"
+            "  --quiet           no log lines on stderr\n"
+            "signals: SIGTERM/SIGINT stop (stats written); SIGUSR1 writes a stats snapshot; SIGUSR2 writes\n"
+            "one and starts a new interval of the stamp histogram\n");
+}
+
+static int tls_setup(void) {
+    S.tls = SSL_CTX_new(TLS_server_method());
+    if (!S.tls) goto fail;
+    SSL_CTX_set_min_proto_version(S.tls, TLS1_2_VERSION);
+    /* a peer that drops TCP without close_notify is an EOF here, not an error */
+    SSL_CTX_set_options(S.tls, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    /* out is compacted and reallocated between the retries of a blocked SSL_write */
+    SSL_CTX_set_mode(S.tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(S.tls, opt.tls_cert) != 1) {
+        fprintf(stderr, "millis_loadserver: cannot load --tls-cert %s\n", opt.tls_cert);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(S.tls, opt.tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(S.tls) != 1) {
+        fprintf(stderr, "millis_loadserver: cannot load --tls-key %s (or it does not match the certificate)\n", opt.tls_key);
+        goto fail;
+    }
+    return 0;
+fail:
+    ERR_print_errors_fp(stderr);
+    return -1;
 }
 
 static void raise_nofile(void) {
@@ -937,7 +1199,8 @@ int main(int argc, char **argv) {
         {"turn-ms", required_argument, 0, 't'},  {"answer-ms", required_argument, 0, 'a'},
         {"duration", required_argument, 0, 'd'}, {"stats", required_argument, 0, 's'},
         {"tick-us", required_argument, 0, 'k'},  {"max-message-bytes", required_argument, 0, 'm'},
-        {"batch-us", required_argument, 0, 'b'},
+        {"batch-us", required_argument, 0, 'b'},  {"stamped", no_argument, 0, 'S'},
+        {"tls-cert", required_argument, 0, 'C'}, {"tls-key", required_argument, 0, 'K'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int ch, li = 0;
@@ -959,6 +1222,9 @@ int main(int argc, char **argv) {
         }
         case 's': opt.stats_path = optarg; break;
         case 'q': opt.quiet = 1; break;
+        case 'S': opt.stamped = 1; break;
+        case 'C': opt.tls_cert = optarg; break;
+        case 'K': opt.tls_key = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -969,6 +1235,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (optind < argc) { usage(stderr); return 2; }
+    if (!opt.tls_cert != !opt.tls_key) {
+        fprintf(stderr, "millis_loadserver: --tls-cert and --tls-key go together\n");
+        usage(stderr);
+        return 2;
+    }
+    if (opt.tls_cert && tls_setup() != 0) return 1;
 
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
@@ -977,6 +1249,7 @@ int main(int argc, char **argv) {
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     S.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     S.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1013,14 +1286,14 @@ int main(int argc, char **argv) {
     ev.data.ptr = &signal_tag;
     epoll_ctl(S.ep, EPOLL_CTL_ADD, S.sfd, &ev);
 
-    S.t_start = now_ns();
+    S.t_start = S.t_interval = now_ns();
     uint64_t t_end = opt.duration_s > 0 ? S.t_start + (uint64_t)(opt.duration_s * 1e9) : 0;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     if (!opt.quiet)
         fprintf(stderr, "millis_loadserver: pid %d, RLIMIT_NOFILE %llu, turn %u ms, answer %u ms, tick %u us\n",
                 (int)getpid(), (unsigned long long)rl.rlim_cur, opt.turn_ms, opt.answer_ms, opt.tick_us);
-    printf("MILLIS_LOADSERVER_READY ws://%s:%d/millis\n", opt.host, ntohs(a.sin_port));
+    printf("MILLIS_LOADSERVER_READY %s://%s:%d/millis\n", S.tls ? "wss" : "ws", opt.host, ntohs(a.sin_port));
     fflush(stdout);
 
     static struct epoll_event evs[MAX_EVENTS];
@@ -1080,6 +1353,12 @@ int main(int argc, char **argv) {
                 while (read(S.sfd, &si, sizeof si) == sizeof si) {
                     if (si.ssi_signo == SIGUSR1) {
                         if (opt.stats_path) write_stats(opt.stats_path, "snapshot");
+                    } else if (si.ssi_signo == SIGUSR2) {
+                        /* a benchmark phase ends here: report it, then start the next one */
+                        if (opt.stats_path) write_stats(opt.stats_path, "interval");
+                        memset(&S.stamp_late, 0, sizeof S.stamp_late);
+                        S.unstamped = 0;
+                        S.t_interval = now_ns();
                     } else {
                         stop = 1;
                     }
@@ -1088,8 +1367,12 @@ int main(int argc, char **argv) {
             }
             conn *c = tag;
             if (c->state == ST_CLOSED) continue;
+            if (c->state == ST_TLS) { tls_handshake(c); continue; }
             if (evs[i].events & EPOLLOUT) { if (!flush(c)) continue; }
-            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+            if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->tls_read_wants_out) {
+                c->tls_read_wants_out = 0;
+                on_readable(c);
+            }
         }
         if (stop) break;
     }
