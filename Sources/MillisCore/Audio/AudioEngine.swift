@@ -409,6 +409,9 @@ final class AudioEngine: @unchecked Sendable {
         /// write is done.
         var readPosition = 0
         var measuredUpTo = 0
+        let deviceChunkFrames = chunkSamples * pcm.rate / 16_000
+        /// Waits for room since the last period made (0 or 1).
+        var roomWaits = 0
         // Silence is written at real-time pace, never faster: a device without a clock
         // (ALSA's file plugin) would otherwise take silence without end.
         var silenceSince: UInt64?
@@ -447,6 +450,17 @@ final class AudioEngine: @unchecked Sendable {
             }
 
             if outOffset == outFrames {
+                // The next period is made only once the device has room for it: made
+                // earlier, it would sit ready (silence, say) while an agent frame that
+                // arrives meanwhile waits behind it, a second period of latency.
+                // One wait per period at most: a device whose room shows only as it is
+                // written to (some plugins count that way) gets its period made anyway.
+                if roomWaits == 0, case let room = pcm.available(), room >= 0 && room < deviceChunkFrames {
+                    if !wait(&fds, timeoutMilliseconds: timeout, device: pcm) { break }
+                    roomWaits = 1
+                    continue
+                }
+                roomWaits = 0
                 // The next period: agent audio when playing, otherwise silence. The
                 // device never stops between answers, so its clock, and the echo
                 // canceller's alignment with it, stay put.
