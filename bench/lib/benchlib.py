@@ -1,7 +1,12 @@
 """Shared pieces of the benchmark (bench/run.py) and its smoke test
 (Tests/python/test_bench_smoke.py): building the programs, running the load server,
-running one client against it, and the accounting of one run (frames lost, lateness,
-CPU and RSS per session) from the client's JSON and the server's stats file.
+running one client against it (millis_scale, the Python peer, or millis_loadgen: the
+`floor`, a C client with no library), and the accounting of one run (frames lost,
+lateness, CPU and RSS per session) from the client's JSON and the server's stats file.
+
+Every client runs one warm-up session before its RSS baseline; its server-side session
+id is in the client's JSON (`warmup.session_id`), and server_summary() leaves that
+connection out of the frame figures the accounting uses.
 
 Nothing here asserts a timing: the smoke test checks only the counts.
 """
@@ -25,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "bench" / "server"
 SERVER = SERVER_DIR / "millis_loadserver"
 SCALE_SOURCE = REPO / "bench" / "scale" / "millis_scale.c"
+LOADGEN_SOURCE = SERVER_DIR / "millis_loadgen.c"
 PEER = REPO / "bench" / "peer" / "millis_peer.py"
 PKGCONFIG_DIR = REPO / "build" / "pkgconfig"
 READY_PREFIX = "MILLIS_LOADSERVER_READY "
@@ -69,6 +75,21 @@ def build_scale(out: Path) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
     cmd = ["cc", "-O2", "-g", "-std=c11", "-Wall", "-Wextra", "-Wshadow", str(SCALE_SOURCE),
            *shlex.split(flags.stdout), "-lpthread", "-lm", "-o", str(tmp)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise BenchError(f"{shlex.join(cmd)} failed:\n{r.stderr}")
+    os.replace(tmp, out)
+    return out
+
+
+def build_loadgen(out: Path) -> Path:
+    """cc -O2 bench/server/millis_loadgen.c -lm (the `floor` client: no library), into `out`
+    (not into bench/server, whose Makefile builds its own copy)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    cmd = ["cc", "-O2", "-g", "-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wformat=2", str(LOADGEN_SOURCE),
+           "-lm", "-o", str(tmp)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise BenchError(f"{shlex.join(cmd)} failed:\n{r.stderr}")
@@ -197,6 +218,19 @@ def run_scale(exe: Path, url: str, sessions: int, seconds: float, json_path: Pat
     return _run_json(cmd, json_path, client_timeout(sessions, seconds, ramp_s, settle_s, drain_s), env)
 
 
+def run_floor(exe: Path, url: str, sessions: int, seconds: float, json_path: Path, *,
+              server_pid: Optional[int] = None, ramp_s: float = 1.0, settle_s: float = 1.0, drain_s: float = 3.0,
+              slots: int = 20, nice: int = 0) -> Dict[str, Any]:
+    """bench/server/millis_loadgen with the benchmark's workload (the `floor` series)."""
+    cmd = ([] if not nice else ["nice", "-n", str(nice)]) + [
+        str(exe), "--url", url, "--sessions", str(sessions), "--seconds", str(seconds),
+        "--ramp-s", str(ramp_s), "--settle-s", str(settle_s), "--drain-s", str(drain_s), "--slots", str(slots),
+        "--json", str(json_path)]
+    if server_pid:
+        cmd += ["--server-pid", str(server_pid)]
+    return _run_json(cmd, json_path, client_timeout(sessions, seconds, ramp_s, settle_s, drain_s))
+
+
 def run_peer(url: str, sessions: int, seconds: float, json_path: Path, *, server_pid: Optional[int] = None,
              ramp_s: float = 1.0, settle_s: float = 1.0, drain_s: float = 3.0, slots: int = 20,
              python: str = sys.executable, nice: int = 0) -> Dict[str, Any]:
@@ -211,11 +245,30 @@ def run_peer(url: str, sessions: int, seconds: float, json_path: Path, *, server
 
 # ------------------------------------------------------------------------- accounting
 
-def server_summary(stats: Dict[str, Any]) -> Dict[str, Any]:
+def warmup_session_ids(client: Dict[str, Any]) -> List[str]:
+    """The server-side session id of a client's warm-up session (none without one)."""
+    w = client.get("warmup") or {}
+    sid = w.get("session_id") if isinstance(w, dict) else None
+    return [sid] if isinstance(sid, str) and sid else []
+
+
+def server_summary(stats: Dict[str, Any], exclude_session_ids: Iterable[str] = ()) -> Dict[str, Any]:
     """The server's stats without the per-connection list (kept small in results.json),
-    plus what the list adds up to."""
+    plus what the list adds up to. Connections of `exclude_session_ids` (the clients'
+    warm-up sessions) are summed apart, in "excluded", and left out of the rest of the
+    summary; account() subtracts their frames from the server's totals."""
     s = {k: v for k, v in stats.items() if k != "connections"}
-    conns = stats.get("connections") or []
+    skip = set(exclude_session_ids)
+    all_conns = stats.get("connections") or []
+    conns = [c for c in all_conns if c.get("session_id") not in skip]
+    gone = [c for c in all_conns if c.get("session_id") in skip]
+    s["excluded"] = {
+        "why": "warm-up sessions (before the RSS baseline): in no frame or loss figure",
+        "session_ids": sorted(skip),
+        "connections": len(gone),
+        "user_frames_in": sum(int(c.get("user_frames_in") or 0) for c in gone),
+        "agent_frames_out": sum(int(c.get("agent_frames_out") or 0) for c in gone),
+    }
     over = [c.get("user_frames_stamp_over_20ms") for c in conns]
     over = [v for v in over if isinstance(v, (int, float))]
     by: Dict[str, int] = {}
@@ -251,15 +304,22 @@ def account(client: Dict[str, Any], server: Dict[str, Any]) -> Dict[str, Any]:
     zero_loss: nothing lost either way, nothing dropped, every session ready and none
     closed early.
     """
+    is_floor = client.get("client") == "millis_loadgen"
     is_peer = client.get("client") == "millis_peer"
     device = client.get("mode") == "device"
     lib = client.get("library") or {}
     win = client.get("window") or {}
-    srv_in = int(server.get("user_frames_in", 0))
-    agent_out = int(server.get("agent_frames_out", 0))
-    f: Dict[str, Any] = {"client": "peer" if is_peer else ("libmillis-device" if device else "libmillis"),
-                         "sessions": client.get("sessions"), "sessions_ready": client.get("sessions_ready")}
-    if is_peer:
+    if "excluded" not in server and "connections" in server:   # the raw stats file
+        server = server_summary(server, warmup_session_ids(client))
+    excluded = server.get("excluded") or {}
+    srv_in = int(server.get("user_frames_in", 0)) - int(excluded.get("user_frames_in") or 0)
+    agent_out = int(server.get("agent_frames_out", 0)) - int(excluded.get("agent_frames_out") or 0)
+    f: Dict[str, Any] = {"client": "floor" if is_floor else "peer" if is_peer else
+                         ("libmillis-device" if device else "libmillis"),
+                         "sessions": client.get("sessions"), "sessions_ready": client.get("sessions_ready"),
+                         "warmup_excluded_user_frames": int(excluded.get("user_frames_in") or 0),
+                         "warmup_excluded_agent_frames": int(excluded.get("agent_frames_out") or 0)}
+    if is_peer or is_floor:
         due = int(client.get("frames_due", client.get("frames_expected", 0)))
         sent = int(client.get("frames_sent", 0))
         handed = sent
@@ -317,9 +377,9 @@ def account(client: Dict[str, Any], server: Dict[str, Any]) -> Dict[str, Any]:
     f["server_lateness_count"] = lat.get("count")
     cs = server.get("connections_summary") or {}
     f["server_frames_stamp_over_20ms"] = cs.get("user_frames_stamp_over_20ms")
-    own = client.get("lateness_ms") if is_peer else client.get("feed_lateness_ms")
+    own = client.get("lateness_ms") if is_peer or is_floor else client.get("feed_lateness_ms")
     own = own or {}
-    f["client_lateness_source"] = "send returned" if is_peer else "send_audio call (feeding thread)"
+    f["client_lateness_source"] = "send returned" if is_peer or is_floor else "send_audio call (feeding thread)"
     for q in ("p50", "p99", "max"):
         f[f"client_lateness_{q}_ms"] = _num(own.get(q))
     ad = client.get("agent_delivery_ms") or {}
@@ -331,9 +391,23 @@ def account(client: Dict[str, Any], server: Dict[str, Any]) -> Dict[str, Any]:
     f["window_s"] = wall
     f["cpu_cores"] = _num(win.get("cpu_cores"))
     f["cpu_ms_per_session_second"] = _num(win.get("cpu_ms_per_session_second"))
+    # RSS: the baseline is after the warm-up session (rss_kib_before: older clients, before the first)
     f["rss_kib_per_session"] = _num(client.get("rss_kib_per_session"))
-    before, end = _num(client.get("rss_kib_before")), _num(client.get("rss_kib_window_end"))
-    f["rss_kib_added"] = (end - before) if before is not None and end is not None else None
+    start, pre = _num(client.get("rss_kib_at_start")), _num(client.get("rss_kib_before_warmup"))
+    base = _num(client.get("rss_kib_after_warmup"))
+    if base is None:
+        base = _num(client.get("rss_kib_before"))
+    end = _num(client.get("rss_kib_window_end"))
+    f["rss_kib_at_start"], f["rss_kib_before_warmup"], f["rss_kib_after_warmup"] = start, pre, base
+    f["rss_kib_window_end"] = end
+    f["rss_kib_added"] = (end - base) if base is not None and end is not None else None
+    # one-time: everything the process holds at the baseline; split into the process at its
+    # start (interpreter / program and shared libraries), up to just before the warm-up
+    # (imports, library set-up), and the warm-up session itself (the first connection)
+    f["rss_kib_one_time"] = base
+    f["rss_kib_init"] = (pre - start) if pre is not None and start is not None else None
+    f["rss_kib_first_connection"] = (base - pre) if base is not None and pre is not None else None
+    f["rss_kib_since_start"] = (base - start) if base is not None and start is not None else None
     f["vm_hwm_kib"] = _num(client.get("vm_hwm_kib"))
     f["server_cpu_cores"] = _num(win.get("server_cpu_cores"))
     if f["server_cpu_cores"] is None and wall and _num(server.get("cpu_percent_of_core")) is not None:

@@ -16,8 +16,16 @@ time its `send` returned minus the due time. A `ping` text goes after every 1000
 frames. Everything is received (agent audio counted, every control message parsed with
 json.loads and dispatched by method). After --drain-s, each session closes.
 
+Before the measured sessions, ONE warm-up session connects, initiates, gets onready and
+closes (1000, the receiver ended); it counts in no frame or loss figure (its server-side
+session id is reported, so that the benchmark can leave its connection out of the
+server's totals). Then the RSS baseline is taken: the interpreter, its imports and
+what the first connection leaves behind (the websockets and asyncio machinery, the
+loop's selector) are one-time costs, not charged to the sessions, as libmillis' library
+initialisation is not in millis_scale.
+
 CPU and RSS are measured over the sending window only (the steady state): CPU from
-getrusage, RSS as VmRSS at the end of the window minus VmRSS before the first connect.
+getrusage, RSS as VmRSS at the end of the window minus VmRSS after the warm-up.
 
 One task sends and one task receives per session; nothing is logged per frame. The
 summary goes to --json (and a few lines to stderr). See README.md in this folder.
@@ -25,22 +33,34 @@ summary goes to --json (and a few lines to stderr). See README.md in this folder
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import gc
-import json
-import math
-import os
-import platform
-import resource
-import struct
-import sys
-import time
-from typing import Any, Callable, Dict, List, Optional
 
-import websockets
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+def _rss_kib_now() -> int:
+    """VmRSS now (before the imports below: the interpreter alone)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+RSS_KIB_AT_START = _rss_kib_now()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable, Dict, List, Optional  # noqa: E402
+
+import websockets  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 FRAME_S = 0.020
 FRAME_NS = 20_000_000
@@ -432,11 +452,60 @@ async def sample_rss(stop: asyncio.Event, out: Dict[str, int]) -> None:
             pass
 
 
+async def warm_up(args: argparse.Namespace) -> Dict[str, Any]:
+    """ONE session: connect, initiate, onready, close (1000), the receiver ended. Counted
+    nowhere but here."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    w: Dict[str, Any] = {"done": False, "session_id": None, "ready_ms": None, "close_code": None}
+    ready = asyncio.Event()
+
+    async def receive(ws) -> None:
+        try:
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    continue
+                try:
+                    m = json.loads(msg)
+                except ValueError:
+                    continue
+                if isinstance(m, dict) and m.get("method") == "onready":
+                    payload = m.get("payload") or {}
+                    w["session_id"] = payload.get("session_id") if isinstance(payload, dict) else None
+                    ready.set()
+        except ConnectionClosed:
+            pass
+
+    try:
+        ws = await asyncio.wait_for(connect(args.url, open_timeout=None), args.ready_timeout)
+    except Exception as e:  # noqa: BLE001
+        w["error"] = f"{type(e).__name__}: {e}"
+        return w
+    receiver = asyncio.create_task(receive(ws))
+    try:
+        await ws.send(json.dumps({"method": "initiate", "data": {
+            "agent": {"agent_id": AGENT_ID}, "public_key": PUBLIC_KEY}}))
+        await asyncio.wait_for(ready.wait(), args.ready_timeout)
+        w["ready_ms"] = round((loop.time() - t0) * 1000, 3)
+    except Exception as e:  # noqa: BLE001
+        w["error"] = f"{type(e).__name__}: {e}"
+    await ws.close()
+    await receiver
+    w["close_code"] = ws.close_code
+    w["done"] = "error" not in w
+    w["wall_s"] = round(loop.time() - t0, 4)
+    return w
+
+
 async def amain(args: argparse.Namespace) -> Dict[str, Any]:
     loop = asyncio.get_running_loop()
+    rss_before_warmup = vm_status_kib("VmRSS")
+    warm = await warm_up(args) if args.warmup else {"done": False, "skipped": True}
+    if args.warmup and not warm["done"]:
+        raise SystemExit(f"millis_peer: the warm-up session failed: {warm.get('error')}")
     totals = Totals()
     totals.t0 = loop.time()
-    rss_baseline = vm_status_kib("VmRSS")
+    rss_baseline = vm_status_kib("VmRSS")     # after the warm-up
     cpu_start, wall_start = cpu_seconds(), time.monotonic()
     stop = asyncio.Event()
     rss: Dict[str, int] = {}
@@ -544,9 +613,13 @@ async def amain(args: argparse.Namespace) -> Dict[str, Any]:
         "cpu_process_s": round(ru.ru_utime + ru.ru_stime, 3),
         "ru_maxrss_kib": ru.ru_maxrss,
         "vm_hwm_kib": w["hwm"],
-        "rss_kib_before": rss_baseline,
+        "warmup": warm,
+        "rss_kib_at_start": RSS_KIB_AT_START,
+        "rss_kib_before_warmup": rss_before_warmup,
+        "rss_kib_after_warmup": rss_baseline,
         "rss_kib_ready": rss_ready,
         "rss_kib_window_end": rss_end,
+        "rss_kib_added": rss_end - (rss_baseline or 0),
         "rss_peak_sampled_kib": rss.get("max", rss_end),
         "rss_kib_per_session": round((rss_end - (rss_baseline or 0)) / n, 2) if n else None,
     }
@@ -569,6 +642,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="sessions' frames are due in this many phases spread over 20 ms (default 20; 1: all at once)")
     p.add_argument("--no-stamp", dest="stamp", action="store_false",
                    help="do not write the due time into the first 8 bytes of each frame")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="no warm-up session before the baseline (the baseline is then before the first connect)")
     p.add_argument("--server-pid", type=int, help="the server's pid: its CPU over the window goes into the summary")
     p.add_argument("--ready-timeout", type=float, default=30.0,
                    help="seconds from connecting to onready before a session counts as failed")
@@ -597,7 +672,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"lateness p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms, "
           f"{result['agent_frames_received']} agent frames, window cpu {win['cpu_s']} s "
           f"({win['cpu_ms_per_session_second']} ms per session-second), "
-          f"rss +{result['rss_kib_window_end'] - (result['rss_kib_before'] or 0)} KiB "
+          f"rss +{result['rss_kib_added']} KiB "
           f"({result['rss_kib_per_session']} KiB per session)",
           file=sys.stderr)
     return 0

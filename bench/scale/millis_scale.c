@@ -14,9 +14,17 @@
  * cancellation, noise suppression and gain control on; nothing is fed, the microphone
  * streams. For the per-session cost of device mode.
  *
+ * Warm-up: before the measured sessions, ONE session connects, initiates, gets onready
+ * and is closed cleanly (stop, onclose) and destroyed; only then is the RSS baseline
+ * taken. The library's one-time cost (its network thread, libcurl and OpenSSL
+ * initialisation, buffers) is thus in the baseline, as the interpreter and its imports
+ * are in the Python peer's, and not charged to the sessions. The warm-up session counts
+ * in no frame or loss figure (its server-side session id is reported, so that the
+ * benchmark can leave its connection out of the server's totals).
+ *
  * Only the steady state is measured: after every session is ready and --settle-s has
  * passed, CPU (getrusage, the whole process) over the --seconds window, RSS (VmRSS at
- * the end of the window minus VmRSS before the first client was created), VmHWM.
+ * the end of the window minus VmRSS after the warm-up), VmHWM.
  * With --server-pid, the server's CPU over the same window (/proc/PID/stat). After the
  * window, --drain-s lets agent audio in flight arrive; then the library's counters are
  * read, every client stopped and destroyed.
@@ -244,6 +252,7 @@ static void dist_json(FILE *f, double *v, int n)
 struct session {
     millis_client *client;
     long long started_ns, open_ns, ready_ns;
+    int warmup; /* the warm-up session: counted nowhere */
     atomic_int ready, closed, close_code, errors, reconnects;
     atomic_llong agent_calls, agent_bytes, agent_stamped;
 };
@@ -253,6 +262,7 @@ static struct hist agent_late;    /* onaudio time - the server's send stamp */
 static atomic_int stopping;       /* set before millis_client_stop: later closes are ours */
 static atomic_int closed_early;   /* closes before that */
 static atomic_int closes_abnormal;
+static char warmup_session_id[64]; /* the warm-up session's id (from onready) */
 
 static void on_open(millis_client *c, void *ud)
 {
@@ -264,8 +274,9 @@ static void on_open(millis_client *c, void *ud)
 static void on_ready(millis_client *c, const char *id, const char *payload, void *ud)
 {
     struct session *s = ud;
-    (void)c; (void)id; (void)payload;
+    (void)c; (void)payload;
     s->ready_ns = now_ns();
+    if (s->warmup && id) snprintf(warmup_session_id, sizeof warmup_session_id, "%s", id);
     atomic_store(&s->ready, 1);
 }
 
@@ -275,7 +286,7 @@ static void on_audio(millis_client *c, const uint8_t *pcm, size_t bytes, void *u
     (void)c;
     atomic_fetch_add_explicit(&s->agent_calls, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->agent_bytes, (long long)bytes, memory_order_relaxed);
-    if (bytes >= 8) {
+    if (bytes >= 8 && !s->warmup) {
         uint64_t stamp = 0;
         for (int k = 7; k >= 0; k--) stamp = (stamp << 8) | pcm[k];
         long long now = now_ns(), d = now - (long long)stamp;
@@ -291,6 +302,10 @@ static void on_close(millis_client *c, int code, const char *reason, void *ud)
     struct session *s = ud;
     (void)c;
     atomic_store(&s->close_code, code);
+    if (s->warmup) { /* closed by us after its onready; counted nowhere */
+        atomic_store(&s->closed, 1);
+        return;
+    }
     if (!atomic_load(&stopping)) {
         atomic_fetch_add(&closed_early, 1);
         fprintf(stderr, "millis_scale: a session closed before the end: %d %s\n", code, reason ? reason : "");
@@ -339,7 +354,8 @@ static const char *SUM_KEYS[] = {
 #define N_SUM (sizeof SUM_KEYS / sizeof *SUM_KEYS)
 /* Library figures reported per session (distribution over sessions; null if absent). */
 static const char *DIST_KEYS[] = {
-    "capture_to_wire_ms", "wire_to_device_ms", "last_clear_ms", "last_ping_rtt_ms",
+    "capture_to_wire_ms", "wire_to_device_ms", "wire_to_device_max_ms", "wire_to_device_beyond_queue_ms",
+    "wire_to_device_beyond_queue_max_ms", "last_clear_ms", "last_ping_rtt_ms",
     "echo_erle_db", "echo_erle_recent_db", "playout_queue_ms",
 };
 #define N_DIST (sizeof DIST_KEYS / sizeof *DIST_KEYS)
@@ -349,18 +365,74 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s --url URL [--sessions N] [--seconds S] [--mode application|device]\n"
             "  [--ramp-s R] [--settle-s X] [--drain-s D] [--ready-timeout-s T] [--slots K]\n"
-            "  [--no-stamp] [--server-pid PID] [--json FILE]\n"
-            "  device mode: [--capture DEV] [--playback DEV] [--processing 0|1]\n", argv0);
+            "  [--no-stamp] [--no-warmup] [--server-pid PID] [--json FILE]\n"
+            "  device mode: [--capture DEV] [--playback DEV] [--processing 0|1] [--prebuffer-ms N]\n", argv0);
+}
+
+/* The warm-up: one session connects, initiates, gets onready, is stopped, ends (onclose)
+ * and is destroyed. Returns 0 when it got onready and closed, -1 otherwise. */
+struct warmup {
+    int done;
+    double ready_ms, wall_s, cpu_s;
+    int close_code;
+};
+
+static int warm_up(millis_config *cfg, double ready_timeout_s, struct warmup *w)
+{
+    static struct session s; /* static: its address outlives the client */
+    millis_status st;
+    long long t0 = now_ns();
+    struct cpu c0 = self_cpu();
+    memset(&s, 0, sizeof s);
+    s.warmup = 1;
+    s.client = millis_client_create(cfg, &st);
+    if (s.client == NULL) {
+        fprintf(stderr, "millis_scale: warm-up create: %s\n", millis_config_last_error(cfg));
+        return -1;
+    }
+    millis_client_on_open(s.client, on_open, &s);
+    millis_client_on_ready(s.client, on_ready, &s);
+    millis_client_on_audio(s.client, on_audio, &s);
+    millis_client_on_close(s.client, on_close, &s);
+    millis_client_on_error(s.client, on_error, &s);
+    s.started_ns = now_ns();
+    if (millis_client_start_agent(s.client, "demo-agent") != MILLIS_OK) {
+        fprintf(stderr, "millis_scale: warm-up start: %s\n", millis_client_last_error(s.client));
+        millis_client_destroy(s.client);
+        return -1;
+    }
+    long long deadline = now_ns() + (long long)(ready_timeout_s * 1e9);
+    while (!atomic_load(&s.ready) && !atomic_load(&s.closed) && now_ns() < deadline) usleep(1000);
+    int ok = atomic_load(&s.ready);
+    if (ok) w->ready_ms = (s.ready_ns - s.started_ns) / 1e6;
+    else fprintf(stderr, "millis_scale: the warm-up session did not get onready\n");
+    millis_client_stop(s.client);
+    deadline = now_ns() + 10000000000LL;
+    while (ok && !atomic_load(&s.closed) && now_ns() < deadline) usleep(1000);
+    if (ok && !atomic_load(&s.closed)) {
+        fprintf(stderr, "millis_scale: the warm-up session did not close within 10 s\n");
+        ok = 0;
+    }
+    w->close_code = atomic_load(&s.close_code);
+    millis_client_destroy(s.client);
+    struct cpu c1 = self_cpu();
+    w->wall_s = (now_ns() - t0) / 1e9;
+    w->cpu_s = (c1.user - c0.user) + (c1.sys - c0.sys);
+    w->done = ok;
+    return ok ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
+    /* The process before anything: the program and its shared libraries loaded. */
+    long rss_at_start = status_kib("/proc/self/status", "VmRSS");
     const char *url = NULL, *json_path = NULL, *capture = "pulse", *playback = "pulse", *mode = "application";
-    int sessions = 10, slots = 20, stamp = 1, server_pid = 0, processing = 1, i;
+    int sessions = 10, slots = 20, stamp = 1, server_pid = 0, processing = 1, warmup = 1, prebuffer_ms = -1, i;
     double seconds = 10, ramp_s = 1.0, settle_s = 1.0, drain_s = 3.0, ready_timeout_s = 30;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--no-stamp") == 0) { stamp = 0; continue; }
+        if (strcmp(a, "--no-warmup") == 0) { warmup = 0; continue; }
         if (v == NULL) { usage(argv[0]); return 2; }
         i++;
         if (strcmp(a, "--url") == 0) url = v;
@@ -377,11 +449,12 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--capture") == 0) capture = v;
         else if (strcmp(a, "--playback") == 0) playback = v;
         else if (strcmp(a, "--processing") == 0) processing = atoi(v);
+        else if (strcmp(a, "--prebuffer-ms") == 0) prebuffer_ms = atoi(v);
         else { usage(argv[0]); return 2; }
     }
     int device = strcmp(mode, "device") == 0;
     if (url == NULL || sessions < 1 || seconds <= 0 || slots < 1 || ramp_s < 0 || settle_s < 0 || drain_s < 0 ||
-        (!device && strcmp(mode, "application") != 0)) {
+        (!device && strcmp(mode, "application") != 0) || (prebuffer_ms < 0 && prebuffer_ms != -1)) {
         usage(argv[0]);
         return 2;
     }
@@ -390,10 +463,6 @@ int main(int argc, char **argv)
     if (all == NULL) return 1;
     hist_init(&feed_late);
     hist_init(&agent_late);
-
-    /* RSS before any client exists (the library is loaded, its network thread not yet). */
-    long rss_before = status_kib("/proc/self/status", "VmRSS");
-    struct cpu cpu_start = self_cpu();
 
     millis_config *cfg = millis_config_create();
     millis_config_set_public_key(cfg, "test-public-key");
@@ -406,6 +475,18 @@ int main(int argc, char **argv)
     } else {
         millis_config_set_audio_mode(cfg, MILLIS_AUDIO_MODE_APPLICATION);
     }
+    if (prebuffer_ms >= 0 && millis_config_set_playout_prebuffer_ms(cfg, (unsigned int)prebuffer_ms) != MILLIS_OK) {
+        fprintf(stderr, "millis_scale: --prebuffer-ms %d: %s\n", prebuffer_ms, millis_config_last_error(cfg));
+        return 2;
+    }
+
+    /* The warm-up session, then the RSS baseline: the library's one-time cost (network
+     * thread, curl and OpenSSL initialisation, buffers) is not charged to the sessions. */
+    long rss_before_warmup = status_kib("/proc/self/status", "VmRSS");
+    struct warmup wu = {0};
+    if (warmup && warm_up(cfg, ready_timeout_s, &wu) != 0) return 1;
+    long rss_before = status_kib("/proc/self/status", "VmRSS"); /* the baseline */
+    struct cpu cpu_start = self_cpu();
 
     /* Connect: session i starts at i * ramp / N. */
     long long ramp0 = now_ns();
@@ -562,9 +643,18 @@ int main(int argc, char **argv)
         fprintf(f, " \"sessions\": %d, \"seconds\": %.3f, \"ramp_s\": %.3f, \"settle_s\": %.3f, \"drain_s\": %.3f, "
                    "\"slots\": %d, \"stamped\": %s,\n",
                 sessions, seconds, ramp_s, settle_s, drain_s, device ? 0 : slots, (!device && stamp) ? "true" : "false");
-        if (device)
-            fprintf(f, " \"capture\": \"%s\", \"playback\": \"%s\", \"processing\": %s,\n", capture, playback,
-                    processing ? "true" : "false");
+        if (device) {
+            fprintf(f, " \"capture\": \"%s\", \"playback\": \"%s\", \"processing\": %s, \"prebuffer_ms\": ",
+                    capture, playback, processing ? "true" : "false");
+            if (prebuffer_ms >= 0) fprintf(f, "%d,\n", prebuffer_ms);
+            else fputs("null,\n", f); /* the library's default */
+        }
+        fprintf(f, " \"warmup\": {\"done\": %s, \"session_id\": ", wu.done ? "true" : "false");
+        if (wu.done && warmup_session_id[0]) fprintf(f, "\"%s\"", warmup_session_id);
+        else fputs("null", f);
+        fprintf(f, ", \"ready_ms\": ");
+        json_num(f, wu.done ? wu.ready_ms : NAN);
+        fprintf(f, ", \"close_code\": %d, \"wall_s\": %.4f, \"cpu_s\": %.4f},\n", wu.close_code, wu.wall_s, wu.cpu_s);
         fprintf(f, " \"sessions_ready\": %d, \"connect_failures\": %d, \"sessions_closed_early\": %d, "
                    "\"closes_abnormal\": %d, \"closes_seen\": %d, \"errors\": %d, \"reconnects\": %d,\n",
                 n_ready, sessions - n_ready, atomic_load(&closed_early), atomic_load(&closes_abnormal), closed, errors,
@@ -586,9 +676,11 @@ int main(int argc, char **argv)
                        "\"server_runqueue_wait_s\": %.4f",
                     server_pid, srv1 - srv0, (srv1 - srv0) / window_s, srv_wait1 - srv_wait0);
         fputs("},\n", f);
-        fprintf(f, " \"rss_kib_before\": %ld, \"rss_kib_ready\": %ld, \"rss_kib_window_end\": %ld, \"vm_hwm_kib\": %ld, "
+        fprintf(f, " \"rss_kib_at_start\": %ld, \"rss_kib_before_warmup\": %ld, \"rss_kib_after_warmup\": %ld, "
+                   "\"rss_kib_ready\": %ld, \"rss_kib_window_end\": %ld, \"rss_kib_added\": %ld, \"vm_hwm_kib\": %ld, "
                    "\"rss_kib_per_session\": %.2f,\n",
-                rss_before, rss_ready, rss_end, hwm, (double)(rss_end - rss_before) / sessions);
+                rss_at_start, rss_before_warmup, rss_before, rss_ready, rss_end, rss_end - rss_before, hwm,
+                (double)(rss_end - rss_before) / sessions);
         fprintf(f, " \"frames_due\": %lld, \"frames_handed\": %lld, \"frames_refused\": %lld, \"frames_not_ready\": %lld, "
                    "\"frames_fed_over_20ms\": %lld,\n \"feed_lateness_ms\": ",
                 frames_due, handed, refused, not_ready, fed_over_20ms);
