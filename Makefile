@@ -28,7 +28,8 @@ help:
 	@echo "make build      build/libmillis.so + build/pkgconfig/millis.pc"
 	@echo "make devserver  run the local Millis-compatible server on ws://127.0.0.1:8765/millis"
 	@echo "make bench      the benchmark (bench/README.md): tables, build/bench/results.json, scale.png"
-	@echo "                (about 20 min; BENCH_ARGS=--quick for a short check, BENCH_ARGS='--only scale')"
+	@echo "                (about 25 min; BENCH_ARGS=--quick for a short check, BENCH_ARGS='--only scale')"
+	@echo "make bench-profile  where the CPU goes (perf): libmillis, the floor and the Python peer"
 	@echo "make install    install into PREFIX (default /usr/local; also DESTDIR, LIBDIR, BINDIR, PYTHONDIR, ...)"
 	@echo "make uninstall  remove what make install installed (same variables)"
 
@@ -84,6 +85,15 @@ clean:
 BENCH_ARGS ?=
 bench: build
 	$(PYTHON) bench/run.py --out $(BUILD)/bench $(BENCH_ARGS)
+
+# Where the CPU goes (bench/profile/profile.py, perf's cpu-clock): libmillis at 1000
+# sessions, the floor at 1000 and the Python peer at 200, on the scale workload.
+.PHONY: bench-profile
+bench-profile: build
+	@command -v perf >/dev/null || { echo "bench-profile needs perf: apt-get install linux-perf"; exit 1; }
+	$(PYTHON) bench/profile/profile.py --client libmillis --sessions 1000
+	$(PYTHON) bench/profile/profile.py --client floor --sessions 1000
+	$(PYTHON) bench/profile/profile.py --client peer --sessions 200
 
 # Device-audio figures (ERLE, barge-in, capture -> wire) with medians, on the paced
 # PulseAudio echo loop (README "Audio").

@@ -128,7 +128,7 @@ class LoadServer:
     def __init__(self, stats_path: Path, *, stamped: bool = False, extra: Sequence[str] = (),
                  server: Path = SERVER, env: Optional[Dict[str, str]] = None, nice: int = 0) -> None:
         self.stats_path = Path(stats_path)
-        self.cmd = ([] if not nice else ["nice", "-n", str(nice)]) + [
+        self.cmd = prefix(nice) + [
             str(server), "--port", "0", "--quiet", "--stats", str(self.stats_path)] + \
             (["--stamped"] if stamped else []) + list(extra)
         self.env = env
@@ -185,6 +185,12 @@ class LoadServer:
 
 # ------------------------------------------------------------------------- the clients
 
+def prefix(nice: int = 0, wrap: Sequence[str] = ()) -> List[str]:
+    """What goes before a client's command: `nice -n N` and/or a wrapper such as
+    `perf record ... --` (bench/profile/profile.py)."""
+    return ([] if not nice else ["nice", "-n", str(nice)]) + list(wrap)
+
+
 def _run_json(cmd: List[str], json_path: Path, timeout: float, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -208,8 +214,8 @@ def client_timeout(sessions: int, seconds: float, ramp_s: float, settle_s: float
 def run_scale(exe: Path, url: str, sessions: int, seconds: float, json_path: Path, *, server_pid: Optional[int] = None,
               ramp_s: float = 1.0, settle_s: float = 1.0, drain_s: float = 3.0, slots: int = 20,
               mode: str = "application", extra: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
-              nice: int = 0) -> Dict[str, Any]:
-    cmd = ([] if not nice else ["nice", "-n", str(nice)]) + [
+              nice: int = 0, wrap: Sequence[str] = ()) -> Dict[str, Any]:
+    cmd = prefix(nice, wrap) + [
         str(exe), "--url", url, "--sessions", str(sessions), "--seconds", str(seconds),
         "--ramp-s", str(ramp_s), "--settle-s", str(settle_s), "--drain-s", str(drain_s), "--slots", str(slots),
         "--mode", mode, "--json", str(json_path), *extra]
@@ -220,9 +226,9 @@ def run_scale(exe: Path, url: str, sessions: int, seconds: float, json_path: Pat
 
 def run_floor(exe: Path, url: str, sessions: int, seconds: float, json_path: Path, *,
               server_pid: Optional[int] = None, ramp_s: float = 1.0, settle_s: float = 1.0, drain_s: float = 3.0,
-              slots: int = 20, nice: int = 0) -> Dict[str, Any]:
+              slots: int = 20, nice: int = 0, wrap: Sequence[str] = ()) -> Dict[str, Any]:
     """bench/server/millis_loadgen with the benchmark's workload (the `floor` series)."""
-    cmd = ([] if not nice else ["nice", "-n", str(nice)]) + [
+    cmd = prefix(nice, wrap) + [
         str(exe), "--url", url, "--sessions", str(sessions), "--seconds", str(seconds),
         "--ramp-s", str(ramp_s), "--settle-s", str(settle_s), "--drain-s", str(drain_s), "--slots", str(slots),
         "--json", str(json_path)]
@@ -233,8 +239,8 @@ def run_floor(exe: Path, url: str, sessions: int, seconds: float, json_path: Pat
 
 def run_peer(url: str, sessions: int, seconds: float, json_path: Path, *, server_pid: Optional[int] = None,
              ramp_s: float = 1.0, settle_s: float = 1.0, drain_s: float = 3.0, slots: int = 20,
-             python: str = sys.executable, nice: int = 0) -> Dict[str, Any]:
-    cmd = ([] if not nice else ["nice", "-n", str(nice)]) + [
+             python: str = sys.executable, nice: int = 0, wrap: Sequence[str] = ()) -> Dict[str, Any]:
+    cmd = prefix(nice, wrap) + [
         python, str(PEER), "--url", url, "--sessions", str(sessions), "--seconds", str(seconds),
         "--ramp-s", str(ramp_s), "--settle-s", str(settle_s), "--drain-s", str(drain_s), "--slots", str(slots),
         "--json", str(json_path)]
