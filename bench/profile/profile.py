@@ -9,7 +9,7 @@
 One client run against a fresh `millis_loadserver --stamped`, exactly as `make bench` runs
 it, but under `perf record -e cpu-clock` (a software clock: it works in virtual machines
 with no hardware counters; every thread of the client is sampled, the server is not).
-Prints the share of the samples by object (the kernel, libmillis, libc, libcurl, the
+Prints the share of the samples by thread, by object (the kernel, libmillis, libc, libcurl, the
 interpreter, ...) and the hottest symbols, and writes both, with the run's figures (so a
 profile of a run that lost frames is seen as such), under --out. Kernel symbols need
 root (or kernel.kptr_restrict=0); without them the kernel is one line.
@@ -31,12 +31,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import benchlib as B  # noqa: E402
 
 
+def demangle(text: str) -> str:
+    """Swift's mangled names, readable (swift-demangle from the toolchain, when there is one)."""
+    tool = shutil.which("swift-demangle") or next(
+        (str(p) for p in (Path("/opt/swift/usr/bin/swift-demangle"),) if p.exists()), None)
+    if not tool:
+        return text
+    r = subprocess.run([tool, "--simplified"], input=text, capture_output=True, text=True, timeout=120)
+    return r.stdout if r.returncode == 0 else text
+
+
 def report(data: Path, sort: str, limit: float) -> str:
     r = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", sort,
                         "--percent-limit", str(limit)], capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise B.BenchError(f"perf report failed: {r.stderr.strip()[-2000:]}")
-    return "\n".join(line for line in r.stdout.splitlines() if line.strip() and not line.startswith("#"))
+    return demangle("\n".join(line for line in r.stdout.splitlines() if line.strip() and not line.startswith("#")))
 
 
 def main(argv: List[str]) -> int:
@@ -74,6 +84,7 @@ def main(argv: List[str]) -> int:
                 else:
                     c = B.run_peer(srv.url, a.sessions, a.seconds, out, server_pid=srv.pid, wrap=wrap)
             figures = B.account(c, B.server_summary(srv.stats, B.warmup_session_ids(c)))
+        by_thread = report(data, "comm", 0.5)
         by_object = report(data, "dso", 0.5)
         by_symbol = report(data, "dso,sym", 0.3)
     except B.BenchError as e:
@@ -90,8 +101,9 @@ def main(argv: List[str]) -> int:
             f"p99 lateness {num('server_lateness_p99_ms', 2)} ms "
             f"(the whole run is sampled: connecting and the drain too)")
     symbols = "\n".join(by_symbol.splitlines()[:a.symbols])
-    text = f"{head}\n\n## samples by object\n{by_object}\n\n## hottest symbols\n{symbols}\n"
-    (a.out / f"{tag}.txt").write_text(f"{head}\n\n## samples by object\n{by_object}\n\n## symbols\n{by_symbol}\n")
+    parts = f"{head}\n\n## samples by thread\n{by_thread}\n\n## samples by object\n{by_object}\n\n"
+    text = f"{parts}## hottest symbols\n{symbols}\n"
+    (a.out / f"{tag}.txt").write_text(f"{parts}## symbols\n{by_symbol}\n")
     B.write_json(a.out / f"{tag}.json", {"client": a.client, "sessions": a.sessions, "seconds": a.seconds,
                                          "figures": figures})
     print(text)
