@@ -17,7 +17,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip \
 	libasound2-dev libspeexdsp-dev alsa-utils pulseaudio pulseaudio-utils libasound2-plugins \
 	libopus-dev libopusenc-dev libopusfile-dev libogg-dev opus-tools libcjson-dev tmux \
-	python3-setuptools python3-wheel python3-venv libssl-dev
+	python3-setuptools python3-wheel python3-venv libssl-dev openssl
 PIP_PACKAGES := websockets pytest cryptography numpy scipy matplotlib
 
 .PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean \
@@ -90,7 +90,7 @@ bench: build
 # sessions, the floor at 1000 and the Python peer at 200, on the scale workload.
 .PHONY: bench-profile
 bench-profile: build
-	@command -v perf >/dev/null || { echo "bench-profile needs perf: apt-get install linux-perf"; exit 1; }
+	@$(CURDIR)/.ci/deps.sh linux-perf --
 	$(PYTHON) bench/profile/profile.py --client libmillis --sessions 1000
 	$(PYTHON) bench/profile/profile.py --client floor --sessions 1000
 	$(PYTHON) bench/profile/profile.py --client peer --sessions 200

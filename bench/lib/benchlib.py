@@ -117,6 +117,12 @@ def server_help(server: Path = SERVER) -> str:
     return r.stdout + r.stderr
 
 
+def prefix(nice: int = 0, wrap: Sequence[str] = ()) -> List[str]:
+    """What goes before a command (the server's or a client's): `nice -n N` and/or a wrapper such as
+    `perf record ... --` (bench/profile/profile.py)."""
+    return ([] if not nice else ["nice", "-n", str(nice)]) + list(wrap)
+
+
 class LoadServer:
     """One bench/server/millis_loadserver on a free port, with a stats file.
 
@@ -184,12 +190,6 @@ class LoadServer:
 
 
 # ------------------------------------------------------------------------- the clients
-
-def prefix(nice: int = 0, wrap: Sequence[str] = ()) -> List[str]:
-    """What goes before a client's command: `nice -n N` and/or a wrapper such as
-    `perf record ... --` (bench/profile/profile.py)."""
-    return ([] if not nice else ["nice", "-n", str(nice)]) + list(wrap)
-
 
 def _run_json(cmd: List[str], json_path: Path, timeout: float, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     try:

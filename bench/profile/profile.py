@@ -33,8 +33,8 @@ import benchlib as B  # noqa: E402
 
 def demangle(text: str) -> str:
     """Swift's mangled names, readable (swift-demangle from the toolchain, when there is one)."""
-    tool = shutil.which("swift-demangle") or next(
-        (str(p) for p in (Path("/opt/swift/usr/bin/swift-demangle"),) if p.exists()), None)
+    toolchain = Path("/opt/swift/usr/bin/swift-demangle")
+    tool = shutil.which("swift-demangle") or (str(toolchain) if toolchain.exists() else None)
     if not tool:
         return text
     r = subprocess.run([tool, "--simplified"], input=text, capture_output=True, text=True, timeout=120)
