@@ -77,7 +77,8 @@ typedef enum millis_status {
     MILLIS_ERR_INVALID_JSON = 2,
     /** The call does not fit the client's state (start twice, send before start, ...). */
     MILLIS_ERR_INVALID_STATE = 3,
-    /** The session is not ready yet: audio handed in before onready is dropped. */
+    /** No open WebSocket yet (or the connection is being resumed): audio handed in
+     *  before onopen is dropped, not queued. */
     MILLIS_ERR_NOT_READY = 4,
     /** Memory could not be allocated. */
     MILLIS_ERR_NO_MEMORY = 5,
@@ -85,14 +86,16 @@ typedef enum millis_status {
     MILLIS_ERR_CONNECT = 6,
     /** TLS failure, including a certificate that could not be verified. */
     MILLIS_ERR_TLS = 7,
-    /** The WebSocket upgrade failed (HTTP status other than 101, bad accept key). */
+    /** The WebSocket upgrade failed (HTTP status other than 101, bad accept key, an
+     *  extension or subprotocol selected that libmillis did not offer). */
     MILLIS_ERR_HANDSHAKE = 8,
     /** The server broke the WebSocket protocol (bad frame, invalid UTF-8, ...). */
     MILLIS_ERR_PROTOCOL = 9,
     /** A message exceeded the configured maximum size. */
     MILLIS_ERR_MESSAGE_TOO_BIG = 10,
-    /** The server sent a message libmillis could not interpret (malformed JSON, an
-     *  audio frame of odd length). Not fatal: the session goes on. */
+    /** The server sent a message libmillis could not interpret (malformed JSON, a
+     *  field of the wrong type, an audio frame of odd length). Not fatal: the session
+     *  goes on; the message names the method and the field. */
     MILLIS_ERR_BAD_MESSAGE = 11,
     /** The connection was lost without a close handshake. */
     MILLIS_ERR_CONNECTION_LOST = 12,
@@ -171,9 +174,10 @@ typedef enum millis_connection_state {
     MILLIS_CONNECTION_IDLE = 0,
     /** Resolving, connecting, TLS, WebSocket upgrade. */
     MILLIS_CONNECTION_CONNECTING = 1,
-    /** The WebSocket is open and `initiate` was sent; waiting for onready. */
+    /** The WebSocket is open and `initiate` was sent; waiting for onready. Microphone
+     *  audio is already sent (as the web client streams it from the socket's opening). */
     MILLIS_CONNECTION_OPEN = 2,
-    /** The server sent onready: audio flows. */
+    /** The server sent onready. */
     MILLIS_CONNECTION_READY = 3,
     /** Closing handshake under way. */
     MILLIS_CONNECTION_CLOSING = 4,
@@ -345,6 +349,32 @@ millis_status millis_config_set_tls_verification_disabled_insecure(millis_config
                                                                    int insecure);
 
 /**
+ * Adds a header to the WebSocket upgrade request, after the ones libmillis writes
+ * itself: Origin (a key limited to a site), an Authorization or routing header for a
+ * proxy or gateway, or a User-Agent (which then replaces libmillis' "libmillis/x.y.z").
+ * Headers are sent in the order added; the same name may be added more than once.
+ * The strings are copied.
+ *
+ * Parameters: name: an HTTP field name (RFC 9110 token characters, 1 to 256 bytes);
+ * value: UTF-8 text up to 8192 bytes with no control characters other than tab
+ * (no CR, LF or NUL, which would let a value start a header of its own); leading and
+ * trailing spaces are dropped.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT for a NULL or invalid name or value, for a name
+ * the handshake itself needs (Host, Upgrade, Connection, Content-Length,
+ * Transfer-Encoding, or any Sec-WebSocket-*), or past 64 headers.
+ * Thread safety: not for concurrent calls on the same config; distinct configs are
+ * independent. Callback safety: may be called from inside a callback (on a config).
+ */
+millis_status millis_config_add_header(millis_config *cfg, const char *name, const char *value);
+
+/**
+ * Removes every header added with millis_config_add_header.
+ * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ * Thread safety: as millis_config_add_header.
+ */
+millis_status millis_config_clear_headers(millis_config *cfg);
+
+/**
  * Sets the ALSA devices of device audio mode, by PCM name ("default", "hw:1,0",
  * "plughw:CARD=Headset", "pulse", ...; millis_audio_devices_json() lists them). NULL
  * means "default". The devices are opened at whatever rate, channel count and sample
@@ -419,7 +449,7 @@ typedef enum millis_file_pacing {
 /**
  * The user's microphone is this file: WAV (PCM 8/16/24/32-bit or 32-bit float, any
  * rate, any channel count) or Ogg Opus (.opus, .ogg; decoded with libopusfile). It
- * is mixed to mono and resampled to 16 kHz, and streamed from onready on. When it
+ * is mixed to mono and resampled to 16 kHz, and streamed from onopen on. When it
  * ends, silence follows in real time (the agent needs silence to notice the end of a
  * turn) and the input-ended callback fires once. NULL removes the file (the capture
  * device is used again). The file is opened by millis_client_start(): a missing or
@@ -695,11 +725,16 @@ int millis_client_is_muted(const millis_client *c);
  * Hands microphone audio to the client (application audio mode): by default PCM16,
  * little-endian, 16 000 Hz, mono, in chunks of any even size; otherwise in the format
  * set by millis_config_set_application_audio_format(). The data is copied. Audio is cut into
- * frames of the configured duration and sent from the server's onready on.
+ * frames of the configured duration and sent from the moment `initiate` is sent
+ * (onopen), before the server's onready, as the web client streams its microphone from
+ * the socket's opening: the user's first words while the agent gets ready are heard.
+ * Every 8 s of audio sent (256 000 bytes at 16 kHz) a keep-alive `ping` follows, as
+ * the web client's.
  *
  * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL c, NULL pcm with bytes > 0, odd byte
- * count for PCM16), MILLIS_ERR_NOT_READY (no session ready yet: the audio is dropped, not queued,
- * and counted in the stats), MILLIS_ERR_INVALID_STATE (not in application audio mode).
+ * count for PCM16), MILLIS_ERR_NOT_READY (no open WebSocket: before onopen, or while a
+ * dropped connection is resumed; the audio is dropped, not queued into a burst, and
+ * counted in the stats), MILLIS_ERR_INVALID_STATE (not in application audio mode).
  * Thread safety: any thread; audio from several threads interleaves in call order.
  */
 millis_status millis_client_send_audio(millis_client *c, const void *pcm, size_t bytes);
@@ -713,7 +748,9 @@ millis_status millis_client_send_audio(millis_client *c, const void *pcm, size_t
 millis_status millis_client_send_json(millis_client *c, const char *json);
 
 /**
- * The session id from the server's onready, or NULL when there is none (yet).
+ * The session id from the server's onready, or NULL when there is none (yet). A
+ * string id is given as is; any other JSON value is given as its JSON text (12345 ->
+ * "12345"), and a reconnection sends the value back as it came (the number 12345).
  * Return value: owned by the caller, release with millis_free().
  */
 char *millis_client_session_id(const millis_client *c);
@@ -732,10 +769,14 @@ millis_agent_state millis_client_agent_state(const millis_client *c);
 /**
  * A snapshot of the client's counters as a JSON object:
  * {"frames_sent", "bytes_sent", "frames_received", "bytes_received",
- *  "audio_frames_dropped", "audio_bytes_dropped" (handed in before ready or during a
+ *  "audio_frames_dropped", "audio_bytes_dropped" (handed in before onopen or during a
  *  reconnection), "audio_frames_dropped_backpressure" (the send queue was full),
  *  "send_queue_bytes" (now), "messages_sent", "messages_received", "reconnects"
- *  (successful), "last_ping_rtt_ms" (null before the first pong), "last_latency_ms"
+ *  (successful), "pongs_ignored" (`pong` messages that answered no ping of ours),
+ *  "ws_pings_received" (WebSocket pings from the server), "ws_pongs_coalesced" (pings
+ *  answered only by the pong of a later one, RFC 6455 §5.5.3: a ping flood costs at
+ *  most two pongs of memory), "last_ping_rtt_ms" (wall clock, whole milliseconds, as
+ *  the web client's; null before the first answered ping), "last_latency_ms"
  *  (null before the first answer), "audio_mode" ("application" or "device"), and the
  *  device audio counters: "capture_periods", "capture_overruns" (ALSA overruns,
  *  recovered), "capture_frames_dropped" (10 ms frames the network thread did not take
@@ -764,7 +805,9 @@ char *millis_client_stats_json(const millis_client *c);
 
 /** The WebSocket is open (the web SDK's onopen). */
 typedef void (*millis_open_cb)(millis_client *c, void *user_data);
-/** The session is ready and audio flows. session_id: "" when the server gave none.
+/** The server's onready: the session is ready. session_id: "" when the server gave
+ *  none (a warning is logged: a reconnection then starts a new conversation); a
+ *  non-string id as its JSON text (see millis_client_session_id).
  *  payload_json: the onready payload as JSON ("null" when absent). */
 typedef void (*millis_ready_cb)(millis_client *c, const char *session_id,
                                 const char *payload_json, void *user_data);
@@ -775,13 +818,22 @@ typedef void (*millis_session_ended_cb)(millis_client *c, void *user_data);
  *  format instead (G.711: one byte per sample). */
 typedef void (*millis_audio_cb)(millis_client *c, const uint8_t *pcm, size_t bytes,
                                 void *user_data);
-/** The agent's reply text (partial while is_final is 0). */
+/** The agent's reply text (partial while is_final is 0). is_final follows the web
+ *  client's JavaScript truthiness: true, a non-zero number, a non-empty string (even
+ *  "false"), an object or an array are final; false, 0, "", null or no is_final are
+ *  partial. A message whose `data` is not a string is not delivered here: the error
+ *  callback gets MILLIS_ERR_BAD_MESSAGE naming the method, and the message callback the
+ *  raw JSON. */
 typedef void (*millis_response_text_cb)(millis_client *c, const char *text, int is_final,
                                         void *user_data);
-/** The user's speech as recognised by the server (partial while is_final is 0). */
+/** The user's speech as recognised by the server (partial while is_final is 0). is_final
+ *  and a `data` that is not a string as for millis_response_text_cb. */
 typedef void (*millis_transcript_cb)(millis_client *c, const char *text, int is_final,
                                      void *user_data);
-/** The agent called a tool: name, and its parameters as a JSON value ("null" if none). */
+/** The agent called a tool: name, and its parameters as a JSON value ("null" if none).
+ *  text: the message's `data` ("" when absent or null). A `data` that is neither, or a
+ *  `payload.name` that is not a string, gives MILLIS_ERR_BAD_MESSAGE and the message
+ *  callback instead. */
 typedef void (*millis_function_cb)(millis_client *c, const char *text, const char *name,
                                    const char *params_json, void *user_data);
 /** Milliseconds from start_answering to the first agent audio frame of the answer. */
@@ -801,8 +853,9 @@ typedef void (*millis_close_cb)(millis_client *c, int code, const char *reason,
  *  the attempts run out, MILLIS_ERR_CONNECTION_LOST is reported, then the close. */
 typedef void (*millis_error_cb)(millis_client *c, millis_status status, const char *message,
                                 void *user_data);
-/** A server message this version does not know, so nothing the server says is lost:
- *  its method and the whole message as JSON text. */
+/** A server message this version does not know, or a known one whose fields had the
+ *  wrong type (reported through the error callback first), so nothing the server says
+ *  is lost: its method and the whole message as JSON text. */
 typedef void (*millis_message_cb)(millis_client *c, const char *method, const char *json,
                                   void *user_data);
 /** The connection dropped and the client will try again in delay_ms (attempt counts

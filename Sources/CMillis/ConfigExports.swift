@@ -104,3 +104,16 @@ public func millis_config_set_ca_file(_ cfg: UnsafeMutableRawPointer?, _ path: U
 public func millis_config_set_tls_verification_disabled_insecure(_ cfg: UnsafeMutableRawPointer?, _ insecure: Int32) -> Int32 {
     ConfigHandle.update(cfg) { config in config.tlsVerificationDisabled = insecure != 0 }
 }
+
+@_cdecl("millis_config_add_header")
+public func millis_config_add_header(_ cfg: UnsafeMutableRawPointer?, _ name: UnsafePointer<CChar>?,
+                                     _ value: UnsafePointer<CChar>?) -> Int32 {
+    ConfigHandle.update(cfg) { config throws(MillisError) in
+        try config.addHeader(name: try readString(name, "header name"), value: try readString(value, "header value"))
+    }
+}
+
+@_cdecl("millis_config_clear_headers")
+public func millis_config_clear_headers(_ cfg: UnsafeMutableRawPointer?) -> Int32 {
+    ConfigHandle.update(cfg) { config in config.clearHeaders() }
+}

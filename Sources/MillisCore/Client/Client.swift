@@ -31,6 +31,8 @@ public final class Client: @unchecked Sendable {
         /// A conversation was started and its close has not been reported yet.
         var busy = false
         var connectionState: ConnectionState = .idle
+        /// The session sends microphone audio (from initiate on).
+        var acceptsAudio = false
         var agentState: AgentState = .idle
         var sessionId: String?
         var sessionStats = SessionStats()
@@ -222,13 +224,13 @@ public final class Client: @unchecked Sendable {
     /// `count` wire bytes; `bytes` makes the copy, only when they are going to be sent.
     private func sendWire(_ count: Int, _ bytes: () -> [UInt8]) throws(MillisError) {
         let ready = snapshot.withLock { s -> Bool in
-            if s.connectionState == .ready { return true }
+            if s.acceptsAudio { return true }
             s.droppedBytes += count
             s.droppedFrames += (count + config.frameBytes - 1) / config.frameBytes
             return false
         }
         guard ready else {
-            throw MillisError(.notReady, "session not ready: audio is sent from onready on; this audio was dropped")
+            throw MillisError(.notReady, "no open WebSocket: audio is sent from onopen on (right after initiate, as the web client does); this audio was dropped")
         }
         guard count > 0 else { return }
         let pcm = bytes()
@@ -318,6 +320,7 @@ public final class Client: @unchecked Sendable {
             }
             // Between start() and the loop taking it up, the session is still idle.
             snap.connectionState = s.connectionState == .idle && snap.busy ? .connecting : s.connectionState
+            snap.acceptsAudio = s.acceptsAudio
             snap.agentState = s.agentState
             snap.sessionId = s.sessionId
             snap.sessionStats = s.stats

@@ -28,6 +28,8 @@ public struct ClientConfig: Sendable {
     public private(set) var audio = AudioSettings()
     /// Application audio mode: what send_audio takes and the audio callback gives.
     public var applicationAudioFormat = ApplicationAudioFormat.wire
+    /// Added to the upgrade request, in order (ClientConfig+Headers.swift).
+    public internal(set) var extraHeaders: [(name: String, value: String)] = []
 
     public init() {
         // The default URL is a constant known to parse.

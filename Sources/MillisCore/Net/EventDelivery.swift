@@ -25,10 +25,10 @@ extension NetworkLoop {
             if let turn = client.timeline.event(event, now: now) { emitTurn(turn, client) }
         }
         switch event {
-        case .ready:
-            client.audioEngine?.enableCapture()
-            client.emit(event)
         case .open:
+            // The microphone streams from initiate on, as the web client's does from the
+            // socket's opening: the user's first words while the agent gets ready count.
+            client.audioEngine?.enableCapture()
             client.emit(.open)
             client.emit(.analyzer)
             client.emit(.userAudioReady(streamJSON: client.userAudioDescriptionJSON))

@@ -369,8 +369,9 @@ final class NetworkLoop: @unchecked Sendable {
             let n = captureBuffer.withUnsafeMutableBufferPointer { buffer in
                 engine.captured.read(into: UnsafeMutableBufferPointer(rebasing: buffer[0..<min(available, buffer.count)]))
             }
-            // Before onready the microphone runs but nothing is sent (nor counted as dropped).
-            if client.session.connectionState == .ready {
+            // Before initiate (and while a cut connection waits to resume) the microphone
+            // runs but nothing is sent (nor counted as dropped).
+            if client.session.acceptsAudio {
                 let pcm = captureBuffer.withUnsafeBytes { Array($0[0..<(2 * n)]) }
                 let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
                 let sentBefore = client.session.stats.framesSent
@@ -468,7 +469,8 @@ final class NetworkLoop: @unchecked Sendable {
         connectionsByFD[connection.fd] = connection
         connection.webSocket = WebSocketConnection(hostHeader: endpoint.hostHeader, path: endpoint.path,
                                                    maxMessageBytes: client.config.maxMessageBytes,
-                                                   userAgent: "libmillis/\(MillisVersion.string)", random: random)
+                                                   userAgent: "libmillis/\(MillisVersion.string)",
+                                                   extraHeaders: client.config.extraHeaders, random: random)
         client.emit(.log(.debug, "connected to \(endpoint.host):\(endpoint.port); upgrading"))
         flush(connection)
     }
@@ -594,8 +596,15 @@ final class NetworkLoop: @unchecked Sendable {
             case .moved(let n):
                 received = n
             }
+            guard let ws = connection.webSocket else { return }
+            let pingsBefore = ws.pingsReceived, coalescedBefore = ws.pongsCoalesced
             let events = readBuffer.withUnsafeBytes { buffer in
-                connection.webSocket?.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<received])) ?? []
+                ws.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<received]))
+            }
+            if ws.pingsReceived != pingsBefore {
+                connection.client.session.noteServerPings(received: ws.pingsReceived &- pingsBefore,
+                                                          coalesced: ws.pongsCoalesced &- coalescedBefore)
+                connection.client.publish()
             }
             for event in events where !connection.isClosed {
                 handle(event, connection)

@@ -19,8 +19,12 @@ public final class Session {
         public var endpointDescription: String
         /// The public key, added to `initiate` (never logged).
         public var publicKey = ""
-        /// Audio frames between two keep-alive pings (PROTOCOL.md: 1000).
-        public var framesPerPing = 1000
+        /// Microphone audio between two keep-alive pings: the web client pings after
+        /// every 1000 chunks of 128 samples, 8 s of PCM16 at 16 kHz (docs/protocol.md).
+        public var pingEveryAudioBytes = Session.pingEveryAudioBytes
+        /// Milliseconds since the Unix epoch: the ping's data, as the web client's
+        /// `Date.now()` (tests fix it).
+        public var wallClockMilliseconds: @Sendable () -> Int64 = { WallClock.epochMilliseconds() }
         /// How long the simulated playout may run dry before the agent counts as idle:
         /// the jitter a real playout buffer absorbs. Frames paced exactly in real time
         /// arrive just as the previous one "finishes"; without this the state would
@@ -44,6 +48,12 @@ public final class Session {
             self.endpointDescription = endpointDescription
         }
     }
+
+    /// 1000 web-client chunks of 128 samples, as PCM16 bytes.
+    public static let pingEveryAudioBytes = 1000 * 128 * 2
+
+    /// Pings remembered for their pong: a server answers the latest, maybe a little late.
+    static let outstandingPingsKept = 4
 
     /// The playout grace both playouts use: this simulated one and the device's
     /// (AudioEngine), so an agent turns idle after the same gap in either mode.
@@ -81,8 +91,12 @@ public final class Session {
         reconnectAttempt > 0 && (phase == .connecting || phase == .open) ? .reconnecting : phase
     }
     public private(set) var agentState: AgentState = .idle
-    /// The session id of the last `onready` (kept after close, for continuation).
+    /// The session id of the last `onready` (kept after close, for continuation): as
+    /// sent when a string, else the JSON text of what was sent ("12345"); "" when the
+    /// server sent none.
     public private(set) var sessionId: String?
+    /// The id as onready carried it, sent back as it came in `session_continuation`.
+    private var sessionIdValue: JSONValue?
     public private(set) var stats = SessionStats()
     public private(set) var isMuted = false
     /// How many conversations have ended (each with its close event).
@@ -103,7 +117,10 @@ public final class Session {
     private var answeringSince: UInt64?
     private var playoutEnd: UInt64 = 0
     private var pausedRemaining: UInt64 = 0
-    private var framesSinceStart = 0
+    /// Microphone audio sent since the last ping (or since `initiate`).
+    private var audioBytesSincePing = 0
+    /// The data of pings sent and not answered yet, oldest first.
+    private var outstandingPings: [String] = []
     private var jitterState: UInt64
 
     public init(settings: Settings) {
@@ -135,7 +152,8 @@ public final class Session {
         wasReady = false
         sessionEnded = false
         reconnectAttempt = 0
-        framesSinceStart = 0
+        // A new conversation continues nothing of the last one's.
+        sessionIdValue = nil
         return beginConnecting(now: now)
     }
 
@@ -172,11 +190,21 @@ public final class Session {
         stats.sendQueueBytes = bytes
     }
 
+    /// WebSocket pings the transport answered (or coalesced) since it last said.
+    public func noteServerPings(received: Int, coalesced: Int) {
+        stats.webSocketPingsReceived &+= received
+        stats.webSocketPongsCoalesced &+= coalesced
+    }
+
+    /// Whether microphone audio is sent now: from `initiate` on, as the web client
+    /// streams it from the socket's opening, before the server's onready.
+    public var acceptsAudio: Bool { phase == .open || phase == .ready }
+
     /// Microphone audio (PCM16 16 kHz mono) from the application; cut into frames.
     /// `queuedBytes` is what already waits for the socket: past the limit, frames are
     /// dropped (a server that stops reading must not make memory grow).
     public func userAudio(_ pcm: [UInt8], now: UInt64, queuedBytes: Int = 0) -> [Action] {
-        guard phase == .ready else {
+        guard acceptsAudio else {
             stats.audioBytesDropped += pcm.count
             stats.audioFramesDropped += (pcm.count + settings.frameBytes - 1) / settings.frameBytes
             return []
@@ -205,11 +233,11 @@ public final class Session {
             stats.framesSent += 1
             stats.bytesSent += frameBytes
             actions.append(.sendBinary(frame))
-            framesSinceStart += 1
-            if framesSinceStart % settings.framesPerPing == 0 {
-                let ms = Double(now) / 1_000_000
-                stats.messagesSent += 1
-                actions.append(.sendText("{\"method\":\"ping\",\"data\":\"\(Self.format(ms))\"}"))
+            audioBytesSincePing += frameBytes
+            if audioBytesSincePing >= settings.pingEveryAudioBytes {
+                // The remainder carries over, so any frame size pings every 8 s on average.
+                audioBytesSincePing -= settings.pingEveryAudioBytes
+                actions.append(ping())
             }
         }
         if offset < source.count { pendingAudio = Array(source[offset...]) }
@@ -231,8 +259,8 @@ public final class Session {
         phase = .open
         stats.messagesSent += 1
         var actions: [Action] = []
-        if reconnectAttempt > 0, let sessionId, !sessionId.isEmpty {
-            options = options.continuing(sessionId: sessionId)
+        if reconnectAttempt > 0, let sessionIdValue {
+            options = options.continuing(sessionId: sessionIdValue)
         } else {
             actions.append(.emit(.open))
         }
@@ -253,13 +281,20 @@ public final class Session {
             return actions
         }
         switch message {
-        case .ready(let id, let payload):
+        case .ready(let idValue, let payload):
             guard phase == .open else { return actions }
             phase = .ready
             readyDeadline = nil
             wasReady = true
+            var id = ""
+            if let idValue {
+                id = idValue.stringValue ?? idValue.jsonText
+                sessionIdValue = idValue
+            } else if reconnectAttempt == 0 {
+                actions.append(.emit(.log(.warn, "onready carried no session_id: a reconnection after a cut cannot continue this conversation and starts a new one")))
+            }
             if reconnectAttempt > 0 {
-                let resumed = id.isEmpty ? (sessionId ?? "") : id
+                let resumed = idValue == nil ? (sessionId ?? "") : id
                 sessionId = resumed
                 reconnectAttempt = 0
                 stats.reconnects += 1
@@ -291,9 +326,7 @@ public final class Session {
                 setAgentState(.answer, &actions)
             }
         case .pong(let data):
-            if let sent = data.doubleValue {
-                stats.lastPingRTTMilliseconds = Double(now) / 1_000_000 - sent
-            }
+            pong(data)
         case .transcript(let text, let isFinal):
             actions.append(.emit(.transcript(text, isFinal: isFinal)))
         case .responseText(let text, let isFinal):
@@ -304,6 +337,9 @@ public final class Session {
             sessionEnded = true
             actions.append(.emit(.sessionEnded))
         case .other(let method):
+            actions.append(.emit(.message(method: method, json: text)))
+        case .invalid(let method, let problem):
+            actions.append(.emit(.error(.badMessage, "server sent \(method) whose \(problem); it was not delivered as \(method) (onmessage has the raw message)")))
             actions.append(.emit(.message(method: method, json: text)))
         }
         return actions
@@ -412,6 +448,9 @@ public final class Session {
 
     private func beginConnecting(now: UInt64) -> [Action] {
         phase = .connecting
+        // Each connection counts its audio from its own initiate, as a server would.
+        audioBytesSincePing = 0
+        outstandingPings.removeAll()
         readyDeadline = now + settings.readyTimeoutNanoseconds
         closeDeadline = nil
         pendingAudio.removeAll()
@@ -485,9 +524,32 @@ public final class Session {
         return actions
     }
 
-    static func format(_ ms: Double) -> String {
-        let micros = Int64((ms * 1000).rounded())
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+    /// The keep-alive, as the web client writes it: `Date.now()` as a string.
+    private func ping() -> Action {
+        let data = String(settings.wallClockMilliseconds())
+        if outstandingPings.count == Self.outstandingPingsKept { outstandingPings.removeFirst() }
+        outstandingPings.append(data)
+        stats.messagesSent += 1
+        return .sendText("{\"method\":\"ping\",\"data\":\"\(data)\"}")
+    }
+
+    /// A pong counts only when it answers a ping of ours (its data is ours, so parsing
+    /// it cannot overflow); the round trip is on the wall clock, as the web client's.
+    private func pong(_ data: JSONValue) {
+        let text: String
+        switch data {
+        case .string(let s): text = s
+        case .number(let n): text = n
+        default: text = ""
+        }
+        guard let index = outstandingPings.firstIndex(of: text), let sent = Int64(text) else {
+            stats.pongsIgnored += 1
+            return
+        }
+        // An answer to a ping also answers the ones before it.
+        outstandingPings.removeFirst(index + 1)
+        let elapsed = settings.wallClockMilliseconds() &- sent
+        // A wall clock stepped back reads as no time, never as a negative round trip.
+        stats.lastPingRTTMilliseconds = Double(max(0, elapsed))
     }
 }

@@ -67,9 +67,11 @@ public struct StartOptions: Sendable {
     }
 
     /// The same options continuing `sessionId`: what a reconnection sends, so the agent
-    /// keeps its context. An existing `session_continuation` is replaced in place.
-    public func continuing(sessionId: String) -> StartOptions {
-        let continuation = JSONValue.object([("session_id", .string(sessionId))])
+    /// keeps its context. `sessionId` is the JSON value onready carried, sent back as it
+    /// came (a number stays a number). An existing `session_continuation` is replaced in
+    /// place.
+    public func continuing(sessionId: JSONValue) -> StartOptions {
+        let continuation = JSONValue.object([("session_id", sessionId)])
         guard members.contains(where: { $0.key == "session_continuation" }) else {
             return StartOptions(members: members + [("session_continuation", continuation)])
         }

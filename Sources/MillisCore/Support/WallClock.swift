@@ -4,6 +4,13 @@ import Glibc
 
 /// The time of day, for records that people read next to other logs.
 enum WallClock {
+    /// Milliseconds since the Unix epoch, as JavaScript's `Date.now()`.
+    static func epochMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) &* 1000 &+ Int64(ts.tv_nsec / 1_000_000)
+    }
+
     /// "2026-11-25T01:02:03.456Z" (UTC, milliseconds).
     static func iso8601() -> String {
         var ts = timespec()

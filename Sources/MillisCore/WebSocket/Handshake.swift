@@ -22,16 +22,23 @@ public struct Handshake {
     }
 
     /// The HTTP upgrade request for `path` on `hostHeader` (host, with ":port" when not
-    /// the scheme's default).
-    public func request(hostHeader: String, path: String, userAgent: String) -> String {
-        "GET \(path) HTTP/1.1\r\n"
+    /// the scheme's default). `extraHeaders` (validated by ClientConfig.addHeader) follow
+    /// ours, in order; a User-Agent among them replaces `userAgent`.
+    public func request(hostHeader: String, path: String, userAgent: String,
+                        extraHeaders: [(name: String, value: String)] = []) -> String {
+        var text = "GET \(path) HTTP/1.1\r\n"
             + "Host: \(hostHeader)\r\n"
             + "Upgrade: websocket\r\n"
             + "Connection: Upgrade\r\n"
             + "Sec-WebSocket-Key: \(key)\r\n"
             + "Sec-WebSocket-Version: 13\r\n"
-            + "User-Agent: \(userAgent)\r\n"
-            + "\r\n"
+        if !extraHeaders.contains(where: { $0.name.lowercased() == "user-agent" }) {
+            text += "User-Agent: \(userAgent)\r\n"
+        }
+        for header in extraHeaders {
+            text += "\(header.name): \(header.value)\r\n"
+        }
+        return text + "\r\n"
     }
 
     /// Where the response head ends (the index just past "\r\n\r\n"), or nil if it is not
@@ -75,8 +82,13 @@ public struct Handshake {
         guard headers["sec-websocket-accept"] == Self.acceptValue(forKey: key) else {
             throw WebSocketError(.handshake, "Sec-WebSocket-Accept does not match the key sent")
         }
+        // RFC 6455 §4.1: the client offers no extension and no subprotocol, so a server
+        // that selects either (a non-empty value) speaks something the client cannot, and the connection fails.
         if let extensions = headers["sec-websocket-extensions"], !extensions.isEmpty {
-            throw WebSocketError(.handshake, "server selected extension '\(extensions)' that the client did not offer")
+            throw WebSocketError(.handshake, "server selected extension '\(extensions.prefix(80))' that the client did not offer")
+        }
+        if let proto = headers["sec-websocket-protocol"], !proto.isEmpty {
+            throw WebSocketError(.handshake, "server selected subprotocol '\(proto.prefix(80))' that the client did not offer")
         }
     }
 }

@@ -35,16 +35,30 @@ public final class WebSocketConnection {
     private var outputBuffer: [UInt8] = []
     private var outputIndex = 0
     public let maxMessageBytes: Int
+    /// Pings from the server, and those answered only by the pong of a later one.
+    public private(set) var pingsReceived = 0
+    public private(set) var pongsCoalesced = 0
+    /// Pong coalescing (RFC 6455 §5.5.3 lets a client answer only the latest ping): at
+    /// most one pong waits in the output unwritten, and at most one more waits here to
+    /// follow it, the latest ping's; a ping flood from a server that reads nothing costs
+    /// two small frames, not one per ping.
+    private var pendingPong: [UInt8]?
+    /// Output bytes ever queued and ever written, to tell whether the queued pong
+    /// (which ends at `pongQueuedThrough`) has gone out.
+    private var queuedTotal = 0
+    private var writtenTotal = 0
+    private var pongQueuedThrough = 0
 
     /// Starts a connection: the upgrade request is queued in `output` at once. `random`
     /// may be shared by the connections of one thread.
     public init(hostHeader: String, path: String, maxMessageBytes: Int, userAgent: String = "libmillis",
-                random: RandomSource = RandomSource()) {
+                extraHeaders: [(name: String, value: String)] = [], random: RandomSource = RandomSource()) {
         self.handshake = Handshake(random: random)
         self.random = random
         self.maxMessageBytes = maxMessageBytes
         self.decoder = FrameDecoder(maxPayloadBytes: maxMessageBytes)
-        outputBuffer.append(contentsOf: Array(handshake.request(hostHeader: hostHeader, path: path, userAgent: userAgent).utf8))
+        outputBuffer.append(contentsOf: Array(handshake.request(hostHeader: hostHeader, path: path, userAgent: userAgent, extraHeaders: extraHeaders).utf8))
+        queuedTotal = outputBuffer.count
     }
 
     // MARK: Output
@@ -54,11 +68,14 @@ public final class WebSocketConnection {
 
     /// Gives the pending output to `write`, which returns how many bytes it wrote.
     public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Int) {
+        if pendingPong != nil && writtenTotal >= pongQueuedThrough { queuePendingPong() }
         guard pendingOutputCount > 0 else { return }
         let written = outputBuffer.withUnsafeBytes { all in
             write(UnsafeRawBufferPointer(rebasing: all[outputIndex...]))
         }
-        outputIndex += max(0, written)
+        let moved = min(max(0, written), pendingOutputCount)
+        outputIndex += moved
+        writtenTotal &+= moved
         if outputIndex == outputBuffer.count {
             // Released, not kept: thousands of idle connections would each hold their
             // largest burst (a malloc per frame is the cheaper side of that trade).
@@ -72,25 +89,44 @@ public final class WebSocketConnection {
 
     // MARK: Sending
 
+    /// Appends to the output, counting what was queued.
+    private func encode(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
+        let before = outputBuffer.count
+        FrameEncoder.encode(opcode: opcode, payload: payload, key: random.next4(), into: &outputBuffer)
+        queuedTotal &+= outputBuffer.count - before
+    }
+
+    private func encode(_ opcode: Opcode, _ payload: [UInt8]) {
+        payload.withUnsafeBytes { encode(opcode, $0) }
+    }
+
+    /// The waiting pong goes out next, ahead of data queued after it.
+    private func queuePendingPong() {
+        guard let payload = pendingPong else { return }
+        pendingPong = nil
+        encode(.pong, payload)
+        pongQueuedThrough = queuedTotal
+    }
+
     /// Queues a text message. Ignored unless the connection is open.
     public func sendText(_ text: String) {
         guard state == .open else { return }
+        if pendingPong != nil && writtenTotal >= pongQueuedThrough { queuePendingPong() }
         var copy = text
-        copy.withUTF8 { utf8 in
-            FrameEncoder.encode(opcode: .text, payload: UnsafeRawBufferPointer(utf8), key: random.next4(), into: &outputBuffer)
-        }
+        copy.withUTF8 { utf8 in encode(.text, UnsafeRawBufferPointer(utf8)) }
     }
 
     /// Queues a binary message. Ignored unless the connection is open.
     public func sendBinary(_ payload: UnsafeRawBufferPointer) {
         guard state == .open else { return }
-        FrameEncoder.encode(opcode: .binary, payload: payload, key: random.next4(), into: &outputBuffer)
+        if pendingPong != nil && writtenTotal >= pongQueuedThrough { queuePendingPong() }
+        encode(.binary, payload)
     }
 
     /// Queues a ping with `payload` (at most 125 bytes).
     public func sendPing(_ payload: [UInt8] = []) {
         guard state == .open else { return }
-        FrameEncoder.encode(opcode: .ping, payload: Array(payload.prefix(125)), key: random.next4(), into: &outputBuffer)
+        encode(.ping, Array(payload.prefix(125)))
     }
 
     /// Starts the closing handshake. Returns false when there is no open socket to close
@@ -116,7 +152,7 @@ public final class WebSocketConnection {
             reasonBytes += utf8
         }
         payload += reasonBytes
-        FrameEncoder.encode(opcode: .close, payload: payload, key: random.next4(), into: &outputBuffer)
+        encode(.close, payload)
     }
 
     // MARK: Receiving
@@ -176,9 +212,11 @@ public final class WebSocketConnection {
     private func handle(_ frame: Frame, into events: inout [Event]) {
         switch frame.opcode {
         case .ping:
-            if state == .open {
-                FrameEncoder.encode(opcode: .pong, payload: frame.payload, key: random.next4(), into: &outputBuffer)
-            }
+            guard state == .open else { return }
+            pingsReceived &+= 1
+            if pendingPong != nil { pongsCoalesced &+= 1 }
+            pendingPong = frame.payload
+            if writtenTotal >= pongQueuedThrough { queuePendingPong() }
         case .pong:
             break
         case .close:

@@ -213,7 +213,9 @@ enum FuzzHarness {
         let ms: UInt64 = 1_000_000
         var settings = Session.Settings(frameBytes: 640, readyTimeoutNanoseconds: 5000 * ms,
                                         endpointDescription: "ws://fuzz/millis")
-        settings.framesPerPing = 3
+        settings.pingEveryAudioBytes = 3 * 640
+        // A fixed clock, so that a pong in the corpus can answer the harness's pings.
+        settings.wallClockMilliseconds = { 1_700_000_000_000 }
         var session = Session(settings: settings)
         var now: UInt64 = 1_000 * ms
         _ = session.start(try! StartOptions(agentId: "fuzz-agent"), now: now)

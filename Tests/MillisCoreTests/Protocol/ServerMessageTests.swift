@@ -3,7 +3,7 @@ import XCTest
 
 final class ServerMessageTests: XCTestCase {
     func testParsesEveryKnownMethod() throws {
-        XCTAssertEqual(try ServerMessage.parse(#"{"method":"onready"}"#), .ready(sessionId: "", payload: .null))
+        XCTAssertEqual(try ServerMessage.parse(#"{"method":"onready"}"#), .ready(sessionId: nil, payload: .null))
         XCTAssertEqual(try ServerMessage.parse(#"{"method":"start_answering"}"#), .startAnswering)
         XCTAssertEqual(try ServerMessage.parse(#"{"method":"clear"}"#), .clear)
         XCTAssertEqual(try ServerMessage.parse(#"{"method":"pause"}"#), .pause)

@@ -4,10 +4,15 @@ import XCTest
 final class SessionTests: XCTestCase {
     private let ms: UInt64 = 1_000_000
 
-    private func makeSession(frameBytes: Int = 640, pingEvery: Int = 1000, reconnectAttempts: Int = 0,
+    /// The wall clock the sessions see (tests move it).
+    private let wallClock = WallClockStub()
+
+    private func makeSession(frameBytes: Int = 640, pingEvery: Int? = nil, reconnectAttempts: Int = 0,
                              queueLimit: Int = 512 * 1024) -> Session {
         var settings = Session.Settings(frameBytes: frameBytes, readyTimeoutNanoseconds: 5000 * ms, endpointDescription: "ws://test/millis")
-        settings.framesPerPing = pingEvery
+        if let pingEvery { settings.pingEveryAudioBytes = pingEvery * frameBytes }
+        let clock = wallClock
+        settings.wallClockMilliseconds = { clock.now }
         settings.publicKey = "PK"
         settings.reconnectAttempts = reconnectAttempts
         settings.reconnectInitialDelayNanoseconds = 100 * ms
@@ -49,30 +54,193 @@ final class SessionTests: XCTestCase {
         XCTAssertTrue(s.start(agentOptions, now: 3).isEmpty, "start while running does nothing")
     }
 
-    func testAudioBeforeReadyIsDroppedNotQueued() {
+    func testAudioBeforeTheSocketOpensIsDroppedNotQueued() {
         var s = makeSession()
         _ = s.start(agentOptions, now: 0)
-        _ = s.transportOpened(now: 1)
-        XCTAssertTrue(s.userAudio([UInt8](repeating: 1, count: 1280), now: 2).isEmpty)
+        XCTAssertFalse(s.acceptsAudio)
+        XCTAssertTrue(s.userAudio([UInt8](repeating: 1, count: 1280), now: 1).isEmpty)
         XCTAssertEqual(s.stats.audioFramesDropped, 2)
-        _ = s.receivedText(#"{"method":"onready"}"#, now: 3)
-        let sent = s.userAudio([UInt8](repeating: 2, count: 640), now: 4)
+        _ = s.transportOpened(now: 2)
+        let sent = s.userAudio([UInt8](repeating: 2, count: 640), now: 3)
         XCTAssertEqual(sent, [.sendBinary([UInt8](repeating: 2, count: 640))], "only the new audio, no burst")
     }
 
-    func testAudioIsCutIntoFramesAndPingedEvery1000Frames() {
+    func testAudioIsSentFromInitiateOnBeforeOnready() {
+        var s = makeSession()
+        _ = s.start(agentOptions, now: 0)
+        let opened = s.transportOpened(now: 1)
+        XCTAssertTrue(opened.contains(.sendText(initiateText)))
+        XCTAssertTrue(s.acceptsAudio)
+        XCTAssertEqual(s.userAudio([UInt8](repeating: 3, count: 640), now: 2), [.sendBinary([UInt8](repeating: 3, count: 640))])
+        XCTAssertEqual(s.stats.framesSent, 1)
+        XCTAssertEqual(s.stats.audioFramesDropped, 0)
+    }
+
+    func testAudioIsCutIntoFramesAndPingedWithTheWallClock() {
         var s = makeSession(frameBytes: 4, pingEvery: 3)
         readySession(&s)
+        wallClock.now = 1_796_321_858_489
         let a = s.userAudio([1, 2, 3, 4, 5, 6], now: 30 * ms)
         XCTAssertEqual(a, [.sendBinary([1, 2, 3, 4])])
         let b = s.userAudio([7, 8, 9, 10, 11, 12], now: 31 * ms)
         XCTAssertEqual(b.count, 3)
         XCTAssertEqual(b[0], .sendBinary([5, 6, 7, 8]))
         XCTAssertEqual(b[1], .sendBinary([9, 10, 11, 12]))
-        XCTAssertEqual(b[2], .sendText(#"{"method":"ping","data":"31.000"}"#))
-        _ = s.receivedText(#"{"method":"pong","data":"31.000"}"#, now: 43 * ms)
+        XCTAssertEqual(b[2], .sendText(#"{"method":"ping","data":"1796321858489"}"#))
+        wallClock.now += 12
+        _ = s.receivedText(#"{"method":"pong","data":"1796321858489"}"#, now: 43 * ms)
         XCTAssertEqual(s.stats.lastPingRTTMilliseconds, 12)
         XCTAssertEqual(s.stats.framesSent, 3)
+    }
+
+    /// The web client pings after 1000 chunks of 128 samples: 8 s of audio, whatever
+    /// the frame size, the remainder carried from one ping to the next.
+    func testPingEveryEightSecondsOfAudioForAnyFrameSize() {
+        for frameMs in [10, 20, 30, 40] {
+            var s = makeSession(frameBytes: frameMs * 32)
+            readySession(&s)
+            var audioBytes = 0
+            var pingsAt: [Int] = []
+            for _ in 0..<(20_000 / frameMs) {  // 20 s
+                for action in s.userAudio([UInt8](repeating: 0, count: frameMs * 32), now: 30 * ms) {
+                    if case .sendBinary(let frame) = action { audioBytes += frame.count }
+                    if case .sendText(let text) = action, text.contains("\"ping\"") { pingsAt.append(audioBytes) }
+                }
+            }
+            let frame = frameMs * 32
+            // A ping follows the first frame that reaches each 8 s mark.
+            let expected = [256_000, 512_000].map { ($0 + frame - 1) / frame * frame }
+            XCTAssertEqual(pingsAt, expected, "frame_ms \(frameMs)")
+        }
+    }
+
+    func testPongsThatAnswerNoPingOfOursAreIgnored() throws {
+        var s = makeSession(frameBytes: 4, pingEvery: 1)
+        readySession(&s)
+        wallClock.now = 5_000
+        _ = s.userAudio([0, 0, 0, 0], now: 30 * ms)
+        for data in [#""nan""#, "1e999", #""1e999""#, #""1700000000000000000""#, "-1e308", #""-inf""#, "null",
+                     #"{"a":1}"#, #""4999""#, "5000.5"] {
+            _ = s.receivedText(#"{"method":"pong","data":"# + data + "}", now: 40 * ms)
+            XCTAssertNil(s.stats.lastPingRTTMilliseconds, data)
+        }
+        XCTAssertEqual(s.stats.pongsIgnored, 10)
+        let stats = try JSONParser.parse(s.stats.json)
+        XCTAssertEqual(stats["last_ping_rtt_ms"], .null)
+        XCTAssertEqual(stats["pongs_ignored"], .number("10"))
+        wallClock.now = 5_250
+        _ = s.receivedText(#"{"method":"pong","data":5000}"#, now: 50 * ms)
+        XCTAssertEqual(s.stats.lastPingRTTMilliseconds, 250, "a number with our digits answers our ping")
+        _ = s.receivedText(#"{"method":"pong","data":"5000"}"#, now: 60 * ms)
+        XCTAssertEqual(s.stats.pongsIgnored, 11, "each ping is answered once")
+    }
+
+    func testAWallClockSteppedBackGivesNoNegativeRoundTrip() {
+        var s = makeSession(frameBytes: 4, pingEvery: 1)
+        readySession(&s)
+        wallClock.now = 9_000
+        _ = s.userAudio([0, 0, 0, 0], now: 30 * ms)
+        wallClock.now = 1_000
+        _ = s.receivedText(#"{"method":"pong","data":"9000"}"#, now: 40 * ms)
+        XCTAssertEqual(s.stats.lastPingRTTMilliseconds, 0)
+    }
+
+    func testStatsNeverTrapOnAbsurdFigures() throws {
+        var stats = SessionStats()
+        for value in [Double.nan, .infinity, -.infinity, 1e300, -1e300, 1.7e18, Double.greatestFiniteMagnitude] {
+            stats.lastPingRTTMilliseconds = value
+            stats.lastLatencyMilliseconds = value
+            let parsed = try JSONParser.parse(stats.json)
+            XCTAssertEqual(parsed["last_ping_rtt_ms"], .null, "\(value)")
+            XCTAssertEqual(parsed["last_latency_ms"], .null, "\(value)")
+        }
+        stats.lastPingRTTMilliseconds = 12.3456
+        XCTAssertEqual(try JSONParser.parse(stats.json)["last_ping_rtt_ms"], .number("12.346"))
+    }
+
+    // MARK: Fields of the wrong type
+
+    func testTextOfTheWrongTypeIsReportedAndHandedOnRaw() {
+        for method in ["ontranscript", "onresponsetext"] {
+            for data in ["5", #"{"t":"x"}"#, "null", #"["a"]"#, "true"] {
+                var s = makeSession()
+                readySession(&s)
+                let text = #"{"method":""# + method + #"","data":"# + data + #","payload":{"is_final":true}}"#
+                let e = events(s.receivedText(text, now: 30 * ms))
+                XCTAssertEqual(e.count, 2, text)
+                guard case .error(let status, let message)? = e.first else { return XCTFail("no error for \(text)") }
+                XCTAssertEqual(status, .badMessage)
+                XCTAssertTrue(message.contains(method) && message.contains("\"data\""), message)
+                XCTAssertEqual(e.last, .message(method: method, json: text))
+            }
+            var s = makeSession()
+            readySession(&s)
+            let missing = #"{"method":""# + method + #""}"#
+            XCTAssertEqual(events(s.receivedText(missing, now: 30 * ms)).last, .message(method: method, json: missing))
+        }
+    }
+
+    func testFunctionFieldsOfTheWrongTypeAreReported() {
+        var s = makeSession()
+        readySession(&s)
+        let good = #"{"method":"onfunction","payload":{"name":"f","params":{"a":1}}}"#
+        XCTAssertEqual(events(s.receivedText(good, now: 30 * ms)), [.function(text: "", name: "f", paramsJSON: #"{"a":1}"#)])
+        for bad in [#"{"method":"onfunction","data":7,"payload":{"name":"f"}}"#,
+                    #"{"method":"onfunction","payload":{"name":7}}"#,
+                    #"{"method":"onfunction","payload":{}}"#] {
+            let e = events(s.receivedText(bad, now: 30 * ms))
+            guard case .error(.badMessage, _)? = e.first else { return XCTFail("no error for \(bad)") }
+            XCTAssertEqual(e.last, .message(method: "onfunction", json: bad))
+        }
+    }
+
+    /// `is_final` as the web client reads it: JavaScript truthiness.
+    func testIsFinalFollowsJavaScriptTruthiness() {
+        let cases: [(String, Bool)] = [("true", true), ("false", false), (#""true""#, true), (#""false""#, true),
+                                       (#""0""#, true), (#""""#, false), ("1", true), ("0", false), ("-0", false),
+                                       ("0.0", false), ("2.5", true), ("null", false), ("[]", true), ("{}", true)]
+        for (value, final) in cases {
+            var s = makeSession()
+            readySession(&s)
+            let text = #"{"method":"ontranscript","data":"hi","payload":{"is_final":"# + value + "}}"
+            XCTAssertEqual(events(s.receivedText(text, now: 30 * ms)), [.transcript("hi", isFinal: final)], value)
+        }
+        var s = makeSession()
+        readySession(&s)
+        XCTAssertEqual(events(s.receivedText(#"{"method":"onresponsetext","data":"a"}"#, now: 30 * ms)),
+                       [.responseText("a", isFinal: false)], "no payload: partial")
+    }
+
+    func testSessionIdOfAnyJSONTypeIsKeptAndContinuedAsSent() throws {
+        for (sent, text) in [("12345", "12345"), (#"{"a":[1]}"#, #"{"a":[1]}"#), (#""S1""#, "S1"), ("true", "true")] {
+            var s = makeSession(reconnectAttempts: 2)
+            _ = s.start(agentOptions, now: 0)
+            _ = s.transportOpened(now: 1)
+            let e = events(s.receivedText(#"{"method":"onready","payload":{"session_id":"# + sent + "}}", now: 2))
+            guard case .ready(let id, _)? = e.first else { return XCTFail("no ready for \(sent)") }
+            XCTAssertEqual(id, text)
+            XCTAssertEqual(s.sessionId, text)
+            _ = s.transportFailed(.connectionLost, "cut", closeCode: 1006, now: 10 * ms)
+            _ = s.tick(now: try XCTUnwrap(s.nextDeadline))
+            let initiate = s.transportOpened(now: 500 * ms).compactMap { a -> String? in
+                if case .sendText(let t) = a { return t }
+                return nil
+            }
+            XCTAssertEqual(initiate.count, 1)
+            XCTAssertTrue(initiate[0].contains(#""session_continuation":{"session_id":"# + sent + "}"), initiate[0])
+        }
+    }
+
+    func testOnreadyWithoutASessionIdWarnsAndAReconnectionStartsAfresh() throws {
+        var s = makeSession(reconnectAttempts: 2)
+        _ = s.start(agentOptions, now: 0)
+        _ = s.transportOpened(now: 1)
+        let actions = s.receivedText(#"{"method":"onready","payload":{"session_id":null}}"#, now: 2)
+        XCTAssertTrue(actions.contains { if case .emit(.log(.warn, let m)) = $0 { return m.contains("session_id") }; return false })
+        XCTAssertEqual(s.sessionId, "")
+        _ = s.transportFailed(.connectionLost, "cut", closeCode: 1006, now: 10 * ms)
+        _ = s.tick(now: try XCTUnwrap(s.nextDeadline))
+        XCTAssertTrue(s.transportOpened(now: 500 * ms).contains(.sendText(initiateText)), "nothing to continue")
     }
 
     func testMuteSendsZeros() {
@@ -361,4 +529,9 @@ final class SessionTests: XCTestCase {
         XCTAssertTrue(room.contains { if case .sendText = $0 { return true }; return false }, "the ping still goes")
         XCTAssertEqual(s.sendJSON(#"{"method":"x"}"#), [.sendText(#"{"method":"x"}"#)])
     }
+}
+
+/// A wall clock a test sets by hand.
+final class WallClockStub: @unchecked Sendable {
+    var now: Int64 = 1_700_000_000_000
 }

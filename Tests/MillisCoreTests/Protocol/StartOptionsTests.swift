@@ -47,11 +47,11 @@ final class StartOptionsTests: XCTestCase {
     }
 
     func testContinuingSetsOrReplacesTheSessionContinuation() throws {
-        let plain = try StartOptions(json: #"{"agent":{"agent_id":"a"},"metadata":{"m":1}}"#).continuing(sessionId: "S9")
+        let plain = try StartOptions(json: #"{"agent":{"agent_id":"a"},"metadata":{"m":1}}"#).continuing(sessionId: .string("S9"))
         let data = try XCTUnwrap(try JSONParser.parse(plain.initiateMessage(publicKey: "k"))["data"])
         XCTAssertEqual(data["session_continuation"], .object([("session_id", .string("S9"))]))
         XCTAssertEqual(data["metadata"], .object([("m", .number("1"))]))
-        let replaced = try StartOptions(json: #"{"agent":{"agent_id":"a"},"session_continuation":{"session_id":"old"}}"#).continuing(sessionId: "new")
+        let replaced = try StartOptions(json: #"{"agent":{"agent_id":"a"},"session_continuation":{"session_id":"old"}}"#).continuing(sessionId: .string("new"))
         let text = replaced.initiateMessage(publicKey: "k")
         XCTAssertTrue(text.contains(#""session_continuation":{"session_id":"new"}"#))
         XCTAssertFalse(text.contains("old"))

@@ -17,6 +17,25 @@ final class HandshakeTests: XCTestCase {
         XCTAssertTrue(request.hasSuffix("\r\n\r\n"))
     }
 
+    func testExtraHeadersFollowOursInOrderAndAUserAgentReplacesOurs() {
+        let h = Handshake(key: "dGhlIHNhbXBsZSBub25jZQ==")
+        let plain = h.request(hostHeader: "h", path: "/", userAgent: "libmillis/1")
+        XCTAssertTrue(plain.contains("\r\nUser-Agent: libmillis/1\r\n"))
+        let extra = h.request(hostHeader: "h", path: "/", userAgent: "libmillis/1",
+                              extraHeaders: [("Origin", "https://a.example"), ("X-Route", "1"), ("X-Route", "2")])
+        XCTAssertTrue(extra.hasSuffix("User-Agent: libmillis/1\r\nOrigin: https://a.example\r\nX-Route: 1\r\nX-Route: 2\r\n\r\n"), extra)
+        let agent = h.request(hostHeader: "h", path: "/", userAgent: "libmillis/1", extraHeaders: [("user-agent", "kiosk/2")])
+        XCTAssertFalse(agent.contains("libmillis/1"))
+        XCTAssertTrue(agent.contains("\r\nuser-agent: kiosk/2\r\n"))
+    }
+
+    func testAnEmptyExtensionsOrProtocolHeaderSelectsNothing() throws {
+        let h = Handshake(key: "dGhlIHNhbXBsZSBub25jZQ==")
+        try h.validate(responseHead: response(["HTTP/1.1 101 OK", "Upgrade: websocket", "Connection: Upgrade",
+                                               "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                                               "Sec-WebSocket-Extensions:", "Sec-WebSocket-Protocol: "]))
+    }
+
     func testRandomKeysAre16BytesAndDiffer() {
         let random = RandomSource()
         let a = Handshake(random: random).key, b = Handshake(random: random).key
@@ -41,6 +60,9 @@ final class HandshakeTests: XCTestCase {
             (["HTTP/1.1 101 OK", "Upgrade: websocket", "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="], "Connection: Upgrade"),
             (["HTTP/1.1 101 OK", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Accept: wrong"], "does not match"),
             (["HTTP/1.1 101 OK"] + good + ["Sec-WebSocket-Extensions: permessage-deflate"], "extension"),
+            // RFC 6455 §4.1: a subprotocol the client never asked for fails the connection.
+            (["HTTP/1.1 101 OK"] + good + ["Sec-WebSocket-Protocol: chat"], "subprotocol 'chat'"),
+            (["HTTP/1.1 101 OK"] + good + ["sec-websocket-protocol: a", "Sec-WebSocket-Protocol: b"], "subprotocol"),
             (["garbage"], "malformed HTTP status line"),
         ]
         for (lines, expected) in cases {

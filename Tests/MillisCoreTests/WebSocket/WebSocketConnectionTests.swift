@@ -139,4 +139,59 @@ final class WebSocketConnectionTests: XCTestCase {
         XCTAssertEqual(out.count, 14)
         XCTAssertNotEqual(Array(out[2..<6]), Array(out[9..<13]))
     }
+
+    // MARK: Control frames
+
+    private func serverPing(_ payload: [UInt8]) -> [UInt8] { [0x89, UInt8(payload.count)] + payload }
+
+    /// RFC 6455 §5.5.3: a flood of pings from a server that reads nothing costs one pong
+    /// waiting to be written and one (the latest's) waiting behind it, not one per ping.
+    func testAPingFloodCoalescesIntoBoundedPongs() {
+        var ws = openConnection()
+        let flood = (0..<10_000).flatMap { i in serverPing(Array("ping \(i) ".utf8) + [UInt8](repeating: 0x41, count: 100)) }
+        XCTAssertEqual(feed(&ws, flood), [])
+        XCTAssertEqual(ws.pingsReceived, 10_000)
+        XCTAssertEqual(ws.pongsCoalesced, 9_998, "the first pong is queued, the last waits, the rest are replaced")
+        XCTAssertLessThan(ws.pendingOutputCount, 200, "one pong queued")
+        // The socket takes nothing for a while: still one pong.
+        ws.drainOutput { _ in 0 }
+        XCTAssertLessThan(ws.pendingOutputCount, 200)
+        // Then it drains: the first pong, then the latest ping's.
+        let frames = clientFrames(takeOutput(&ws)) + clientFrames(takeOutput(&ws))
+        XCTAssertEqual(frames.map { $0.0 }, [.pong, .pong])
+        XCTAssertTrue(String(decoding: frames[0].1, as: UTF8.self).hasPrefix("ping 0 "))
+        XCTAssertTrue(String(decoding: frames[1].1, as: UTF8.self).hasPrefix("ping 9999 "))
+        XCTAssertEqual(takeOutput(&ws), [])
+    }
+
+    func testAPingIsAnsweredAtOnceWhenNothingWaits() {
+        var ws = openConnection()
+        for i in 0..<3 {
+            XCTAssertEqual(feed(&ws, serverPing([UInt8(i)])), [])
+            let frames = clientFrames(takeOutput(&ws))
+            XCTAssertEqual(frames.count, 1)
+            XCTAssertEqual(frames.first?.0, .pong)
+            XCTAssertEqual(frames.first?.1, [UInt8(i)])
+        }
+        XCTAssertEqual(ws.pongsCoalesced, 0)
+    }
+
+    /// A pong waiting behind a half-written frame goes out ahead of data queued later.
+    func testAWaitingPongGoesAheadOfLaterData() {
+        var ws = openConnection()
+        [UInt8](repeating: 7, count: 1000).withUnsafeBytes { ws.sendBinary($0) }
+        XCTAssertEqual(feed(&ws, serverPing([1])), [], "first pong queued behind the audio")
+        var written: [UInt8] = []
+        ws.drainOutput { written += $0.prefix(10); return 10 }  // part of the audio frame is out
+        XCTAssertEqual(feed(&ws, serverPing([2])), [])
+        XCTAssertEqual(feed(&ws, serverPing([3])), [], "replaces the waiting one")
+        written += takeOutput(&ws)  // the rest of the audio frame, then pong 1
+        [UInt8](repeating: 8, count: 10).withUnsafeBytes { ws.sendBinary($0) }
+        written += takeOutput(&ws)
+        let frames = clientFrames(written)
+        XCTAssertEqual(frames.map { $0.0 }, [.binary, .pong, .pong, .binary])
+        XCTAssertEqual(frames[1].1, [1])
+        XCTAssertEqual(frames[2].1, [3])
+        XCTAssertEqual(ws.pongsCoalesced, 1)
+    }
 }
