@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A local, Millis-compatible voice-agent WebSocket server for offline development.
 
-It speaks the wire protocol described in PROTOCOL.md the way the Millis cloud does:
-`initiate` -> `onready`, ping/pong, PCM16 16 kHz mono audio both ways, transcripts,
-response text, function calls, barge-in (pause / clear / unpause) and
-`onsessionended`. The "agent" is a fixed script: each time the user finishes a turn
+It speaks the wire protocol described in docs/protocol.md the way the Millis cloud does:
+`initiate` -> `onready` (--ready-delay-ms later, reading meanwhile), ping/pong, PCM16
+16 kHz mono audio both ways (the agent's paced in real time, or in bursts with
+--agent-audio burst), transcripts, response text, function calls, barge-in (pause /
+clear / unpause, in the order --barge-in says) and `onsessionended`. The "agent" is a fixed script: each time the user finishes a turn
 (detected with a simple energy VAD) the next scripted turn is played back.
 
 Special agent ids and HTTP paths produce protocol faults, so that clients can test
@@ -70,6 +71,26 @@ BARGE_IN_HANGOVER = 0.15
 # before the session ends.
 END_TAIL_SECONDS = 0.5
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+# What the server sends on barge-in (--barge-in). "pause" goes out at the onset of the
+# user's speech over the agent; once the barge-in is confirmed:
+#   pause-clear-unpause  clear, then unpause, so that no client stays paused (default);
+#   clear                clear alone, and no pause at the onset: the agent's audio keeps
+#                        flowing until the barge-in is confirmed;
+#   pause-clear          clear, no unpause: the older order. The official web client
+#                        (@millisai/web-sdk 1.0.13) keeps its pause flag through clear and
+#                        stays silent for the rest of the session after it.
+# A false alarm (a cough) ends with unpause alone (nothing at all with "clear").
+BARGE_IN_SEQUENCES = ("pause-clear-unpause", "clear", "pause-clear")
+# Agent audio (--agent-audio): "realtime" paces 20 ms frames in real time; "burst"
+# sends --burst-ms of audio at once, then waits so that the average rate is
+# --burst-speed times real time, as speech pipelines deliver it.
+AGENT_AUDIO_MODES = ("realtime", "burst")
+DEFAULT_BURST_MS = 500
+DEFAULT_BURST_SPEED = 2.0
+# After a valid initiate the server reads on for this long before onready
+# (--ready-delay-ms): audio a client sends meanwhile is counted, recorded and heard.
+DEFAULT_READY_DELAY = 0.25
 
 FAULT_MALFORMED_JSON = "fault-malformed-json"
 FAULT_UNKNOWN_METHOD = "fault-unknown-method"
@@ -385,6 +406,11 @@ class Settings:
     think: float
     barge_in: float
     quick_audio: bytes = b""  # quick-agent's QUICK_FRAMES frames
+    barge_in_sequence: str = "pause-clear-unpause"  # one of BARGE_IN_SEQUENCES
+    agent_audio: str = "realtime"  # "realtime" or "burst" (see Playback)
+    burst_ms: int = DEFAULT_BURST_MS
+    burst_speed: float = DEFAULT_BURST_SPEED
+    ready_delay: float = DEFAULT_READY_DELAY  # seconds from initiate to onready
     connections: dict[str, int] = field(default_factory=dict)  # per session id
 
     def next_connection_number(self, session_id: str) -> int:
@@ -401,11 +427,23 @@ class Rejected(Exception):
 
 
 class Playback:
-    """Sends one reply's audio in 20 ms frames, paced in real time, pausable."""
+    """Sends one reply's audio in 20 ms frames, pausable and clearable.
 
-    def __init__(self, session: Session, pcm: bytes) -> None:
+    Realtime: each frame when its turn comes in real time. Burst: `burst_ms` of frames
+    at once, each burst due `burst_ms / speed` after the previous one, so the average
+    rate is `speed` times real time. Either way, a pause holds sending (the time held
+    shifts every later frame) and a clear drops whatever has not been sent. In burst
+    mode the playback then lasts until the audio sent would have finished playing at
+    the client (pauses included), so that a barge-in during that tail still counts.
+    """
+
+    def __init__(self, session: Session, pcm: bytes, mode: str = "realtime",
+                 burst_ms: int = DEFAULT_BURST_MS, speed: float = DEFAULT_BURST_SPEED) -> None:
         self.session = session
         self.frames = [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+        self.mode = mode
+        self.burst_frames = max(1, round(burst_ms / 1000 / FRAME_SECONDS))
+        self.speed = speed
         self.cleared = False
         self._loop = asyncio.get_running_loop()
         self._running = asyncio.Event()
@@ -422,29 +460,44 @@ class Playback:
         self._running.clear()
 
     def resume(self) -> None:
-        self._held += self._loop.time() - self._paused_at
-        self._running.set()
+        if self.paused:
+            self._held += self._loop.time() - self._paused_at
+            self._running.set()
 
     def clear(self) -> None:
         self.cleared = True
         self._running.set()
 
+    def due(self, i: int) -> float:
+        """When frame i is due, in seconds from the start (pauses not counted)."""
+        if self.mode == "burst":
+            return (i // self.burst_frames) * self.burst_frames * FRAME_SECONDS / self.speed
+        return i * FRAME_SECONDS
+
     async def run(self) -> bool:
-        """Sends the frames; True when all were sent, False when cleared."""
+        """Sends the frames; True when all were sent (and, in burst mode, played out at
+        the client's pace), False when cleared."""
         start = self._loop.time()
         i = 0
-        while i < len(self.frames):
+        n = len(self.frames)
+        while i < n or self.mode == "burst":
             await self._running.wait()
             if self.cleared:
                 return False
             # Each frame is due at a fixed offset from the start (plus the time held
             # in pauses): sleeping until that deadline, not for a fixed interval,
             # keeps the pace free of drift. After a sleep, go round again: a pause or
-            # clear may have come meanwhile.
-            delay = start + self._held + i * FRAME_SECONDS - self._loop.time()
+            # clear may have come meanwhile. Past the last frame (burst mode) the
+            # "deadline" is the end of the audio's playout.
+            due = self.due(i) if i < n else n * FRAME_SECONDS
+            delay = start + self._held + due - self._loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                # (At most 50 ms at a time, so that a clear ends a burst gap or the
+                # tail promptly; realtime gaps are shorter anyway.)
+                await asyncio.sleep(min(delay, 0.05))
                 continue
+            if i >= n:
+                break
             await self.session.send_audio(self.frames[i])
             i += 1
         return True
@@ -530,6 +583,11 @@ class Session:
         self.agent_wav: wave.Wave_write | None = None
         self.odd_byte = b""  # a trailing half sample, kept for the WAV
         self.record = new_record(ws.request.path if ws.request else "")
+        # How this server was set to behave (--barge-in, --agent-audio, --ready-delay-ms).
+        self.record["barge_in_sequence"] = settings.barge_in_sequence
+        self.record["agent_audio"] = {"mode": settings.agent_audio, "burst_ms": settings.burst_ms,
+                                      "burst_speed": settings.burst_speed}
+        self.record["ready_delay_ms"] = round(settings.ready_delay * 1000)
         # Held while a message is written as several frames, so that no other data
         # message can land between its fragments.
         self.send_lock = asyncio.Lock()
@@ -682,7 +740,13 @@ class Session:
             self.driver_task = asyncio.create_task(self.drive(self.fire_fault))
             return
         resuming = fault is not None and continued
-        if not resuming:
+        # A server takes a moment to get ready, and one restoring a session a moment
+        # more: onready comes late (RESUME_DELAY for a continued fault session,
+        # --ready-delay-ms otherwise), from the driver's task, so that the receive loop
+        # meanwhile reads, records and hears any audio the client sends before it
+        # (audio_bytes_received_before_ready).
+        ready_delay = RESUME_DELAY if resuming else self.settings.ready_delay
+        if ready_delay <= 0:
             await self.send_onready()
         drivers: dict[str | None, Callable[[], Awaitable[None]]] = {
             FAULT_MALFORMED_JSON: self.fault_malformed_json,
@@ -699,16 +763,13 @@ class Session:
             driver = self.quick  # a continued "-quick" fault session
         else:
             driver = drivers.get(agent_id, self.converse)
-        if resuming:
-            # A server takes a moment to restore a session: onready comes RESUME_DELAY
-            # late, from the driver's task, so that the receive loop meanwhile counts
-            # any audio the client sends too early (audio_bytes_received_before_ready).
-            async def resume_then(driver: Callable[[], Awaitable[None]] = driver) -> None:
-                await asyncio.sleep(RESUME_DELAY)
+        if ready_delay > 0:
+            async def ready_then(driver: Callable[[], Awaitable[None]] = driver) -> None:
+                await asyncio.sleep(ready_delay)
                 await self.send_onready()
                 await driver()
 
-            self.driver_task = asyncio.create_task(self.drive(resume_then))
+            self.driver_task = asyncio.create_task(self.drive(ready_then))
         else:
             self.driver_task = asyncio.create_task(self.drive(driver))
 
@@ -813,8 +874,9 @@ class Session:
         self.turn_start = self.now()
         log.debug("[%s] user speech starts", self.session_id)
         playback = self.playback
-        if playback and not playback.paused and not playback.cleared:
-            playback.pause()
+        if playback and not playback.paused and not playback.cleared and self.barge_in_task is None:
+            if self.settings.barge_in_sequence != "clear":
+                playback.pause()  # before any await: not one more frame goes out
             self.barge_in_task = asyncio.create_task(self.barge_in(playback))
 
     def on_turn_end(self) -> None:
@@ -823,29 +885,45 @@ class Session:
         self.ended_turns.put_nowait(None)
 
     async def barge_in(self, playback: Playback) -> None:
-        """The user spoke over the agent: pause, then clear or unpause."""
+        """The user spoke over the agent: pause, then clear or unpause, in the order
+        --barge-in says (BARGE_IN_SEQUENCES)."""
         t = self.now()
+        sequence = self.settings.barge_in_sequence
+        sent: list[str] = []
+        entry = {"t": t, "outcome": None, "sequence": sequence, "sent": sent}
+
+        async def send(method: str) -> None:
+            sent.append(method)
+            await self.send_event(method)
+
         try:
-            await self.send_event("pause")
+            if sequence != "clear":
+                await send("pause")  # the playback was paused by on_speech_start
             await asyncio.sleep(self.settings.barge_in)
             last = self.vad.last_speech_at
             still_talking = last is not None and self.loop.time() - last <= BARGE_IN_HANGOVER
+            entry["outcome"] = "clear" if still_talking else "unpause"
             if still_talking:
                 # The interruption stands: drop the rest of the reply; the user's
                 # speech goes on as their next turn.
-                await self.send_event("clear")
                 playback.clear()
+                await send("clear")
+                if sequence == "pause-clear-unpause":
+                    # The client must not stay paused: the next answer has to play.
+                    await send("unpause")
             else:
                 # A false alarm (a cough, a click): it is not a turn.
                 self.vad.discard_turn()
-                await self.send_event("unpause")
+                if sequence != "clear":
+                    await send("unpause")
                 playback.resume()
-            outcome = "clear" if still_talking else "unpause"
-            self.record["barge_ins"].append({"t": t, "outcome": outcome})
-            log.info("[%s] barge-in: %s", self.session_id, outcome)
+            log.info("[%s] barge-in: %s (sent %s)", self.session_id, entry["outcome"], " ".join(sent) or "nothing")
         except ConnectionClosed:
             pass
         finally:
+            # t: the onset of the user's speech over the agent (when pause was sent,
+            # unless --barge-in clear); sent: the messages sent, in order.
+            self.record["barge_ins"].append(entry)
             self.barge_in_task = None
 
     # -- the agent's side ---------------------------------------------------------
@@ -861,7 +939,8 @@ class Session:
             await self.send_words("onresponsetext", turn.response)
             if turn.function:
                 await self.send_event("onfunction", data="", payload=turn.function)
-            self.playback = Playback(self, turn.audio)
+            self.playback = Playback(self, turn.audio, self.settings.agent_audio,
+                                     self.settings.burst_ms, self.settings.burst_speed)
             finished = await self.playback.run()
             self.playback = None
         if finished:
@@ -1172,6 +1251,13 @@ async def serve_until_stopped(args: argparse.Namespace) -> None:
     record_dir = Path(args.record_dir) if args.record_dir else None
     if record_dir:
         record_dir.mkdir(parents=True, exist_ok=True)
+    frame_ms = round(FRAME_SECONDS * 1000)
+    if args.burst_ms < frame_ms or args.burst_ms % frame_ms:
+        raise StartupError(f"--burst-ms must be a positive multiple of 20, not {args.burst_ms}")
+    if not args.burst_speed >= 1.0:
+        raise StartupError(f"--burst-speed must be at least 1 (times real time), not {args.burst_speed}")
+    if args.ready_delay_ms < 0:
+        raise StartupError(f"--ready-delay-ms must not be negative, not {args.ready_delay_ms}")
     script = await load_script(Path(args.script))
     settings = Settings(
         public_keys={DEFAULT_PUBLIC_KEY, *args.public_key},
@@ -1183,6 +1269,11 @@ async def serve_until_stopped(args: argparse.Namespace) -> None:
         think=args.think_ms / 1000,
         barge_in=args.barge_in_ms / 1000,
         quick_audio=synthetic_voice(QUICK_RESPONSE * 10)[:QUICK_FRAMES * FRAME_BYTES],
+        barge_in_sequence=args.barge_in,
+        agent_audio=args.agent_audio,
+        burst_ms=args.burst_ms,
+        burst_speed=args.burst_speed,
+        ready_delay=args.ready_delay_ms / 1000,
     )
     devserver = DevServer(settings, args.voices_path)
 
@@ -1268,6 +1359,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--end-of-speech-ms", type=int, default=600, help="silence that ends a user turn")
     p.add_argument("--think-ms", type=int, default=300, help="delay between transcript and answer")
     p.add_argument("--barge-in-ms", type=int, default=300, help="speech over the agent that clears it")
+    p.add_argument("--barge-in", choices=BARGE_IN_SEQUENCES, default=BARGE_IN_SEQUENCES[0],
+                   help="what barge-in sends: pause at the speech onset, then clear and unpause "
+                        "(default); clear alone, no pause; or pause then clear without unpause "
+                        "(the old order: the official web client 1.0.13 stays silent after it)")
+    p.add_argument("--agent-audio", choices=AGENT_AUDIO_MODES, default="realtime",
+                   help="pace the agent's audio in real time (default), or send it in bursts "
+                        "faster than real time (--burst-ms, --burst-speed)")
+    p.add_argument("--burst-ms", type=int, default=DEFAULT_BURST_MS,
+                   help="burst mode: audio per burst, sent at once (a multiple of 20)")
+    p.add_argument("--burst-speed", type=float, default=DEFAULT_BURST_SPEED,
+                   help="burst mode: average sending rate, in times real time (>= 1)")
+    p.add_argument("--ready-delay-ms", type=int, default=round(DEFAULT_READY_DELAY * 1000),
+                   help="after a valid initiate, read (and record) this long before onready")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     p.add_argument("--mss", type=int, default=1460,
                    help="TCP maximum segment size of accepted connections (0: the system's)")

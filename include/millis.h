@@ -182,7 +182,9 @@ typedef enum millis_connection_state {
     /** Closing handshake under way. */
     MILLIS_CONNECTION_CLOSING = 4,
     /** The connection dropped; waiting to reconnect, or reconnecting (see
-     *  millis_config_set_reconnect). Audio handed in meanwhile is dropped. */
+     *  millis_config_set_reconnect). Audio handed in before the new socket is open is
+     *  dropped; once it is open (initiate with session_continuation sent, before the
+     *  server's onready) audio is sent again, as at the first connection. */
     MILLIS_CONNECTION_RECONNECTING = 5
 } millis_connection_state;
 

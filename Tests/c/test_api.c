@@ -4,7 +4,8 @@
  * Usage: test_api
  *
  * NULL for every pointer parameter, status and enum names, version macros against the
- * library, config ranges, client creation, start's JSON validation, start twice, stop
+ * library, config ranges, extra upgrade headers (millis_config_add_header's refusals),
+ * client creation, start's JSON validation, start twice, stop
  * when idle, ready timeout, an unreachable endpoint (onerror then onclose 1006), destroy
  * from inside onclose and destroy while connecting. The only sockets used are to
  * 127.0.0.1: port 1 (nothing listens) and a listener of this process that accepts TCP
@@ -487,6 +488,112 @@ static void test_config_ranges(void)
     millis_config_destroy(cfg);
 }
 
+/* A header the config must refuse: INVALID_ARGUMENT and a message holding `word`. */
+static void refuse_header(millis_config *cfg, const char *name, const char *value, const char *word)
+{
+    millis_status st = millis_config_add_header(cfg, name, value);
+    const char *msg = millis_config_last_error(cfg);
+    if (st != MILLIS_ERR_INVALID_ARGUMENT || !nonempty(msg) || strstr(msg, word) == NULL)
+        fprintf(stderr, "  header \"%.60s\": \"%.60s\": status %d (%s), message \"%s\" (expected one naming \"%s\")\n",
+                name ? name : "(null)", value ? value : "(null)", (int)st, millis_status_string(st),
+                msg ? msg : "(null)", word);
+    CHECK_STATUS(st, MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(nonempty(msg));
+    CHECK(strstr(msg, word) != NULL);
+}
+
+static void test_headers(void)
+{
+    millis_config *cfg = millis_config_create();
+    millis_client *c;
+    char name[258], value[8194], numbered[32];
+    int i;
+    static const char *const reserved[] = {
+        "Host", "host", "HOST", "Upgrade", "Connection", "Content-Length", "Transfer-Encoding",
+        "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Extensions", "sec-websocket-key", "Sec-WebSocket-Anything",
+    };
+    static const char *const bad_names[] = {
+        "", "X Header", " X-Header", "X-Header ", "X-Header:", "X:Y", "X\r\nY", "X\n", "X\tY", "X(Y)",
+        "X\"Y", "X/Y", "X@Y", "X,Y", "X;Y", "X=Y", "X{Y}", "X\x7fY", "X\xc3\xa9",
+    };
+    static const char *const bad_values[] = {
+        "a\r\nEvil: 1", "a\rb", "a\nb", "\r\n", "a\x01" "b", "a\x1f" "b", "a\x7f", "\x1b[31m",
+    };
+    static const char *const good[][2] = {
+        {"Origin", "https://example.com"}, {"X-Gateway-Token", "abc123"}, {"User-Agent", "my-app/1.0"},
+        {"Authorization", "Bearer x.y.z"}, {"X-Tab", "a\tb"}, {"X-Empty", ""}, {"X-Spaces", "  padded  "},
+        {"X-UTF8", "caf\xc3\xa9"}, {"!#$%&'*+-.^_`|~09azAZ", "token characters"}, {"X-Tag", "one"},
+        {"X-Tag", "two"}, {"Sec-WebSocketX", "not the Sec-WebSocket- prefix"},
+    };
+    printf("extra upgrade headers: millis_config_add_header, millis_config_clear_headers\n");
+    CHECK(cfg != NULL);
+
+    /* NULL config, name, value. */
+    CHECK_STATUS(millis_config_add_header(NULL, "Origin", "https://example.com"), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(millis_config_add_header(NULL, NULL, NULL), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(millis_config_clear_headers(NULL), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(millis_config_add_header(cfg, NULL, "x"), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(nonempty(millis_config_last_error(cfg)));
+    CHECK_STATUS(millis_config_add_header(cfg, "X-Header", NULL), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(nonempty(millis_config_last_error(cfg)));
+
+    /* Names the handshake writes itself (any case), names that are not HTTP tokens,
+     * values that could end their line. */
+    for (i = 0; i < (int)(sizeof reserved / sizeof reserved[0]); i++) refuse_header(cfg, reserved[i], "x", reserved[i]);
+    for (i = 0; i < (int)(sizeof bad_names / sizeof bad_names[0]); i++) refuse_header(cfg, bad_names[i], "x", "name");
+    for (i = 0; i < (int)(sizeof bad_values / sizeof bad_values[0]); i++) refuse_header(cfg, "X-Header", bad_values[i], "X-Header");
+    printf("  CR LF in a value: ");
+    refuse_header(cfg, "X-Header", "a\r\nHost: evil", "control");
+    printf("%s\n", millis_config_last_error(cfg));
+    printf("  Host: ");
+    refuse_header(cfg, "Host", "evil.example", "Host");
+    printf("%s\n", millis_config_last_error(cfg));
+
+    /* Lengths: a name of 256 bytes and a value of 8192 pass, one more byte does not. */
+    memset(name, 'n', 256);
+    name[256] = '\0';
+    CHECK_STATUS(millis_config_add_header(cfg, name, "x"), MILLIS_OK);
+    name[256] = 'n';
+    name[257] = '\0';
+    refuse_header(cfg, name, "x", "256");
+    memset(value, 'v', 8192);
+    value[8192] = '\0';
+    CHECK_STATUS(millis_config_add_header(cfg, "X-Long", value), MILLIS_OK);
+    value[8192] = 'v';
+    value[8193] = '\0';
+    refuse_header(cfg, "X-Long", value, "8192");
+    CHECK_STATUS(millis_config_clear_headers(cfg), MILLIS_OK);
+
+    /* What is valid, a repeated name included. */
+    for (i = 0; i < (int)(sizeof good / sizeof good[0]); i++) {
+        millis_status st = millis_config_add_header(cfg, good[i][0], good[i][1]);
+        if (st != MILLIS_OK) fprintf(stderr, "  header \"%s: %s\": %s\n", good[i][0], good[i][1], millis_config_last_error(cfg));
+        CHECK_STATUS(st, MILLIS_OK);
+    }
+    CHECK_STATUS(millis_config_clear_headers(cfg), MILLIS_OK);
+    CHECK_STATUS(millis_config_clear_headers(cfg), MILLIS_OK); /* nothing to clear */
+
+    /* At most 64: the 65th is refused, and the 64 stay; clearing makes room again. */
+    for (i = 0; i < 64; i++) {
+        snprintf(numbered, sizeof numbered, "X-H%d", i);
+        CHECK_STATUS(millis_config_add_header(cfg, numbered, "v"), MILLIS_OK);
+    }
+    refuse_header(cfg, "X-H64", "v", "64");
+    printf("  65th header: %s\n", millis_config_last_error(cfg));
+    refuse_header(cfg, "Origin", "https://example.com", "64");
+    CHECK_STATUS(millis_config_clear_headers(cfg), MILLIS_OK);
+    CHECK_STATUS(millis_config_add_header(cfg, "Origin", "https://example.com"), MILLIS_OK);
+
+    /* A config with headers makes a client; the client keeps a copy. */
+    CHECK_STATUS(millis_config_set_public_key(cfg, "test-public-key"), MILLIS_OK);
+    c = millis_client_create(cfg, NULL);
+    CHECK(c != NULL);
+    CHECK_STATUS(millis_config_clear_headers(cfg), MILLIS_OK);
+    millis_config_destroy(cfg);
+    millis_client_destroy(c);
+}
+
 static void test_create(void)
 {
     millis_config *cfg = millis_config_create();
@@ -675,6 +782,7 @@ int main(void)
     test_names();
     test_null_arguments();
     test_config_ranges();
+    test_headers();
     test_create();
     test_start_json();
     test_start_twice_and_stop();

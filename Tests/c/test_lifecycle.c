@@ -680,6 +680,10 @@ static float T_floats[4];
     X("millis_config_set_ca_file(cfg, NULL) restores the system store", 0, MILLIS_OK, millis_config_set_ca_file(T_cfg, NULL)) \
     X("millis_config_set_tls_verification_disabled_insecure(NULL, 1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_tls_verification_disabled_insecure(NULL, 1)) \
     X("millis_config_set_tls_verification_disabled_insecure(NULL, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_tls_verification_disabled_insecure(NULL, 0)) \
+    X("millis_config_add_header(NULL, name, value)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_add_header(NULL, "Origin", "https://a.example")) \
+    X("millis_config_add_header(cfg, NULL, value)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_add_header(T_cfg, NULL, "v")) \
+    X("millis_config_add_header(cfg, name, NULL)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_add_header(T_cfg, "Origin", NULL)) \
+    X("millis_config_clear_headers(NULL)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_clear_headers(NULL)) \
     X("millis_client_create(NULL, &err)", 1, 1, millis_client_create(NULL, &T_err) == NULL) \
     X("  ... *err", 0, MILLIS_ERR_INVALID_ARGUMENT, T_err) \
     X("millis_client_create(NULL, NULL)", 1, 1, millis_client_create(NULL, NULL) == NULL) \

@@ -11,6 +11,13 @@ Fixtures:
   devserver_factory
                 starts more devservers (session-scoped): factory(*extra_args) returns
                 a DevServer (e.g. factory("--tls-cert", cert, "--tls-key", key)).
+  devserver_variant
+                variant(*extra_args): a devserver with those options, started once per
+                distinct argument list and shared by every test that asks for it
+                (no arguments: `devserver` itself), e.g. variant("--barge-in", "clear").
+  burst_devserver
+                variant("--agent-audio", "burst"): agent audio in 500 ms bursts at
+                twice real time, for tests of playout buffering and idle logic.
   recorder      recorder(client): a millis_testkit.Recorder that also records
                 onreconnecting and onreconnected.
   process_health
@@ -220,6 +227,24 @@ def devserver_factory(tmp_path_factory, repo_root: Path):
     yield start
     for server, log_file in started:
         _stop_devserver(server, log_file)
+
+
+@pytest.fixture(scope="session")
+def devserver_variant(devserver, devserver_factory):
+    started = {(): devserver}
+
+    def get(*extra_args) -> DevServer:
+        key = tuple(map(str, extra_args))
+        if key not in started:
+            started[key] = devserver_factory(*key)
+        return started[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def burst_devserver(devserver_variant):
+    return devserver_variant("--agent-audio", "burst")
 
 
 @pytest.fixture(scope="session")

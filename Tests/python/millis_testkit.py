@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import struct
 import threading
 import time
 import wave
@@ -15,6 +17,24 @@ SCRIPT_FINALS = ["Hello, what is the weather like today?", "Thank you, goodbye."
 ALL_EVENTS = ("onopen", "onready", "onsessionended", "onaudio", "onresponsetext",
               "ontranscript", "onfunction", "onlatency", "onagentstate", "onclose",
               "onerror", "onmessage", "onlog")
+
+
+def tone(seconds: float, freq: float = 440.0, amplitude: int = 12000) -> bytes:
+    """A loud sine as PCM16 16 kHz mono, whole 20 ms frames: speech to the devserver's
+    energy VAD (-40 dBFS threshold)."""
+    n = int(round(seconds / 0.02)) * FRAME_BYTES // 2
+    return struct.pack(f"<{n}h", *(int(amplitude * math.sin(2 * math.pi * freq * i / 16000))
+                                   for i in range(n)))
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(int(round(seconds / 0.02)) * FRAME_BYTES)
+
+
+# One user turn as the devserver's VAD sees it: 0.5 s of speech, then 0.8 s of silence
+# (more than its --end-of-speech-ms 600). The VAD counts audio time, so this ends a
+# turn even when sent faster than real time.
+USER_TURN = tone(0.5) + silence(0.8)
 
 
 def read_wav(path: Path) -> bytes:
@@ -31,20 +51,28 @@ class Recorder:
         self.client = client
         self.pump = pump  # manual dispatch: called with a timeout while waiting
         self.log: List[Tuple[str, tuple, int]] = []  # (name, args, handler thread ident)
+        self.timed: List[Tuple[float, str, tuple]] = []  # (monotonic time at dispatch, name, args)
         self.cv = threading.Condition()
         for name in ALL_EVENTS:
             client.on(name, self._make(name))
 
     def _make(self, name):
         def handler(*args):
+            t = time.monotonic()
             with self.cv:
                 self.log.append((name, args, threading.get_ident()))
+                self.timed.append((t, name, args))
                 self.cv.notify_all()
         return handler
 
     def of(self, name: str) -> List[tuple]:
         with self.cv:
             return [args for n, args, _ in self.log if n == name]
+
+    def timeline(self, *names: str) -> List[Tuple[float, str, tuple]]:
+        """(time, name, args) of the named events (all when none), in order."""
+        with self.cv:
+            return [e for e in self.timed if not names or e[1] in names]
 
     def names(self, exclude=("onaudio", "onlog")) -> List[str]:
         with self.cv:

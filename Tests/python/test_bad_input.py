@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import socket
 import threading
+import time
 
 import pytest
 
@@ -76,6 +78,8 @@ def test_null_config_handle(lib):
     assert lib.millis_config_set_frame_ms(None, 20) == INVALID_ARGUMENT
     assert lib.millis_config_set_max_message_bytes(None, 4096) == INVALID_ARGUMENT
     assert lib.millis_config_set_ready_timeout_ms(None, 1000) == INVALID_ARGUMENT
+    assert lib.millis_config_add_header(None, b"Origin", b"https://example.com") == INVALID_ARGUMENT
+    assert lib.millis_config_clear_headers(None) == INVALID_ARGUMENT
     err = ctypes.c_int(-1)
     assert not lib.millis_client_create(None, ctypes.byref(err))
     assert err.value == INVALID_ARGUMENT
@@ -89,6 +93,10 @@ def test_null_strings_on_config(lib):
         assert lib.millis_config_set_public_key(cfg, None) == INVALID_ARGUMENT
         assert mentions(lib.millis_config_last_error(cfg).decode(), "public key", "public_key")
         assert lib.millis_config_set_endpoint(cfg, None) == OK  # restores the default
+        assert lib.millis_config_add_header(cfg, None, b"x") == INVALID_ARGUMENT
+        assert mentions(lib.millis_config_last_error(cfg).decode(), "name", "null")
+        assert lib.millis_config_add_header(cfg, b"Origin", None) == INVALID_ARGUMENT
+        assert mentions(lib.millis_config_last_error(cfg).decode(), "value", "null")
         err = ctypes.c_int(-1)
         assert not lib.millis_client_create(cfg, ctypes.byref(err))  # still no key
         assert err.value == INVALID_ARGUMENT
@@ -267,6 +275,66 @@ def test_config_limits_accepted(millis):
         millis.Client(PUBLIC_KEY, dispatch="manual", **kwargs).close()
 
 
+# --- extra upgrade headers ------------------------------------------------------------------
+
+# (headers, words that must all be in the message, words of which one must be)
+BAD_HEADERS = [
+    pytest.param({"X-Header": "a\r\nHost: evil.example"}, ("X-Header",),
+                 ("control", "CR", "line break", "U+000D"), id="CRLF-in-value"),
+    pytest.param({"X-Header": "a\nb"}, ("X-Header",), ("control", "LF", "line break", "U+000A"),
+                 id="LF-in-value"),
+    pytest.param({"X-Header": "a\rb"}, ("X-Header",), ("control", "CR", "U+000D"), id="CR-in-value"),
+    pytest.param({"Host": "evil.example"}, ("Host",), ("reserved", "handshake", "cannot be set"),
+                 id="Host"),
+    pytest.param({"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, ("Sec-WebSocket-Key",),
+                 ("reserved", "handshake", "cannot be set"), id="Sec-WebSocket-Key"),
+    pytest.param({"connection": "close"}, ("connection",), ("reserved", "handshake", "cannot be set"),
+                 id="connection-lowercase"),
+    pytest.param({"": "x"}, (), ("name", "empty"), id="empty-name"),
+    pytest.param({"X Header": "x"}, ("X Header",), ("name", "token", "space"), id="name-with-space"),
+    pytest.param({"X-Header:": "x"}, (), ("name", "token", "colon"), id="name-with-colon"),
+    pytest.param([("X-Header", "a\0b")], ("X-Header",), ("NUL", "U+0000"), id="NUL-in-value"),
+    pytest.param([("X-H%d" % i, "v") for i in range(65)], ("64",), ("too many", "at most"),
+                 id="65th-header"),
+    pytest.param({"X-Long": "v" * 8193}, ("X-Long", "8192"), ("bytes", "at most", "long"),
+                 id="value-8193-bytes"),
+    pytest.param({"n" * 257: "x"}, ("256",), ("name",), id="name-257-bytes"),
+]
+
+
+@pytest.mark.parametrize("headers, all_words, any_words", BAD_HEADERS)
+def test_bad_header(millis, headers, all_words, any_words):
+    with pytest.raises(millis.MillisError) as info:
+        millis.Client(PUBLIC_KEY, "ws://127.0.0.1:1/millis", headers=headers, dispatch="manual")
+    err = info.value
+    assert err.status == millis.Status.INVALID_ARGUMENT, err
+    assert err.name == "INVALID_ARGUMENT"
+    for word in all_words:
+        assert word in err.message, f"{err.message!r} does not name {word!r}"
+    assert mentions(err.message, *any_words), f"{err.message!r} names none of {any_words}"
+
+
+def test_headers_accepted(millis):
+    """A mapping and (name, value) pairs (a name repeated, a User-Agent, a tab, spaces to
+    trim, the limits) make a client; test_wire.py checks what reaches the wire."""
+    for headers in ({"Origin": "https://example.com", "X-Gateway": "eu-1"},
+                    [("X-Tag", "a"), ("X-Tag", "b"), ("User-Agent", "bridge/2.0"),
+                     ("X-Tab", "a\tb"), ("X-Spaces", "  padded  "), ("X-Empty", "")],
+                    (("X-H%d" % i, "v") for i in range(64)),
+                    {"n" * 256: "v" * 8192},
+                    {}, []):
+        millis.Client(PUBLIC_KEY, headers=headers, dispatch="manual").close()
+
+
+@pytest.mark.parametrize("headers", ["Origin: https://example.com", b"Origin: x", 42,
+                                     {"Origin": 1}, {b"Origin": "x"}, [("Origin",)],
+                                     ["Origin"], [("Origin", "x", "y")]])
+def test_headers_of_the_wrong_type(millis, headers):
+    with pytest.raises(TypeError) as info:
+        millis.Client(PUBLIC_KEY, headers=headers, dispatch="manual")
+    assert mentions(str(info.value), "header"), str(info.value)
+
+
 # --- state ------------------------------------------------------------------------------
 
 def test_start_twice_is_invalid_state(millis, devserver):
@@ -301,19 +369,44 @@ def test_stop_when_idle_is_ok_and_silent(millis, devserver):
     assert rec.names()[0] == "onopen"
 
 
-def test_send_audio_before_ready_is_not_ready(millis, native, devserver):
-    with millis.Client(PUBLIC_KEY, devserver.url, ready_timeout_ms=5000) as client:
+def test_send_audio_before_open_is_not_ready(millis, native, devserver):
+    """Audio is refused (NOT_READY, dropped and counted) until the WebSocket is open;
+    from onopen on it is accepted, before the server's onready (as the web client
+    streams it; tests/python/test_wire.py checks that it reaches the wire)."""
+    with millis.Client(PUBLIC_KEY, devserver.url, ready_timeout_ms=5000,
+                       audio_mode="application") as client:
         rec = Recorder(client)
         assert client.send_audio(bytes(FRAME_BYTES)) is False  # never started
         raw = native.lib.millis_client_send_audio(client._handle, bytes(FRAME_BYTES), FRAME_BYTES)
         assert raw == NOT_READY
-        assert mentions(client.last_error, "ready")
+        assert mentions(client.last_error, "ready", "open")
         assert client.stats()["audio_frames_dropped"] > 0
         client.start(agent_id="fault-no-ready")
         rec.wait_for("onopen")
-        assert client.send_audio(bytes(FRAME_BYTES)) is False  # open, but no onready
+        assert client.connection_state == "open"
+        assert client.send_audio(bytes(FRAME_BYTES)) is True  # open, no onready: accepted
         client.stop()
         rec.wait_for("onclose")
+
+
+def test_send_audio_while_connecting_is_not_ready(millis, native):
+    """A listener that accepts TCP and never answers the upgrade: the client stays
+    connecting, and audio is refused, not queued for later."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        url = "ws://127.0.0.1:%d/millis" % listener.getsockname()[1]
+        with millis.Client(PUBLIC_KEY, url, ready_timeout_ms=5000,
+                           audio_mode="application") as client:
+            client.start(agent_id="demo-agent")
+            time.sleep(0.3)
+            assert client.connection_state == "connecting"
+            dropped = client.stats()["audio_frames_dropped"]
+            raw = native.lib.millis_client_send_audio(client._handle, bytes(FRAME_BYTES), FRAME_BYTES)
+            assert raw == NOT_READY
+            assert mentions(client.last_error, "ready", "open", "connect"), client.last_error
+            assert client.send_audio(bytes(FRAME_BYTES)) is False
+            assert client.stats()["audio_frames_dropped"] >= dropped + 2
 
 
 def test_send_audio_odd_byte_count(millis, devserver):

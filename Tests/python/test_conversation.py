@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from millis_testkit import FRAME_BYTES, PUBLIC_KEY, SCRIPT_FINALS, Recorder, Streamer, read_wav
+from millis_testkit import (FRAME_BYTES, PUBLIC_KEY, SCRIPT_FINALS, USER_TURN, Recorder, Streamer, read_wav,
+                            silence, tone)
 
 CONVERSATION_TIMEOUT = 90.0
 
@@ -197,9 +198,9 @@ def test_stats_fields(conversation):
         assert isinstance(stats[key], int) and stats[key] >= 0, (key, stats)
     assert "last_ping_rtt_ms" in stats and "last_latency_ms" in stats
     assert stats["audio_frames_dropped"] == 0  # audio was only sent after onready
-    # initiate + one ping per 1000 audio frames
+    # initiate + one ping per 8 s of audio sent (the web client's 1000 chunks of 128 samples)
     assert stats["messages_sent"] == 1 + record["pings_received"]
-    assert record["pings_received"] == stats["frames_sent"] // 1000
+    assert record["pings_received"] == stats["bytes_sent"] // 256_000 >= 1
     if record["pings_received"]:
         assert stats["last_ping_rtt_ms"] is not None and stats["last_ping_rtt_ms"] >= 0
     text_events = [e for e in record["events_sent"]]
@@ -372,3 +373,113 @@ def test_no_logs_at_level_none(millis):
         client.start(agent_id="demo-agent")
         rec.wait_for("onclose")
         assert rec.of("onlog") == []
+
+
+# --- agent audio in bursts, and each barge-in order ------------------------------------------
+
+def _answers(timeline):
+    """Splits a Recorder timeline into answers: from each prepare_answer state to the
+    next, the states (collapsed) and the audio events, with their times."""
+    answers = []
+    for t, name, args in timeline:
+        if name == "onagentstate" and str(args[0]) == "prepare_answer":
+            answers.append({"t": t, "states": [], "audio": []})
+        if not answers:
+            continue
+        if name == "onagentstate":
+            answers[-1]["states"].append((t, str(args[0])))
+        elif name == "onaudio":
+            answers[-1]["audio"].append((t, len(args[0])))
+    return answers
+
+
+def test_burst_audio_idles_after_real_time_playout(millis, burst_devserver, pacer):
+    """Application mode against a server that sends its answer in 500 ms bursts at twice
+    real time (as speech pipelines do): the engine's simulated playout keeps the agent
+    in `answer` until the audio would have finished playing, counted from its first
+    frame, not until the last burst arrived; no flicker to idle between bursts."""
+    with millis.Client(PUBLIC_KEY, burst_devserver.url, audio_mode="application") as client:
+        rec = Recorder(client)
+        feeder = pacer(client)
+        client.start(agent_id="demo-agent")
+        rec.wait_for("onready")
+        feeder.feed(USER_TURN)
+        feeder.start()
+        try:
+            rec.wait_for("onagentstate", lambda s: str(s) == "answer")
+            rec.wait_for("onagentstate", lambda s: str(s) == "idle", timeout=30)  # (none before)
+        finally:
+            feeder.stop()
+        client.stop()
+        assert client.wait_closed(15)
+        sid = rec.of("onready")[0][0]
+    assert rec.of("onerror") == [], [str(e[0]) for e in rec.of("onerror")]
+    record = burst_devserver.record(sid)
+    assert record["agent_audio"]["mode"] == "burst"
+    answer = _answers(rec.timeline("onagentstate", "onaudio"))[0]
+    states = [s for _, s in answer["states"]]
+    assert states[:3] == ["prepare_answer", "answer", "idle"], states
+    audio = answer["audio"]
+    first, last = audio[0][0], audio[-1][0]
+    idle = next(t for t, s in answer["states"] if s == "idle")
+    duration = sum(n for _, n in audio) / 32000
+    assert sum(n for _, n in audio) == record["agent_audio_bytes_sent"]
+    print(f"burst answer: {duration:.2f} s of audio, last frame after {last - first:.2f} s, "
+          f"idle after {idle - first:.2f} s")
+    assert duration > 1.0, duration
+    # The burst was delivered early (the server's schedule: about half the duration)...
+    times = record["agent_audio_frame_times"]
+    assert times[-1] - times[0] < 0.75 * duration
+    # ...and idle came when playing it would have ended: the duration after the first
+    # frame (less a margin for dispatch), well after the last frame arrived. Lower
+    # bounds only: a loaded machine can only make idle later.
+    assert idle - first >= duration - 0.15, (idle - first, duration)
+    assert idle - last >= 0.25 * duration - 0.1, (idle - last, duration)
+
+
+@pytest.mark.parametrize("sequence", ["pause-clear-unpause", "clear", "pause-clear"])
+def test_every_barge_in_order_leaves_later_answers_audible(millis, devserver_variant, pacer, sequence):
+    """The user talks over the first answer; the server barges in with `sequence`
+    (--barge-in). Whatever the order (pause, clear and unpause; clear alone; or pause
+    then clear with no unpause, after which the official web client 1.0.13 stays
+    silent), libmillis goes idle on the clear and the second answer's audio arrives
+    with the agent in `answer` again."""
+    server = devserver_variant(*(() if sequence == "pause-clear-unpause" else ("--barge-in", sequence)))
+    with millis.Client(PUBLIC_KEY, server.url, audio_mode="application") as client:
+        rec = Recorder(client)
+        feeder = pacer(client)
+        client.start(agent_id="demo-agent")
+        rec.wait_for("onready")
+        feeder.feed(USER_TURN)
+        feeder.start()
+        try:
+            rec.wait_for("onaudio")
+            feeder.feed(silence(0.2) + tone(0.8))  # over the agent: a barge-in, then a turn
+            rec.wait_for("ontranscript", lambda text, payload: payload["is_final"] and text == SCRIPT_FINALS[1])
+            closed = client.wait_closed(30)  # the second answer, then onsessionended
+        finally:
+            feeder.stop()
+        sid = rec.of("onready")[0][0]
+    assert closed, rec.names()
+    assert rec.of("onerror") == [], [str(e[0]) for e in rec.of("onerror")]
+    record = server.record(sid)
+    assert record["barge_in_sequence"] == sequence
+    assert [(b["outcome"], b["sent"]) for b in record["barge_ins"]] == [
+        ("clear", {"pause-clear-unpause": ["pause", "clear", "unpause"], "clear": ["clear"],
+                   "pause-clear": ["pause", "clear"]}[sequence])], record["barge_ins"]
+    first, second = _answers(rec.timeline("onagentstate", "onaudio"))
+    first_states = [s for _, s in first["states"]]
+    expected = ["prepare_answer", "answer", "idle"] if sequence == "clear" else \
+        ["prepare_answer", "answer", "pause", "idle"]
+    assert first_states == expected, first_states
+    # After the barge-in a later answer is heard: audio, and the agent answering.
+    assert second["audio"], "no audio for the answer after the barge-in"
+    assert [s for _, s in second["states"]] == ["prepare_answer", "answer", "idle"], second["states"]
+    # The second answer turned `answer` with its first frame.
+    timeline = [(name, str(args[0]) if name == "onagentstate" else "")
+                for _, name, args in rec.timeline("onagentstate", "onaudio")]
+    second_start = max(i for i, e in enumerate(timeline) if e == ("onagentstate", "prepare_answer"))
+    assert timeline[second_start + 1:second_start + 3] == [("onagentstate", "answer"), ("onaudio", "")]
+    heard = sum(n for answer in (first, second) for _, n in answer["audio"])
+    assert heard == record["agent_audio_bytes_sent"]
+    assert rec.of("onclose")[0][0] == 1000

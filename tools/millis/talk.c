@@ -37,6 +37,7 @@
 #define DEFAULT_LINGER 10.0
 #define METER_FLOOR_DB (-60.0)
 #define TRANSCRIPT_MAX 2000      /* lines kept for the live screen */
+#define MAX_HEADERS 64           /* millis_config_add_header's limit */
 
 /* ------------------------------------------------------------------------------------
  * Options
@@ -49,6 +50,9 @@ struct options {
     int echo_cancellation, noise_suppression, gain_control;
     double timeout, linger;
     int timeout_set;
+    /* --header "Name: value", in order (argv strings). */
+    const char *headers[MAX_HEADERS];
+    size_t header_count;
 };
 
 static void help(void)
@@ -74,6 +78,11 @@ static void help(void)
         "  --endpoint URL         ws:// or wss:// (default: $%s, else\n"
         "                         %s)\n"
         "  --ca-file FILE         PEM CA certificates for a wss:// server\n"
+        "  --header 'NAME: VALUE'\n"
+        "                         an extra header for the WebSocket upgrade request, sent\n"
+        "                         after libmillis' own (repeatable, in order): Origin, a\n"
+        "                         gateway's Authorization, ...; a User-Agent replaces\n"
+        "                         libmillis' own\n"
         "Audio:\n"
         "  --device NAME          ALSA device for both microphone and speaker\n"
         "  --capture NAME         ALSA microphone (default \"default\")\n"
@@ -952,7 +961,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     enum {
         O_AGENT_ID = 256, O_AGENT_CONFIG, O_METADATA, O_METADATA_PROMPT, O_SESSION, O_ENDPOINT, O_CA,
         O_DEVICE, O_CAPTURE, O_PLAYBACK, O_INPUT, O_FAST, O_OUTPUT, O_RECORD, O_RECORD_MONO, O_NO_AEC,
-        O_NO_NS, O_NO_AGC, O_TIMEOUT, O_LINGER, O_PLAIN
+        O_NO_NS, O_NO_AGC, O_TIMEOUT, O_LINGER, O_PLAIN, O_HEADER
     };
     static const struct option options[] = {
         {"agent-id", required_argument, NULL, O_AGENT_ID},
@@ -962,6 +971,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"session-id", required_argument, NULL, O_SESSION},
         {"endpoint", required_argument, NULL, O_ENDPOINT},
         {"ca-file", required_argument, NULL, O_CA},
+        {"header", required_argument, NULL, O_HEADER},
         {"device", required_argument, NULL, O_DEVICE},
         {"capture", required_argument, NULL, O_CAPTURE},
         {"playback", required_argument, NULL, O_PLAYBACK},
@@ -996,6 +1006,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         case O_SESSION: o->session_id = optarg; break;
         case O_ENDPOINT: o->endpoint = optarg; break;
         case O_CA: o->ca_file = optarg; break;
+        case O_HEADER:
+            if (strchr(optarg, ':') == NULL)
+                return usage_error("talk", "--header '%s': give NAME: VALUE (a colon between the name and the value), "
+                                   "e.g. --header 'Origin: https://example.com'", optarg);
+            if (o->header_count == MAX_HEADERS)
+                return usage_error("talk", "--header '%s': too many headers: at most %d", optarg, MAX_HEADERS);
+            o->headers[o->header_count++] = optarg;
+            break;
         case O_DEVICE: o->capture = o->playback = optarg; break;
         case O_CAPTURE: o->capture = optarg; break;
         case O_PLAYBACK: o->playback = optarg; break;
@@ -1086,6 +1104,27 @@ int cmd_talk(int argc, char **argv)
     SET(millis_config_set_ready_timeout_ms(cfg, (unsigned)(o.timeout * 1000)), "--timeout", "");
     SET(millis_config_set_log_level(cfg, o.verbose ? MILLIS_LOG_DEBUG : MILLIS_LOG_WARN), "--verbose", "");
     if (o.ca_file) SET(millis_config_set_ca_file(cfg, o.ca_file), "--ca-file", o.ca_file);
+    {
+        size_t i;
+        for (i = 0; i < o.header_count; i++) {
+            /* "Name: value": the name is what precedes the first colon, as given (the
+             * library refuses one with spaces); the library trims the value's spaces. */
+            const char *arg = o.headers[i], *colon = strchr(arg, ':');
+            char *name = malloc((size_t)(colon - arg) + 1);
+            millis_status hs;
+            if (name == NULL) {
+                error_msg("out of memory");
+                millis_config_destroy(cfg);
+                free(options_json);
+                return EXIT_FAILURE_RUNTIME;
+            }
+            memcpy(name, arg, (size_t)(colon - arg));
+            name[colon - arg] = '\0';
+            hs = millis_config_add_header(cfg, name, colon + 1);
+            free(name);
+            SET(hs, "--header", arg);
+        }
+    }
     /* Device audio, explicitly: a missing device is an error at start, not a silent
      * fall back to application audio (where nothing would be heard). */
     SET(millis_config_set_audio_mode(cfg, MILLIS_AUDIO_MODE_DEVICE), "audio mode", "device");

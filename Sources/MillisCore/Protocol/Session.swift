@@ -287,14 +287,15 @@ public final class Session {
             readyDeadline = nil
             wasReady = true
             var id = ""
-            if let idValue {
+            // An empty id names nothing to continue, as a missing one.
+            if let idValue, idValue != .string("") {
                 id = idValue.stringValue ?? idValue.jsonText
                 sessionIdValue = idValue
             } else if reconnectAttempt == 0 {
                 actions.append(.emit(.log(.warn, "onready carried no session_id: a reconnection after a cut cannot continue this conversation and starts a new one")))
             }
             if reconnectAttempt > 0 {
-                let resumed = idValue == nil ? (sessionId ?? "") : id
+                let resumed = id.isEmpty ? (sessionId ?? "") : id
                 sessionId = resumed
                 reconnectAttempt = 0
                 stats.reconnects += 1

@@ -232,15 +232,17 @@ final class SessionTests: XCTestCase {
     }
 
     func testOnreadyWithoutASessionIdWarnsAndAReconnectionStartsAfresh() throws {
-        var s = makeSession(reconnectAttempts: 2)
-        _ = s.start(agentOptions, now: 0)
-        _ = s.transportOpened(now: 1)
-        let actions = s.receivedText(#"{"method":"onready","payload":{"session_id":null}}"#, now: 2)
-        XCTAssertTrue(actions.contains { if case .emit(.log(.warn, let m)) = $0 { return m.contains("session_id") }; return false })
-        XCTAssertEqual(s.sessionId, "")
-        _ = s.transportFailed(.connectionLost, "cut", closeCode: 1006, now: 10 * ms)
-        _ = s.tick(now: try XCTUnwrap(s.nextDeadline))
-        XCTAssertTrue(s.transportOpened(now: 500 * ms).contains(.sendText(initiateText)), "nothing to continue")
+        for sent in ["null", #""""#] {
+            var s = makeSession(reconnectAttempts: 2)
+            _ = s.start(agentOptions, now: 0)
+            _ = s.transportOpened(now: 1)
+            let actions = s.receivedText(#"{"method":"onready","payload":{"session_id":"# + sent + "}}", now: 2)
+            XCTAssertTrue(actions.contains { if case .emit(.log(.warn, let m)) = $0 { return m.contains("session_id") }; return false })
+            XCTAssertEqual(s.sessionId, "")
+            _ = s.transportFailed(.connectionLost, "cut", closeCode: 1006, now: 10 * ms)
+            _ = s.tick(now: try XCTUnwrap(s.nextDeadline))
+            XCTAssertTrue(s.transportOpened(now: 500 * ms).contains(.sendText(initiateText)), "nothing to continue")
+        }
     }
 
     func testMuteSendsZeros() {

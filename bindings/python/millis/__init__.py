@@ -14,7 +14,7 @@ overrides) and mirrors the web SDK (``@millisai/web-sdk``)::
 
         client.on("onaudio", lambda pcm: speaker.write(pcm))
         client.start(agent_id="demo-agent")
-        ...                          # client.send_audio(pcm16) every 20 ms after onready
+        ...                          # client.send_audio(pcm16) every 20 ms from onopen on
         client.wait_closed(60)
 
 Events and handler signatures (web SDK names): ``onopen()``, ``onready(session_id)``,
@@ -54,8 +54,9 @@ problems raise :class:`MillisError` with status ``FILE``, naming the file.
 
 Reliability and security settings of :class:`Client`: ``reconnect=(max_attempts,
 initial_delay_ms, max_delay_ms)`` (0 attempts disables it), ``send_queue_bytes``,
-``ca_file`` (PEM CAs for ``wss://``) and ``tls_verification_disabled_insecure``
-(dangerous; local experiments only).
+``ca_file`` (PEM CAs for ``wss://``), ``tls_verification_disabled_insecure``
+(dangerous; local experiments only) and ``headers`` (extra upgrade-request headers,
+e.g. ``{"Origin": "https://app.example.com"}``).
 
 Where handlers run — the three dispatch modes
 ---------------------------------------------

@@ -198,6 +198,9 @@ FUNCTIONS = {
     "millis_config_set_send_queue_bytes": (status_t, [ConfigP, c_size_t]),
     "millis_config_set_ca_file": (status_t, [ConfigP, c_char_p]),
     "millis_config_set_tls_verification_disabled_insecure": (status_t, [ConfigP, c_int]),
+    # extra headers of the WebSocket upgrade request (name, value: UTF-8, copied)
+    "millis_config_add_header": (status_t, [ConfigP, c_char_p, c_char_p]),
+    "millis_config_clear_headers": (status_t, [ConfigP]),
     "millis_config_set_audio_devices": (status_t, [ConfigP, c_char_p, c_char_p]),
     "millis_config_set_audio_processing": (status_t, [ConfigP, c_int, c_int, c_int]),
     "millis_config_set_audio_period_ms": (status_t, [ConfigP, c_uint]),

@@ -12,7 +12,8 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple,
+                    Union)
 
 from . import _native
 from ._native import lib
@@ -108,6 +109,44 @@ def _path(value: Any, what: str) -> bytes:
     except TypeError:
         raise TypeError(f"{what} must be a str, bytes or os.PathLike, "
                         f"not {type(value).__name__}") from None
+
+
+def _headers(headers: Any) -> List[Tuple[bytes, bytes]]:
+    """``headers=``: a mapping, or an iterable of (name, value) pairs (order kept, a name
+    may repeat) -> [(name, value)] as UTF-8 bytes for millis_config_add_header.
+
+    Validation of the names and values is the library's (its message is raised); only
+    what ctypes cannot pass on faithfully is refused here: a non-str item, and a NUL,
+    which would silently cut a C string short.
+    """
+    if isinstance(headers, (str, bytes, bytearray)):
+        raise TypeError("headers must be a mapping or an iterable of (name, value) pairs, "
+                        f"not {type(headers).__name__}")
+    items = headers.items() if hasattr(headers, "items") else headers
+    pairs: List[Tuple[bytes, bytes]] = []
+    try:
+        iterator = iter(items)
+    except TypeError:
+        raise TypeError("headers must be a mapping or an iterable of (name, value) pairs, "
+                        f"not {type(headers).__name__}") from None
+    for item in iterator:
+        if isinstance(item, (str, bytes)) or not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(f"headers: each header is a (name, value) pair, not {item!r}")
+        name, value = item
+        for what, text in (("name", name), ("value", value)):
+            if not isinstance(text, str):
+                raise TypeError(f"headers: the {what} of a header must be a str, "
+                                f"not {type(text).__name__} ({item!r})")
+        # A C string ends at the first NUL: passed on, the rest would vanish silently.
+        if "\0" in name:
+            raise MillisError(Status.INVALID_ARGUMENT,
+                              f"header name {name!r} holds a NUL character (U+0000)")
+        if "\0" in value:
+            raise MillisError(Status.INVALID_ARGUMENT,
+                              f"value of header {name!r} holds the control character U+0000 "
+                              "(NUL): only tab and printable text are allowed")
+        pairs.append((name.encode("utf-8"), value.encode("utf-8")))
+    return pairs
 
 
 def _record_flags(mono: bool) -> int:
@@ -369,16 +408,27 @@ class Client:
         tls_verification_disabled_insecure: DANGEROUS. True turns off verification of
             the server's certificate and host name (local experiments only; prefer
             ``ca_file``). Every such connection logs a warning.
+        headers: extra headers for the WebSocket upgrade request, sent after the
+            library's own in the order given: a mapping (``{"Origin":
+            "https://example.com"}``) or an iterable of ``(name, value)`` pairs, where
+            a name may repeat. ``Origin`` serves a key limited to a site; an
+            ``Authorization`` or routing header a proxy or gateway; a ``User-Agent``
+            replaces the library's ``libmillis/x.y.z``. Names are HTTP tokens (1 to 256
+            bytes); values up to 8192 bytes, no control characters but tab, leading and
+            trailing spaces dropped; Host, Upgrade, Connection, Content-Length,
+            Transfer-Encoding and Sec-WebSocket-* are refused; at most 64 headers.
         dispatch: "thread" (default), "manual" or "asyncio"; see the package docstring.
         loop: an asyncio event loop; implies dispatch="asyncio".
 
     Raises:
         MillisError: a setting the library refused (the message says which and why),
             e.g. INVALID_ARGUMENT for an empty path, a file extension the library does
-            not know (``"x.mp3"``) or a pacing out of range.
+            not know (``"x.mp3"``), a pacing out of range, or a header it refuses (a
+            reserved name, a CR or LF in a value, the 65th header).
         ValueError: an unknown name for an enumeration ("slow" pacing, ...), or
             ``input_pacing`` / ``recording_mono`` without their file.
-        TypeError: a path that is not a str, bytes or os.PathLike.
+        TypeError: a path that is not a str, bytes or os.PathLike; ``headers`` that are
+            not a mapping or (name, value) pairs of str.
     """
 
     def __init__(
@@ -395,6 +445,7 @@ class Client:
         send_queue_bytes: Optional[int] = None,
         ca_file: Union[str, "os.PathLike[str]", None] = None,
         tls_verification_disabled_insecure: bool = False,
+        headers: Union[Mapping[str, str], Iterable[Tuple[str, str]], None] = None,
         capture_device: Optional[str] = None,
         playback_device: Optional[str] = None,
         echo_cancellation: Optional[bool] = None,
@@ -438,6 +489,7 @@ class Client:
             raise ValueError("input_pacing goes with input_file=<path>")
         if recording_mono and recording is None:
             raise ValueError("recording_mono goes with recording=<path>")
+        header_pairs = [] if headers is None else _headers(headers)
         pacing = (int(FilePacing.REALTIME) if input_pacing is None
                   else _level(input_pacing, FilePacing, "input_pacing"))
         paths = {what: None if value is None else _path(value, what)
@@ -508,6 +560,8 @@ class Client:
                 check(lib.millis_config_set_ca_file(cfg, os.fsencode(ca_file)))
             if tls_verification_disabled_insecure:
                 check(lib.millis_config_set_tls_verification_disabled_insecure(cfg, 1))
+            for name, value in header_pairs:
+                check(lib.millis_config_add_header(cfg, name, value))
             if capture_device is not None or playback_device is not None:
                 check(lib.millis_config_set_audio_devices(
                     cfg, None if capture_device is None else capture_device.encode("utf-8"),
@@ -862,9 +916,12 @@ class Client:
         the client's application format, PCM16 LE 16 kHz mono (even length) unless
         ``audio_encoding`` / ``audio_sample_rate`` said otherwise.
 
-        Returns True when accepted, False when the session is not ready yet
-        (MILLIS_ERR_NOT_READY: the audio is dropped). Raises MillisError otherwise
-        (INVALID_STATE in device audio mode, where the library records the microphone).
+        Audio is accepted from the moment the WebSocket is open and ``initiate`` sent
+        (``onopen``), before the server's ``onready``, as the web client streams it.
+        Returns True when accepted, False while no WebSocket is open: before ``onopen``
+        or during a reconnection (MILLIS_ERR_NOT_READY: the audio is dropped and
+        counted, never queued). Raises MillisError otherwise (INVALID_STATE in device
+        audio mode, where the library records the microphone).
         """
         keep = None
         if isinstance(pcm, bytes):
