@@ -66,6 +66,7 @@ class HostileServer:
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.errors: list = []
+        self.tasks: set = set()
         self.thread = threading.Thread(target=self._run, name="hostile-server", daemon=True)
         self.thread.start()
         assert self.ready.wait(10)
@@ -90,6 +91,7 @@ class HostileServer:
             pass
 
     async def _handle(self, reader, writer):
+        self.tasks.add(asyncio.current_task())
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
@@ -102,13 +104,22 @@ class HostileServer:
             await self.script(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            pass
         except Exception as e:  # noqa: BLE001 - reported by the test
             self.errors.append(repr(e))
         finally:
             writer.close()
+            self.tasks.discard(asyncio.current_task())
 
     def close(self):
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def shutdown():
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.thread.join(5)
 
 
