@@ -207,7 +207,9 @@ final class ConversationTimeline {
         case .function(let text, let functionName, let params):
             return [("event", .string("function")), ("name", .string(functionName)),
                     ("params", (try? JSONParser.parse(params)) ?? .string(params)), ("text", .string(text))]
-        case .latency(let ms): return [("event", .string("latency")), ("ms", .number(Seconds.formatMilliseconds(Int64(ms * 1_000_000))))]
+        case .latency(let ms):
+            // A latency that is not a finite number of ms (or is beyond Int64 ns) is null.
+            return [("event", .string("latency")), ("ms", Seconds.formatMilliseconds(ms).map(JSONValue.number) ?? .null)]
         case .agentState(let state): return [("event", .string("agent_state")), ("state", name(state.name))]
         case .close(let code, let reason):
             return [("event", .string("close")), ("code", .number("\(code)")), ("reason", .string(reason))]

@@ -186,4 +186,23 @@ final class ConversationTimelineTests: ScratchDirectoryTestCase {
         _ = timeline.event(.agentState(.prepareAnswer), now: 400 * ms)
         XCTAssertEqual(timeline.cleared(now: 450 * ms)?.number, 2)
     }
+
+    /// A latency event that is not a finite number of milliseconds (or is too large for
+    /// Int64 nanoseconds) used to trap in `Int64(ms * 1_000_000)` while a recording ran;
+    /// its timeline line now says null, and every line stays valid JSON.
+    func testLatencyThatIsNotAFiniteNumberIsNull() throws {
+        let timeline = ConversationTimeline()
+        timeline.begin(now: MonotonicClock.now())
+        let recorder = try Recorder(path: dir.path("latency.wav"), mono: true, title: "latency")
+        let t0 = recorder.startedAt
+        timeline.attach(recorder, now: t0)
+        let values: [Double] = [.nan, .infinity, -.infinity, 1e300, -1e19, 12.5]
+        for (i, ms) in values.enumerated() {
+            XCTAssertNil(timeline.event(.latency(milliseconds: ms), now: t0 + UInt64(i) * self.ms))
+        }
+        XCTAssertTrue(timeline.detach() === recorder)
+        XCTAssertNil(recorder.finishAndWait())
+        let latencies = try parsedLines(recorder.timelinePath).filter { $0["event"]?.stringValue == "latency" }
+        XCTAssertEqual(latencies.map { $0["ms"] }, [.null, .null, .null, .null, .null, .number("12.500")])
+    }
 }

@@ -28,4 +28,16 @@ final class SecondsTests: XCTestCase {
             }
         }
     }
+
+    /// A latency reaches the timeline as a Double: NaN, an infinity or a value beyond
+    /// Int64 nanoseconds trapped in `Int64(ms * 1_000_000)`; now they have no text.
+    func testMillisecondsFromADoubleNeverTrap() {
+        XCTAssertEqual(Seconds.formatMilliseconds(612.3456789), "612.345")
+        XCTAssertEqual(Seconds.formatMilliseconds(-50.0), "-50.000")
+        XCTAssertEqual(Seconds.formatMilliseconds(0.0), "0.000")
+        XCTAssertEqual(Seconds.formatMilliseconds(9_000_000_000_000.0), "9000000000000.000")
+        for bad in [Double.nan, -.nan, .infinity, -.infinity, 1e300, -1e300, 9.3e12, Double.greatestFiniteMagnitude] {
+            XCTAssertNil(Seconds.formatMilliseconds(bad), "\(bad)")
+        }
+    }
 }
