@@ -326,7 +326,7 @@ final class AudioEngine: @unchecked Sendable {
                 clock.observe(index: capturedIndex, at: readAt &- UInt64(max(0, delay + later)))
                 let endedAt = clock.time(of: capturedIndex)
                 for i in 0..<frameSamples {
-                    frame[i] = Int16(clamping: Int((pending[offset + i] * 32768).rounded()))
+                    frame[i] = SampleFormat.pcm16(pending[offset + i])
                 }
                 offset += frameSamples
                 frame.withUnsafeMutableBufferPointer { f in

@@ -38,6 +38,18 @@ enum SampleFormat {
         }
     }
 
+    /// A float sample (nominally in [-1, 1]) as PCM16: ×32768, rounded, clamped to the
+    /// Int16 range; NaN becomes 0. Never traps, whatever the float: a float WAV or a
+    /// float device can hold NaN, infinities or huge values, and
+    /// `Int16(clamping: Int(x * 32768))` traps on those in `Int(_:)`.
+    static func pcm16(_ x: Float) -> Int16 {
+        let scaled = (x * 32768).rounded()
+        if scaled >= 32767 { return .max }
+        if scaled <= -32768 { return .min }
+        // Only NaN is left out of range here (every comparison with it is false).
+        return scaled == scaled ? Int16(scaled) : 0
+    }
+
     /// Reads `frames` interleaved frames of `channels` channels, appending their mono mix.
     func appendMono(from raw: UnsafeRawPointer, frames: Int, channels: Int, to out: inout [Float]) {
         let scale = 1 / Float(channels)

@@ -35,7 +35,7 @@ enum AudioFileReader {
             let expected = Int((Double(mono.count) * Double(outputRate) / Double(rate)).rounded())
             if out.count > expected { out.removeLast(out.count - expected) }
         }
-        return out.map { Int16(clamping: Int(($0 * 32768).rounded())) }
+        return out.map(SampleFormat.pcm16)
     }
 
     // MARK: WAV

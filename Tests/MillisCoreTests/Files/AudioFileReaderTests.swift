@@ -161,6 +161,29 @@ final class AudioFileReaderTests: ScratchDirectoryTestCase {
         XCTAssertEqual(try read(path), [32767, -32768, 32767, -32768, 16384])
     }
 
+    /// A float WAV may hold NaN, infinities and huge values: converting them trapped in
+    /// `Int(x * 32768)` (a hostile file killed the host). NaN is silence, the others clamp.
+    func testFloatNaNInfinityAndHugeValuesDoNotTrap() throws {
+        let values: [Float] = [.nan, .infinity, -.infinity, 1e30, -1e30, .greatestFiniteMagnitude, 0.5, -.nan]
+        let path32 = dir.path("nan32.wav")
+        try TestFiles.write(TestFiles.wav(tag: 3, channels: 1, rate: 16_000, bits: 32,
+                                          data: values.flatMap { TestFiles.u32(Int($0.bitPattern)) }), to: path32)
+        XCTAssertEqual(try read(path32), [0, 32767, -32768, 32767, -32768, 32767, 16384, 0])
+        // 64-bit: 1e300 does not even fit a Float (it becomes infinity on the way).
+        let doubles: [Double] = [.nan, 1e300, -1e300, .infinity, 0.25]
+        let path64 = dir.path("nan64.wav")
+        try TestFiles.write(TestFiles.wav(tag: 3, channels: 1, rate: 16_000, bits: 64,
+                                          data: doubles.flatMap { d in (0..<8).map { UInt8(truncatingIfNeeded: d.bitPattern >> (8 * UInt64($0))) } }),
+                            to: path64)
+        XCTAssertEqual(try read(path64), [0, 32767, -32768, 32767, 8192])
+        // Through the resampler (48 kHz): NaN spreads over the filter, and still no trap.
+        let path48 = dir.path("nan48.wav")
+        let long = [Float](repeating: 0.1, count: 480) + values + [Float](repeating: 0.1, count: 480)
+        try TestFiles.write(TestFiles.wav(tag: 3, channels: 1, rate: 48_000, bits: 32,
+                                          data: long.flatMap { TestFiles.u32(Int($0.bitPattern)) }), to: path48)
+        XCTAssertEqual(try read(path48).count, 323, "968 samples at 48 kHz")
+    }
+
     // MARK: WAV errors
 
     private func assertFileError(_ path: String, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
