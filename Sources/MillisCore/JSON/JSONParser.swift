@@ -202,7 +202,7 @@ public struct JSONParser {
                     throw error("unpaired surrogate in \\u escape")
                 }
                 guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
-                utf8.append(contentsOf: UTF8.encode(unicode)!)
+                UTF8.encode(unicode) { utf8.append($0) }
             default:
                 throw error("invalid escape '\\\(Self.printable(e))'")
             }

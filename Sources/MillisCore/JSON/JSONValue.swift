@@ -39,12 +39,27 @@ public enum JSONValue: Equatable, Sendable {
         return nil
     }
 
+    /// The value of a number, or of a string holding one, when it is a finite Double;
+    /// nil otherwise. Values come from the network: "nan", "inf", "-infinity" (which
+    /// Double(String) takes) and literals beyond Double's range such as 1e999 (which it
+    /// makes infinite) are nil, so no NaN or infinity reaches arithmetic or a
+    /// conversion to an integer, which would trap. Finite values can still be huge
+    /// (1e308): check the range before converting (`Int(exactly:)`).
     public var doubleValue: Double? {
+        let value: Double?
         switch self {
-        case .number(let text): return Double(text)
-        case .string(let text): return Double(text)
+        case .number(let text): value = Double(text)
+        case .string(let text): value = Double(text)
         default: return nil
         }
+        guard let value, value.isFinite else { return nil }
+        return value
+    }
+
+    /// `value` as a JSON number, or null when it is NaN or infinite (which JSON cannot
+    /// write: `nan`/`inf` would make the whole document invalid).
+    public static func number(finite value: Double) -> JSONValue {
+        value.isFinite ? .number(String(value)) : .null
     }
 
     public var isObject: Bool {

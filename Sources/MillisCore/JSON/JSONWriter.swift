@@ -4,7 +4,9 @@ public enum JSONWriter {
         switch value {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
-        case .number(let text): out += text
+        // The text of a parsed number is valid by construction; one built in code may
+        // not be (String(Double.nan) is "nan"): then null, never invalid JSON.
+        case .number(let text): out += isNumberLiteral(text) ? text : "null"
         case .string(let s): writeString(s, to: &out)
         case .array(let elements):
             out += "["
@@ -23,6 +25,34 @@ public enum JSONWriter {
             }
             out += "}"
         }
+    }
+
+    /// Whether `text` is a JSON number (RFC 8259 §6): -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    public static func isNumberLiteral(_ text: String) -> Bool {
+        var utf8 = text.utf8.makeIterator()
+        var c = utf8.next()
+        func isDigit(_ c: UInt8?) -> Bool { c.map { $0 >= 0x30 && $0 <= 0x39 } ?? false }
+        func digits() -> Bool {
+            guard isDigit(c) else { return false }
+            while isDigit(c) { c = utf8.next() }
+            return true
+        }
+        if c == UInt8(ascii: "-") { c = utf8.next() }
+        if c == UInt8(ascii: "0") {
+            c = utf8.next()
+        } else if !digits() {
+            return false
+        }
+        if c == UInt8(ascii: ".") {
+            c = utf8.next()
+            guard digits() else { return false }
+        }
+        if c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+            c = utf8.next()
+            if c == UInt8(ascii: "+") || c == UInt8(ascii: "-") { c = utf8.next() }
+            guard digits() else { return false }
+        }
+        return c == nil
     }
 
     /// Appends `s` as a JSON string literal, escaping what RFC 8259 requires.
