@@ -166,18 +166,28 @@ final class ConversationTimeline {
 
     private func write(_ fields: [(key: String, value: JSONValue)], at time: UInt64) {
         guard let recorder else { return }
+        recorder.line(Self.line(t: recorder.time(time), fields))
+    }
+
+    /// A timeline line: `t` (seconds on the recording's clock, as text), then `fields`.
+    static func line(t: String, _ fields: [(key: String, value: JSONValue)]) -> String {
         var line = ""
-        JSONWriter.write(.object([("t", .number(recorder.time(time)))] + fields), to: &line)
-        recorder.line(line)
+        JSONWriter.write(.object([("t", .number(t))] + fields), to: &line)
+        return line
     }
 
     private func controlMessage(_ direction: String, _ text: String, now: UInt64) {
+        write(Self.controlMessageFields(direction, text), at: now)
+    }
+
+    /// A control message's line: its method and the message (public key redacted), or
+    /// its text when it is not a JSON object. Pure, so the fuzz harness checks it
+    /// without a recording.
+    static func controlMessageFields(_ direction: String, _ text: String) -> [(key: String, value: JSONValue)] {
         guard let value = try? JSONParser.parse(text), value.isObject else {
-            write([("type", .string(direction)), ("method", .null), ("text", .string(text))], at: now)
-            return
+            return [("type", .string(direction)), ("method", .null), ("text", .string(text))]
         }
-        let redacted = Self.redacted(value)
-        write([("type", .string(direction)), ("method", value["method"] ?? .null), ("message", redacted)], at: now)
+        return [("type", .string(direction)), ("method", value["method"] ?? .null), ("message", redacted(value))]
     }
 
     /// The message without its public key (initiate carries it).
@@ -194,7 +204,8 @@ final class ConversationTimeline {
         }
     }
 
-    private static func fields(of event: SessionEvent) -> [(key: String, value: JSONValue)]? {
+    /// An event's line fields (nil for events the timeline does not record).
+    static func fields(of event: SessionEvent) -> [(key: String, value: JSONValue)]? {
         func name(_ s: StaticString) -> JSONValue { .string(s.description) }
         switch event {
         case .open: return [("event", .string("open"))]

@@ -205,26 +205,106 @@ enum FuzzHarness {
     /// Input: one or more server messages separated by NUL bytes (never valid in JSON).
     /// A message starting with 0x01 is a binary (audio) message of the bytes after it;
     /// any other is a text message. The whole input also goes to JSONParser (bytes and
-    /// String) and ServerMessage.parse.
+    /// String) and ServerMessage.parse. The messages are then played three times:
+    ///   1. to a ready session (onready "fuzz" first);
+    ///   2. to a session that is only open (the input's own onready, if any, makes it
+    ///      ready, with the input's session_id);
+    ///   3. if 2 ended ready: the connection is lost, the session reconnects (tick past
+    ///      the backoff, transport opened: `initiate` continues the input's session id)
+    ///      and gets the messages again.
+    /// After every message, everything the network loop would do with the actions runs
+    /// (FuzzConsumers: timeline, turns, the application-format converter, the analyser),
+    /// and every getter and serialiser is read: stats JSON (must parse), session id,
+    /// states, next deadline.
     static func serverMessage(_ data: [UInt8]) {
         jsonChecks(data)
         _ = try? ServerMessage.parse(String(decoding: data, as: UTF8.self))
+        let parts = Array(data.split(separator: 0, omittingEmptySubsequences: false).prefix(256))
+        // Which application audio format the agent's audio is converted to.
+        let format = Int(data.count % FuzzConsumers.formats.count)
 
+        // 1. A ready session.
         let ms: UInt64 = 1_000_000
-        var settings = Session.Settings(frameBytes: 640, readyTimeoutNanoseconds: 5000 * ms,
+        var now: UInt64 = 1_000 * ms
+        let ready = fuzzSession(reconnectAttempts: 0)
+        var consumers = FuzzConsumers(format: format, now: now)
+        consumers.perform(ready.start(try! StartOptions(agentId: "fuzz-agent"), now: now), ready, now: now)
+        consumers.perform(ready.transportOpened(now: now), ready, now: now)
+        let onready = #"{"method":"onready","payload":{"session_id":"fuzz"}}"#
+        consumers.receivedText(onready, now: now)
+        consumers.perform(ready.receivedText(onready, now: now), ready, now: now)
+        precondition(ready.connectionState == .ready)
+        let messages = play(parts, ready, &consumers, now: &now, allowed: [.ready])
+        precondition(ready.stats.messagesReceived == messages + 1)
+        close(ready, &consumers, now: now)
+
+        // 2. An open session, not yet ready.
+        now = 1_000 * ms
+        let session = fuzzSession(reconnectAttempts: 2)
+        consumers = FuzzConsumers(format: format, now: now)
+        consumers.perform(session.start(try! StartOptions(agentId: "fuzz-agent"), now: now), session, now: now)
+        consumers.perform(session.transportOpened(now: now), session, now: now)
+        precondition(session.connectionState == .open)
+        let openMessages = play(parts, session, &consumers, now: &now, allowed: [.open, .ready])
+        precondition(session.stats.messagesReceived == openMessages)
+
+        // 3. Ready by the input's own onready: lose the connection and resume it.
+        if session.connectionState == .ready {
+            let id = session.sessionId
+            precondition(id != nil, "ready without a session id")
+            consumers.perform(session.transportFailed(.connectionLost, "fuzz: connection lost", closeCode: 1006, now: now), session, now: now)
+            readGetters(session)
+            if session.connectionState == .reconnecting {
+                guard let deadline = session.nextDeadline else { preconditionFailure("reconnecting without a deadline") }
+                precondition(deadline >= now, "the backoff deadline \(deadline) is in the past (now \(now))")
+                now = deadline
+                let tick = session.tick(now: now)
+                precondition(tick.contains(.connect), "no connect at the backoff deadline: \(tick)")
+                consumers.perform(tick, session, now: now)
+                let opened = session.transportOpened(now: now)
+                var initiate: JSONValue?
+                for case .sendText(let text) in opened { initiate = try? JSONParser.parse(text) }
+                guard let initiate else { preconditionFailure("no valid initiate on reconnection: \(opened)") }
+                let continuation = initiate["data"]?["session_continuation"]?["session_id"]
+                // The id goes back as onready carried it: its text is the string itself,
+                // or the JSON text of any other value.
+                if let id, !id.isEmpty {
+                    precondition(continuation?.stringValue == id || continuation?.jsonText == id,
+                                 "initiate does not continue the session id")
+                } else {
+                    precondition(continuation == nil, "initiate continues an empty session id")
+                }
+                consumers.perform(opened, session, now: now)
+                precondition(session.connectionState == .reconnecting)
+                _ = play(parts, session, &consumers, now: &now, allowed: [.reconnecting, .ready])
+            } else {
+                precondition(session.connectionState == .idle, "lost connection left \(session.connectionState)")
+            }
+        }
+        if session.connectionState != .idle { close(session, &consumers, now: now) }
+    }
+
+    static func fuzzSession(reconnectAttempts: Int) -> Session {
+        let ms: UInt64 = 1_000_000
+        // The ready timeout outlasts any input (256 messages, < 100 ms each).
+        var settings = Session.Settings(frameBytes: 640, readyTimeoutNanoseconds: 3_600_000 * ms,
                                         endpointDescription: "ws://fuzz/millis")
         settings.pingEveryAudioBytes = 3 * 640
         // A fixed clock, so that a pong in the corpus can answer the harness's pings.
         settings.wallClockMilliseconds = { 1_700_000_000_000 }
-        var session = Session(settings: settings)
-        var now: UInt64 = 1_000 * ms
-        _ = session.start(try! StartOptions(agentId: "fuzz-agent"), now: now)
-        _ = session.transportOpened(now: now)
-        _ = session.receivedText(#"{"method":"onready","payload":{"session_id":"fuzz"}}"#, now: now)
-        precondition(session.connectionState == .ready)
+        settings.reconnectAttempts = reconnectAttempts
+        settings.reconnectInitialDelayNanoseconds = 100 * ms
+        settings.reconnectMaxDelayNanoseconds = 400 * ms
+        return Session(settings: settings)
+    }
 
+    /// Plays the messages to `session`; returns how many were text. The session must stay
+    /// in one of the `allowed` states throughout.
+    static func play(_ parts: [ArraySlice<UInt8>], _ session: Session, _ consumers: inout FuzzConsumers,
+                     now: inout UInt64, allowed: Set<ConnectionState>) -> Int {
+        let ms: UInt64 = 1_000_000
         var messages = 0
-        for part in data.split(separator: 0, omittingEmptySubsequences: false).prefix(256) {
+        for (index, part) in parts.enumerated() {
             let actions: [Session.Action]
             if part.first == 1 {
                 actions = session.receivedBinary(Array(part.dropFirst()), now: now)
@@ -234,21 +314,52 @@ enum FuzzHarness {
                     jsonChecks(Array(text.utf8))
                     _ = message
                 }
+                consumers.receivedText(text, now: now)
                 actions = session.receivedText(text, now: now)
                 messages += 1
             }
             precondition(actions.count <= 4, "\(actions.count) actions for one message: \(actions)")
-            precondition(session.connectionState == .ready, "a server message ended the session: \(session.connectionState)")
+            consumers.perform(actions, session, now: now)
+            precondition(allowed.contains(session.connectionState), "a server message left the session \(session.connectionState)")
+            readGetters(session)
             now += UInt64(part.count % 97) * ms
-            _ = session.tick(now: now)
-            _ = session.nextDeadline
-            _ = session.userAudio([UInt8](repeating: 0x11, count: 700), now: now)
+            consumers.perform(session.tick(now: now), session, now: now)
+            precondition(allowed.contains(session.connectionState), "a tick left the session \(session.connectionState)")
+            // The user speaks for 8 messages, then is silent for 8: the VAD finds ends
+            // of speech, so turns get their latency figures.
+            let user = [UInt8](repeating: (index / 8) % 2 == 0 ? 0x11 : 0, count: 700)
+            consumers.perform(session.userAudio(user, now: now), session, now: now)
+            readGetters(session)
         }
-        precondition(session.stats.messagesReceived == messages + 1)
-        _ = session.stop(now: now)
-        precondition(session.connectionState == .closing)
-        _ = session.transportClosed(code: 1000, reason: "", now: now)
+        return messages
+    }
+
+    /// Stops and closes the session cleanly, and reads everything once more.
+    static func close(_ session: Session, _ consumers: inout FuzzConsumers, now: UInt64) {
+        consumers.perform(session.stop(now: now), session, now: now)
+        precondition(session.connectionState == .closing, "stop left \(session.connectionState)")
+        consumers.perform(session.transportClosed(code: 1000, reason: "", now: now), session, now: now)
         precondition(session.connectionState == .idle && session.agentState == .idle)
+        readGetters(session)
+        consumers.readAnalyser()
+    }
+
+    /// Every getter of the session, as millis_client_* would read them; the stats JSON
+    /// (millis_client_stats_json) must be a valid JSON object.
+    static func readGetters(_ session: Session) {
+        let stats = session.stats.json
+        guard let parsed = try? JSONParser.parse(stats), parsed.isObject else {
+            preconditionFailure("stats JSON does not parse: \(stats.prefix(300))")
+        }
+        precondition(parsed["messages_received"] == .number("\(session.stats.messagesReceived)"))
+        if let id = session.sessionId {
+            precondition((try? JSONParser.parse(JSONWriter.quoted(id))) == .string(id), "session id does not round-trip")
+        }
+        _ = session.agentState.name
+        _ = session.connectionState
+        _ = session.nextDeadline
+        _ = session.reconnectAttempt
+        _ = session.isMuted
     }
 
     /// JSONParser: byte and String entry points agree; a parsed value written back parses
@@ -295,6 +406,131 @@ enum FuzzHarness {
             }
         }
         return out
+    }
+}
+
+/// What the network loop does with a session's actions (NetworkLoop.perform and
+/// deliver, application audio mode), without a socket: the conversation timeline and
+/// its turn tracker, the converter of the agent's audio to the application's format,
+/// the agent analyser. Every JSON they make must parse.
+struct FuzzConsumers {
+    static let formats: [ApplicationAudioFormat] = [
+        .wire, try! ApplicationAudioFormat(encoding: .pcm16, sampleRate: 8_000),
+        try! ApplicationAudioFormat(encoding: .pcm16, sampleRate: 24_000),
+        try! ApplicationAudioFormat(encoding: .pcm16, sampleRate: 48_000),
+        try! ApplicationAudioFormat(encoding: .muLaw, sampleRate: 8_000),
+        try! ApplicationAudioFormat(encoding: .aLaw, sampleRate: 8_000),
+    ]
+
+    let timeline = ConversationTimeline()
+    let converter: ApplicationAudioConverter
+    let analyser = Analyser()
+    private var floats = [Float](repeating: 0, count: 64)
+    private var bytes = [UInt8](repeating: 0, count: 64)
+
+    init(format: Int, now: UInt64) {
+        guard let converter = ApplicationAudioConverter(format: Self.formats[format], toWire: false) else {
+            preconditionFailure("no converter for \(Self.formats[format])")
+        }
+        self.converter = converter
+        try! analyser.setFFTSize(64)
+        timeline.begin(now: now)
+    }
+
+    /// A text message as it arrives (before the session sees it): its timeline line.
+    func receivedText(_ text: String, now: UInt64) {
+        timeline.receivedText(text, now: now)
+        Self.checkLine(ConversationTimeline.controlMessageFields("recv", text))
+    }
+
+    mutating func perform(_ actions: [Session.Action], _ session: Session, now: UInt64) {
+        for action in actions {
+            switch action {
+            case .sendText(let text):
+                timeline.sentText(text, now: now)
+                Self.checkLine(ConversationTimeline.controlMessageFields("send", text))
+            case .sendBinary(let pcm):
+                timeline.sentAudio(pcm, now: now, analyse: true)
+            case .emit(let event):
+                deliver(event, now: now)
+            case .playout(.clear):
+                converter.reset()
+                if let turn = timeline.cleared(now: now) { report(turn, now: now) }
+            case .connect, .closeHandshake, .disconnect, .playout:
+                break
+            }
+        }
+    }
+
+    private mutating func deliver(_ event: SessionEvent, now: UInt64) {
+        switch event {
+        case .audio(let pcm):
+            precondition(!pcm.isEmpty && pcm.count % 2 == 0, "agent audio of \(pcm.count) bytes")
+            if let turn = timeline.agentAudio(pcm, now: now, playedNow: true) { report(turn, now: now) }
+            pcm.withUnsafeBytes { analyser.write($0.bindMemory(to: Int16.self)) }
+            let out = converter.fromWire(pcm)
+            let format = converter.format
+            // At most the input's duration at the output rate, plus the filter's rounding.
+            let bound = (pcm.count / 2) * format.sampleRate / 16_000 + 64
+            precondition(out.count <= bound * format.bytesPerSample, "\(out.count) bytes out for \(pcm.count) in")
+            precondition(out.count % format.bytesPerSample == 0)
+            readAnalyser()
+            return
+        case .log:
+            return
+        default:
+            if let turn = timeline.event(event, now: now) { report(turn, now: now) }
+            if let fields = ConversationTimeline.fields(of: event) { Self.checkLine([("type", .string("event"))] + fields) }
+        }
+        switch event {
+        case .agentState(.idle):
+            let tail = converter.flush()
+            precondition(tail.count % converter.format.bytesPerSample == 0)
+        case .ready(let id, let payloadJSON):
+            precondition((try? JSONParser.parse(payloadJSON)) != nil, "ready payload is not JSON: \(payloadJSON.prefix(200))")
+            _ = id
+        case .function(_, _, let paramsJSON):
+            precondition((try? JSONParser.parse(paramsJSON)) != nil, "function params are not JSON: \(paramsJSON.prefix(200))")
+        default:
+            break
+        }
+    }
+
+    /// A turn's JSON, for the application and for a recording's line.
+    private func report(_ turn: TurnTracker.Turn, now: UInt64) {
+        guard let json = timeline.report(turn, now: now, forApplication: true),
+              let value = try? JSONParser.parse(json), value.isObject else {
+            preconditionFailure("turn JSON does not parse")
+        }
+        precondition(value["turn"] == .number("\(turn.number)"))
+        for base: UInt64 in [0, now, .max] {
+            precondition((try? JSONParser.parse(turn.json(base: base))) != nil, "turn JSON at base \(base) does not parse")
+        }
+    }
+
+    /// A timeline line with `fields` must be a JSON object that keeps them all.
+    static func checkLine(_ fields: [(key: String, value: JSONValue)]) {
+        let line = ConversationTimeline.line(t: "1.000000", fields)
+        guard let value = try? JSONParser.parse(line), case .object(let members) = value, members.count == fields.count + 1 else {
+            preconditionFailure("timeline line does not parse: \(line.prefix(300))")
+        }
+    }
+
+    /// The analyser's getters, as millis_analyser_* read them.
+    mutating func readAnalyser() {
+        let rms = analyser.rmsDBFS
+        precondition(rms.isFinite && rms >= Analyser.silenceDBFS, "rmsDBFS \(rms)")
+        let size = analyser.fftSize
+        precondition(floats.withUnsafeMutableBufferPointer { analyser.getFloatTimeDomainData($0) } == min(64, size))
+        precondition(floats.allSatisfy { $0.isFinite && abs($0) <= 1 })
+        precondition(bytes.withUnsafeMutableBufferPointer { analyser.getByteTimeDomainData($0) } == min(64, size))
+        precondition(floats.withUnsafeMutableBufferPointer { analyser.getFloatFrequencyData($0) } == min(64, size / 2))
+        precondition(!floats.prefix(size / 2).contains { $0.isNaN }, "NaN in the frequency data")
+        precondition(bytes.withUnsafeMutableBufferPointer { analyser.getByteFrequencyData($0) } == min(64, size / 2))
+        _ = analyser.frequencyBinCount
+        _ = analyser.minDecibels
+        _ = analyser.maxDecibels
+        _ = analyser.smoothingTimeConstant
     }
 }
 
