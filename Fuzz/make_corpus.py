@@ -125,6 +125,70 @@ server_message.update({
 })
 
 
+# Issue 12: server values that once reached a trapping conversion. A pong's data became
+# the ping RTT, whose stats JSON did Int(rtt * 1000): NaN, infinities and huge values
+# trapped. Raw bytes, since json.dumps cannot write 1e999 and would quote the others.
+PONG_TRAPS = {
+    "pong_data_nan_string": b'{"method":"pong","data":"nan"}',
+    "pong_data_1e999_string": b'{"method":"pong","data":"1e999"}',
+    "pong_data_1e999_number": b'{"method":"pong","data":1e999}',
+    "pong_data_epoch_ns_string": b'{"method":"pong","data":"1700000000000000000"}',
+    "pong_data_minus_1e308": b'{"method":"pong","data":-1e308}',
+    "pong_data_minus_inf_string": b'{"method":"pong","data":"-inf"}',
+}
+server_message.update(PONG_TRAPS)
+server_message["pong_all_traps"] = sep.join(PONG_TRAPS.values())
+
+
+def onready(session_id) -> bytes:
+    return json.dumps({"method": "onready", "payload": {"session_id": session_id}}).encode()
+
+
+# A session id of every JSON type, and strings meant to break escaping: the fuzz target
+# makes an open session ready with it, then reconnects (initiate continues it).
+WEIRD = "\x00\x01\x1f\"\\/\b\f\n\r\t\x7f\u0080\u00ad\u2028\u2029\ufeff\ufffe\uffff\U0001f600\U0010ffff e\u0301"
+LONG_ID = ("S-" + WEIRD + "abcdefghij" * 40) * 20
+assert len(json.dumps(LONG_ID)) > 10_000
+server_message.update({
+    "onready_session_id_number": onready(12345),
+    "onready_session_id_object": onready({"a": [1]}),
+    "onready_session_id_null": onready(None),
+    "onready_session_id_empty": onready(""),
+    "onready_session_id_weird": onready(WEIRD),
+    "onready_session_id_weird_raw": json.dumps({"method": "onready", "payload": {"session_id": WEIRD}},
+                                               ensure_ascii=False).encode(),
+    "onready_session_id_10k": onready(LONG_ID),
+    "onready_weird_then_turn": sep.join([onready(WEIRD), json.dumps(MESSAGES[3]).encode(), b"\x01" + bytes(641),
+                                         json.dumps(MESSAGES[4]).encode(), b'{"method":"clear"}',
+                                         onready("second"), b'{"method":"pong","data":"1234.5"}']),
+    "onready_payload_not_object": b'{"method":"onready","payload":[1,2]}',
+})
+
+# Text messages whose data and is_final are of every JSON type.
+DATA_TYPES = ["text", "", 1, -1.5e3, True, False, None, [], {}, [1, "a"], {"a": 1}]
+FINAL_TYPES = {"true_string": "true", "one": 1, "zero": 0, "empty_string": "", "null": None, "empty_array": [],
+               "true": True, "false": False}
+for method in ("ontranscript", "onresponsetext", "onfunction"):
+    for name, final in FINAL_TYPES.items():
+        server_message[f"{method}_is_final_{name}"] = sep.join(
+            json.dumps({"method": method, "data": d, "payload": {"is_final": final, "name": d, "params": d}}).encode()
+            for d in DATA_TYPES)
+
+# Agent audio frames of odd and unusual lengths, in and out of an answer and a pause.
+server_message.update({
+    "audio_odd_lengths": sep.join([b"\x01" + bytes(n) for n in (1, 3, 5, 641, 4095)]),
+    "audio_empty_frame": sep.join([json.dumps(MESSAGES[3]).encode(), b"\x01", b"\x01" + bytes(2)]),
+    "audio_odd_in_answer_and_pause": sep.join([json.dumps(MESSAGES[3]).encode(), b"\x01" + b"\x7f" * 321,
+                                                b'{"method":"pause"}', b"\x01" + b"\x80" * 999,
+                                                b'{"method":"unpause"}', b"\x01" + b"\xff" * 7,
+                                                b'{"method":"clear"}', b"\x01" + b"\x00\x80" * 800 + b"\x01"]),
+    "audio_full_scale": sep.join([b"\x01" + (b"\xff\x7f\x00\x80" * 2000)]),
+})
+
+# The regressions replayed before fuzzing and by FuzzRegressionTests.
+REGRESSIONS = {"server_message": dict(PONG_TRAPS)}
+
+
 def main() -> None:
     for target, items in (("websocket", websocket), ("server_message", server_message)):
         d = ROOT / target
@@ -133,6 +197,12 @@ def main() -> None:
             if target == "websocket":
                 flags, chunking, body = value
                 value = bytes([flags, chunking]) + body
+            (d / name).write_bytes(value)
+        print(f"{d}: {len(items)} files")
+    for target, items in REGRESSIONS.items():
+        d = ROOT.parent / "regressions" / target
+        d.mkdir(parents=True, exist_ok=True)
+        for name, value in items.items():
             (d / name).write_bytes(value)
         print(f"{d}: {len(items)} files")
 
