@@ -41,7 +41,7 @@ enum FuzzHarness {
         let maxMessageBytes = [64, 1024, 65536, 1 << 20][Int(flags >> 1) & 3]
         frameDecoderDifferential(body, chunking: chunking, maxPayloadBytes: maxMessageBytes)
 
-        var ws = WebSocketConnection(hostHeader: "fuzz.example:8765", path: "/millis", maxMessageBytes: maxMessageBytes)
+        let ws = WebSocketConnection(hostHeader: "fuzz.example:8765", path: "/millis", maxMessageBytes: maxMessageBytes)
         var request: [UInt8] = []
         ws.drainOutput { request += $0; return $0.count }
         let key = headerValue("Sec-WebSocket-Key", in: request)
