@@ -13,14 +13,18 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(websocket server_message)
 
 mkdir -p "$OUT/obj"
+# The C shims get AddressSanitizer when the Swift code does (FUZZ_SANITIZERS=fuzzer builds
+# a faster target for long runs that look for traps, not memory errors).
+CSAN=()
+[[ ",$SANITIZERS," == *",address,"* ]] && CSAN=(-fsanitize=address)
 # The shims: no coverage needed, but ASan so that their memory is checked too.
-"$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/CSystem/csystem.c" \
+"$CLANG" -O1 -g "${CSAN[@]}" -c "$ROOT/Sources/CSystem/csystem.c" \
     -I "$ROOT/Sources/CSystem/include" -o "$OUT/obj/csystem.o"
-"$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/CCurl/ccurl.c" \
+"$CLANG" -O1 -g "${CSAN[@]}" -c "$ROOT/Sources/CCurl/ccurl.c" \
     -I "$ROOT/Sources/CCurl/include" -o "$OUT/obj/ccurl.o"
-"$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/CAudio/caudio.c" \
+"$CLANG" -O1 -g "${CSAN[@]}" -c "$ROOT/Sources/CAudio/caudio.c" \
     -I "$ROOT/Sources/CAudio/include" -o "$OUT/obj/caudio.o"
-"$CLANG" -O1 -g -fsanitize=address -c "$ROOT/Sources/COpus/copus.c" -I /usr/include/opus \
+"$CLANG" -O1 -g "${CSAN[@]}" -c "$ROOT/Sources/COpus/copus.c" -I /usr/include/opus \
     -I "$ROOT/Sources/COpus/include" -o "$OUT/obj/copus.o"
 
 mapfile -t core < <(find "$ROOT/Sources/MillisCore" -name '*.swift' | sort)

@@ -102,7 +102,8 @@ public final class WebSocketConnection {
 
     /// The waiting pong goes out next, ahead of data queued after it.
     private func queuePendingPong() {
-        guard let payload = pendingPong else { return }
+        // Nothing follows a close frame (RFC 6455 §5.5.1).
+        guard state == .open, let payload = pendingPong else { return }
         pendingPong = nil
         encode(.pong, payload)
         pongQueuedThrough = queuedTotal
@@ -143,6 +144,7 @@ public final class WebSocketConnection {
     }
 
     private func queueClose(code: UInt16, reason: String) {
+        pendingPong = nil
         var payload = [UInt8(code >> 8), UInt8(code & 0xFF)]
         // A control payload is at most 125 bytes; cut the reason on a character boundary.
         var reasonBytes: [UInt8] = []

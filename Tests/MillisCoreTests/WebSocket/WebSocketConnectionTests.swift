@@ -124,7 +124,7 @@ final class WebSocketConnectionTests: XCTestCase {
     }
 
     func testTransportEndWithoutCloseIsReported() {
-        var ws = openConnection()
+        let ws = openConnection()
         XCTAssertEqual(ws.transportEnded()?.kind, .protocolError)
         var finished = openConnection()
         _ = feed(&finished, [0x88, 0x02, 0x03, 0xE8])
@@ -193,5 +193,14 @@ final class WebSocketConnectionTests: XCTestCase {
         XCTAssertEqual(frames[1].1, [1])
         XCTAssertEqual(frames[2].1, [3])
         XCTAssertEqual(ws.pongsCoalesced, 1)
+    }
+
+    /// Nothing follows our close frame, not even a pong that was waiting.
+    func testAWaitingPongIsDroppedWhenWeClose() {
+        var ws = openConnection()
+        XCTAssertEqual(feed(&ws, serverPing([1]) + serverPing([2])), [], "pong 1 queued, pong 2 waits")
+        XCTAssertTrue(ws.close(code: 1000, reason: ""))
+        let frames = clientFrames(takeOutput(&ws) + takeOutput(&ws))
+        XCTAssertEqual(frames.map { $0.0 }, [.pong, .close])
     }
 }
