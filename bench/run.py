@@ -98,6 +98,17 @@ def machine_info() -> Dict[str, Any]:
             "load_average_before": list(os.getloadavg())}
 
 
+def portable(value: Any) -> Any:
+    """A path inside the repository as a path relative to it: results name no machine's
+    directories."""
+    if isinstance(value, str) and os.path.isabs(value):
+        try:
+            return str(Path(value).resolve().relative_to(REPO))
+        except ValueError:
+            return value
+    return value
+
+
 # ------------------------------------------------------------------------- runs
 
 class Bench:
@@ -110,7 +121,7 @@ class Bench:
         self.bin = self.out / "bin"
         self.results: Dict[str, Any] = {
             "benchmark": "libmillis bench/run.py", "machine": machine_info(),
-            "config": {k: v for k, v in vars(args).items()}, "notes": [], "scale": {}, "device": {},
+            "config": {k: portable(v) for k, v in vars(args).items()}, "notes": [], "scale": {}, "device": {},
         }
         self.scale_exe: Optional[Path] = None
         self.floor_exe: Optional[Path] = None
@@ -276,7 +287,7 @@ class Bench:
         extra = list(a.latency_arg or [])
         if a.quick and not extra:
             extra = ["--seconds", "3", "--runs", "5"]
-        sec["command"] = [str(script), *extra]
+        sec["command"] = [portable(str(script)), *extra]
         env = dict(os.environ, MILLIS_LATENCY=str(exe))
         for run in range(1, a.latency_runs + 1):
             log(f"latency (bench/latency/run.sh {' '.join(extra)}), run {run} ...")

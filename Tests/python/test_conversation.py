@@ -393,18 +393,25 @@ def _answers(timeline):
     return answers
 
 
+def _first_user_turn(client, pacer):
+    """Starts the demo agent and, once it is ready, says one user turn in real time
+    (the feeder goes on with silence): the recorder and the running feeder."""
+    rec = Recorder(client)
+    feeder = pacer(client)
+    client.start(agent_id="demo-agent")
+    rec.wait_for("onready")
+    feeder.feed(USER_TURN)
+    feeder.start()
+    return rec, feeder
+
+
 def test_burst_audio_idles_after_real_time_playout(millis, burst_devserver, pacer):
     """Application mode against a server that sends its answer in 500 ms bursts at twice
     real time (as speech pipelines do): the engine's simulated playout keeps the agent
     in `answer` until the audio would have finished playing, counted from its first
     frame, not until the last burst arrived; no flicker to idle between bursts."""
     with millis.Client(PUBLIC_KEY, burst_devserver.url, audio_mode="application") as client:
-        rec = Recorder(client)
-        feeder = pacer(client)
-        client.start(agent_id="demo-agent")
-        rec.wait_for("onready")
-        feeder.feed(USER_TURN)
-        feeder.start()
+        rec, feeder = _first_user_turn(client, pacer)
         try:
             rec.wait_for("onagentstate", lambda s: str(s) == "answer")
             rec.wait_for("onagentstate", lambda s: str(s) == "idle", timeout=30)  # (none before)
@@ -446,12 +453,7 @@ def test_every_barge_in_order_leaves_later_answers_audible(millis, devserver_var
     with the agent in `answer` again."""
     server = devserver_variant(*(() if sequence == "pause-clear-unpause" else ("--barge-in", sequence)))
     with millis.Client(PUBLIC_KEY, server.url, audio_mode="application") as client:
-        rec = Recorder(client)
-        feeder = pacer(client)
-        client.start(agent_id="demo-agent")
-        rec.wait_for("onready")
-        feeder.feed(USER_TURN)
-        feeder.start()
+        rec, feeder = _first_user_turn(client, pacer)
         try:
             rec.wait_for("onaudio")
             feeder.feed(silence(0.2) + tone(0.8))  # over the agent: a barge-in, then a turn

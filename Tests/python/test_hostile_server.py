@@ -20,40 +20,14 @@ from pathlib import Path
 import pytest
 
 from millis_testkit import PUBLIC_KEY
+from ws_frames import read_frame, ws_frame as frame
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MIB = 1024 * 1024
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    """An unmasked server frame."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
-    return head + payload
-
-
 def text(obj) -> bytes:
     return frame(0x1, json.dumps(obj).encode())
-
-
-async def read_frame(reader: asyncio.StreamReader):
-    """One masked client frame: (opcode, payload)."""
-    b0, b1 = await reader.readexactly(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", await reader.readexactly(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", await reader.readexactly(8))[0]
-    key = await reader.readexactly(4)
-    data = bytearray(await reader.readexactly(n))
-    for i in range(n):
-        data[i] ^= key[i & 3]
-    return b0 & 0x0F, bytes(data)
 
 
 class HostileServer:
@@ -124,7 +98,7 @@ class HostileServer:
 
 
 async def read_initiate(reader) -> dict:
-    opcode, payload = await read_frame(reader)
+    _, opcode, _, payload, _ = await read_frame(reader)
     assert opcode == 1, opcode
     message = json.loads(payload)
     assert message["method"] == "initiate", message
@@ -135,7 +109,7 @@ async def hold(reader, seconds: float = 30.0):
     """Reads and forgets what the client sends until it closes."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        opcode, _ = await read_frame(reader)
+        _, opcode, _, _, _ = await read_frame(reader)
         if opcode == 8:
             return
 
@@ -152,6 +126,14 @@ def hostile():
     yield make
     for s in servers:
         s.close()
+
+
+def started(millis, recorder, server: HostileServer):
+    """A client of `server` in application mode, started, with its recorder."""
+    client = millis.Client(PUBLIC_KEY, server.url, audio_mode="application")
+    rec = recorder(client)
+    client.start(agent_id="a")
+    return client, rec
 
 
 def test_pongs_with_absurd_data_never_trap_a_getter(hostile, library_path, repo_root):
@@ -216,10 +198,8 @@ def test_a_ping_flood_from_a_server_that_reads_nothing_costs_bounded_memory(host
         await asyncio.sleep(30)
 
     server = hostile(script)
-    client = millis.Client(PUBLIC_KEY, server.url, audio_mode="application")
-    rec = recorder(client)
+    client, rec = started(millis, recorder, server)
     try:
-        client.start(agent_id="a")
         rec.wait_for("onready", timeout=10)
         assert sent.wait(60), "the flood did not go out"
         deadline = time.monotonic() + 30
@@ -241,10 +221,8 @@ def test_a_subprotocol_the_client_never_offered_fails_the_handshake(hostile, mil
         await hold(reader, 5)
 
     server = hostile(script, "Sec-WebSocket-Protocol: chat\r\n")
-    client = millis.Client(PUBLIC_KEY, server.url, audio_mode="application")
-    rec = recorder(client)
+    client, rec = started(millis, recorder, server)
     try:
-        client.start(agent_id="a")
         (error,) = rec.wait_for("onerror", timeout=10)
         assert error.status == millis.Status.HANDSHAKE, error
         assert "subprotocol 'chat'" in str(error), error
@@ -285,10 +263,8 @@ def test_fields_of_the_wrong_type_are_reported_not_emptied(hostile, millis, reco
         await hold(reader, 10)
 
     server = hostile(script)
-    client = millis.Client(PUBLIC_KEY, server.url, audio_mode="application")
-    rec = recorder(client)
+    client, rec = started(millis, recorder, server)
     try:
-        client.start(agent_id="a")
         rec.wait_for("onclose", timeout=15)
         assert rec.of("onready")[0][0] == "12345"
         assert client.session_id == "12345"

@@ -2,7 +2,7 @@
  * voices.c — `millis voices`: the voices available to the public key, from Millis'
  * REST API (libcurl).
  *
- * The API lives on the WebSocket endpoint's host (PROTOCOL.md, "REST API"): the base
+ * The API lives on the WebSocket endpoint's host (docs/protocol.md, "not known"): the base
  * URL is derived from the endpoint by one rule, overridable with --base-url:
  *   scheme  wss → https, ws → http
  *   host    kept
