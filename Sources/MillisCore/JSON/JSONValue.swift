@@ -56,12 +56,6 @@ public enum JSONValue: Equatable, Sendable {
         return value
     }
 
-    /// `value` as a JSON number, or null when it is NaN or infinite (which JSON cannot
-    /// write: `nan`/`inf` would make the whole document invalid).
-    public static func number(finite value: Double) -> JSONValue {
-        value.isFinite ? .number(String(value)) : .null
-    }
-
     public var isObject: Bool {
         if case .object = self { return true }
         return false

@@ -43,11 +43,8 @@ public final class WebSocketConnection {
     /// follow it, the latest ping's; a ping flood from a server that reads nothing costs
     /// two small frames, not one per ping.
     private var pendingPong: [UInt8]?
-    /// Output bytes ever queued and ever written, to tell whether the queued pong
-    /// (which ends at `pongQueuedThrough`) has gone out.
-    private var queuedTotal = 0
-    private var writtenTotal = 0
-    private var pongQueuedThrough = 0
+    /// Output bytes still to be written up to the end of the queued pong; 0 once it is out.
+    private var pongUnwrittenThrough = 0
 
     /// Starts a connection: the upgrade request is queued in `output` at once. `random`
     /// may be shared by the connections of one thread.
@@ -58,7 +55,6 @@ public final class WebSocketConnection {
         self.maxMessageBytes = maxMessageBytes
         self.decoder = FrameDecoder(maxPayloadBytes: maxMessageBytes)
         outputBuffer.append(contentsOf: Array(handshake.request(hostHeader: hostHeader, path: path, userAgent: userAgent, extraHeaders: extraHeaders).utf8))
-        queuedTotal = outputBuffer.count
     }
 
     // MARK: Output
@@ -68,14 +64,14 @@ public final class WebSocketConnection {
 
     /// Gives the pending output to `write`, which returns how many bytes it wrote.
     public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Int) {
-        if pendingPong != nil && writtenTotal >= pongQueuedThrough { queuePendingPong() }
+        queuePendingPong()
         guard pendingOutputCount > 0 else { return }
         let written = outputBuffer.withUnsafeBytes { all in
             write(UnsafeRawBufferPointer(rebasing: all[outputIndex...]))
         }
         let moved = min(max(0, written), pendingOutputCount)
         outputIndex += moved
-        writtenTotal &+= moved
+        pongUnwrittenThrough = max(0, pongUnwrittenThrough - moved)
         if outputIndex == outputBuffer.count {
             // Released, not kept: thousands of idle connections would each hold their
             // largest burst (a malloc per frame is the cheaper side of that trade).
@@ -89,45 +85,37 @@ public final class WebSocketConnection {
 
     // MARK: Sending
 
-    /// Appends to the output, counting what was queued.
-    private func encode(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
-        let before = outputBuffer.count
-        FrameEncoder.encode(opcode: opcode, payload: payload, key: random.next4(), into: &outputBuffer)
-        queuedTotal &+= outputBuffer.count - before
-    }
-
-    private func encode(_ opcode: Opcode, _ payload: [UInt8]) {
-        payload.withUnsafeBytes { encode(opcode, $0) }
-    }
-
-    /// The waiting pong goes out next, ahead of data queued after it.
+    /// The waiting pong goes next, ahead of data queued after it, once the one before
+    /// it is out.
     private func queuePendingPong() {
         // Nothing follows a close frame (RFC 6455 §5.5.1).
-        guard state == .open, let payload = pendingPong else { return }
+        guard pongUnwrittenThrough == 0, state == .open, let payload = pendingPong else { return }
         pendingPong = nil
-        encode(.pong, payload)
-        pongQueuedThrough = queuedTotal
+        FrameEncoder.encode(opcode: .pong, payload: payload, key: random.next4(), into: &outputBuffer)
+        pongUnwrittenThrough = pendingOutputCount
     }
 
     /// Queues a text message. Ignored unless the connection is open.
     public func sendText(_ text: String) {
         guard state == .open else { return }
-        if pendingPong != nil && writtenTotal >= pongQueuedThrough { queuePendingPong() }
+        queuePendingPong()
         var copy = text
-        copy.withUTF8 { utf8 in encode(.text, UnsafeRawBufferPointer(utf8)) }
+        copy.withUTF8 { utf8 in
+            FrameEncoder.encode(opcode: .text, payload: UnsafeRawBufferPointer(utf8), key: random.next4(), into: &outputBuffer)
+        }
     }
 
     /// Queues a binary message. Ignored unless the connection is open.
     public func sendBinary(_ payload: UnsafeRawBufferPointer) {
         guard state == .open else { return }
-        if pendingPong != nil && writtenTotal >= pongQueuedThrough { queuePendingPong() }
-        encode(.binary, payload)
+        queuePendingPong()
+        FrameEncoder.encode(opcode: .binary, payload: payload, key: random.next4(), into: &outputBuffer)
     }
 
     /// Queues a ping with `payload` (at most 125 bytes).
     public func sendPing(_ payload: [UInt8] = []) {
         guard state == .open else { return }
-        encode(.ping, Array(payload.prefix(125)))
+        FrameEncoder.encode(opcode: .ping, payload: Array(payload.prefix(125)), key: random.next4(), into: &outputBuffer)
     }
 
     /// Starts the closing handshake. Returns false when there is no open socket to close
@@ -154,7 +142,7 @@ public final class WebSocketConnection {
             reasonBytes += utf8
         }
         payload += reasonBytes
-        encode(.close, payload)
+        FrameEncoder.encode(opcode: .close, payload: payload, key: random.next4(), into: &outputBuffer)
     }
 
     // MARK: Receiving
@@ -218,7 +206,7 @@ public final class WebSocketConnection {
             pingsReceived &+= 1
             if pendingPong != nil { pongsCoalesced &+= 1 }
             pendingPong = frame.payload
-            if writtenTotal >= pongQueuedThrough { queuePendingPong() }
+            queuePendingPong()
         case .pong:
             break
         case .close:

@@ -15,7 +15,7 @@ final class JSONWriterTests: XCTestCase {
             XCTAssertEqual(try JSONParser.parse(written), .array([.null]))
         }
         for text in ["0", "-0", "1", "-12.50", "1e9", "1E+9", "2.5e-3", "123456789012345678901234567890",
-                     "1e999", "-0.0e-0", String(Double.greatestFiniteMagnitude), String(5e-324), String(1e20)] {
+                     "1e999", "-0.0e-0", String(Double.greatestFiniteMagnitude), String(Double.leastNonzeroMagnitude), String(1e20)] {
             XCTAssertTrue(JSONWriter.isNumberLiteral(text), text)
             XCTAssertEqual(JSONValue.number(text).jsonText, text)
             XCTAssertEqual(try JSONParser.parse(text), .number(text))

@@ -40,7 +40,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testStartOpenReady() {
-        var s = makeSession()
+        let s = makeSession()
         XCTAssertTrue(s.start(agentOptions, now: 0).contains(.connect))
         XCTAssertEqual(s.connectionState, .connecting)
         let opened = s.transportOpened(now: 1)
@@ -55,7 +55,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testAudioBeforeTheSocketOpensIsDroppedNotQueued() {
-        var s = makeSession()
+        let s = makeSession()
         _ = s.start(agentOptions, now: 0)
         XCTAssertFalse(s.acceptsAudio)
         XCTAssertTrue(s.userAudio([UInt8](repeating: 1, count: 1280), now: 1).isEmpty)
@@ -66,7 +66,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testAudioIsSentFromInitiateOnBeforeOnready() {
-        var s = makeSession()
+        let s = makeSession()
         _ = s.start(agentOptions, now: 0)
         let opened = s.transportOpened(now: 1)
         XCTAssertTrue(opened.contains(.sendText(initiateText)))
@@ -213,7 +213,7 @@ final class SessionTests: XCTestCase {
 
     func testSessionIdOfAnyJSONTypeIsKeptAndContinuedAsSent() throws {
         for (sent, text) in [("12345", "12345"), (#"{"a":[1]}"#, #"{"a":[1]}"#), (#""S1""#, "S1"), ("true", "true")] {
-            var s = makeSession(reconnectAttempts: 2)
+            let s = makeSession(reconnectAttempts: 2)
             _ = s.start(agentOptions, now: 0)
             _ = s.transportOpened(now: 1)
             let e = events(s.receivedText(#"{"method":"onready","payload":{"session_id":"# + sent + "}}", now: 2))
@@ -233,7 +233,7 @@ final class SessionTests: XCTestCase {
 
     func testOnreadyWithoutASessionIdWarnsAndAReconnectionStartsAfresh() throws {
         for sent in ["null", #""""#] {
-            var s = makeSession(reconnectAttempts: 2)
+            let s = makeSession(reconnectAttempts: 2)
             _ = s.start(agentOptions, now: 0)
             _ = s.transportOpened(now: 1)
             let actions = s.receivedText(#"{"method":"onready","payload":{"session_id":"# + sent + "}}", now: 2)
@@ -324,7 +324,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testReadyTimeout() {
-        var s = makeSession()
+        let s = makeSession()
         _ = s.start(agentOptions, now: 0)
         _ = s.transportOpened(now: 1)
         XCTAssertEqual(s.nextDeadline, 5000 * ms)
@@ -350,7 +350,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testStopWhileConnectingDisconnectsAndCloses() {
-        var s = makeSession()
+        let s = makeSession()
         _ = s.start(agentOptions, now: 0)
         let actions = s.stop(now: 1)
         XCTAssertEqual(actions.first, .disconnect(code: nil, reason: "stopped"))
@@ -368,7 +368,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testTransportFailureIsErrorThenCloseOnce() {
-        var s = makeSession()
+        let s = makeSession()
         _ = s.start(agentOptions, now: 0)
         let e = events(s.transportFailed(.connect, "could not connect", closeCode: 1006, now: 1))
         XCTAssertEqual(e, [.error(.connect, "could not connect"), .close(code: 1006, reason: "could not connect")])
@@ -433,7 +433,7 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(waiting.connectionState, .idle)
         XCTAssertNil(waiting.nextDeadline)
         // Connecting (the ready deadline) and talking.
-        var connecting = makeSession(reconnectAttempts: 3)
+        let connecting = makeSession(reconnectAttempts: 3)
         _ = connecting.start(try! StartOptions(agentId: "a"), now: 0)
         XCTAssertNotNil(connecting.nextDeadline)
         XCTAssertEqual(connecting.abandon(), [])
@@ -488,7 +488,7 @@ final class SessionTests: XCTestCase {
         readySession(&ended)
         _ = ended.receivedText(#"{"method":"onsessionended"}"#, now: 1)
         XCTAssertNil(reconnecting(ended.transportFailed(.connectionLost, "x", closeCode: 1006, now: 2)))
-        var never = makeSession(reconnectAttempts: 2)
+        let never = makeSession(reconnectAttempts: 2)
         _ = never.start(agentOptions, now: 0)
         XCTAssertNil(reconnecting(never.transportFailed(.connect, "refused", closeCode: 1006, now: 1)))
         var off = makeSession(reconnectAttempts: 0)
