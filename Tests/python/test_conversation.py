@@ -434,14 +434,12 @@ def test_burst_audio_idles_after_real_time_playout(millis, burst_devserver, pace
     print(f"burst answer: {duration:.2f} s of audio, last frame after {last - first:.2f} s, "
           f"idle after {idle - first:.2f} s")
     assert duration > 1.0, duration
-    # The burst was delivered early (the server's schedule: about half the duration)...
-    times = record["agent_audio_frame_times"]
-    assert times[-1] - times[0] < 0.75 * duration
-    # ...and idle came when playing it would have ended: the duration after the first
-    # frame (less a margin for dispatch), well after the last frame arrived. Lower
-    # bounds only: a loaded machine can only make idle later.
+    # Idle came when playing it would have ended: the duration after the first frame
+    # (less a margin for dispatch), not when the last burst arrived (the schedule's
+    # being ahead of real time is test_devserver's). Lower bounds only: a loaded
+    # machine can only make idle later.
     assert idle - first >= duration - 0.15, (idle - first, duration)
-    assert idle - last >= 0.25 * duration - 0.1, (idle - last, duration)
+    assert idle >= last, (idle, last)
 
 
 @pytest.mark.parametrize("sequence", ["pause-clear-unpause", "clear", "pause-clear"])

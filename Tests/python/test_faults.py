@@ -63,7 +63,9 @@ def test_fault_no_ready_timeout(case, process_health, millis):
     c.client.start(agent_id="fault-no-ready")
     assert c.client.wait_closed(5), c.rec.names()
     elapsed = time.monotonic() - t0
-    assert 0.4 <= elapsed < 2.5, elapsed
+    # From below only (a busy machine can only make it later); the message names the
+    # 500 ms, so this was the configured timeout, not the 15 s default.
+    assert elapsed >= 0.4, elapsed
     errors = c.errors()
     assert len(errors) == 1 and errors[0].status == millis.Status.TIMEOUT, errors
     message = errors[0].message.lower()
