@@ -186,7 +186,8 @@ class DevServer:
                 self.proc.kill()
 
 
-def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path) -> bool:
+def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path) -> list:
+    """Runs the C programs; returns what each failing one printed (empty when all passed)."""
     clang = shutil.which("clang") or str(toolchain_bin() / "clang")
     libdir = tree / "build"
     exes = {}
@@ -201,7 +202,7 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
         exes[name] = exe
     # Leaks are checked here (ASan's LeakSanitizer): these processes are all ours.
     env = sanitizer_env(kind, reports, leaks=True)
-    ok = True
+    failures = []
     record_dir = Path(tempfile.mkdtemp(prefix="records-", dir=base))
     server = DevServer(record_dir)
     try:
@@ -224,11 +225,11 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
             if code == 0:
                 log(f"ok   {name} ({took:.1f} s)")
             else:
-                ok = False
-                log(f"FAIL {name} exited {code} after {took:.1f} s\n{out[-6000:]}")
+                failures.append(f"FAIL {name} exited {code} after {took:.1f} s\n{out[-6000:]}")
+                log(failures[-1])
     finally:
         server.stop()
-    return ok
+    return failures
 
 
 def run_pytest(kind: str, tree: Path, reports: Path, runtime: Path, extra: list) -> bool:
@@ -273,9 +274,8 @@ def main() -> int:
 
     lib = ROOT / f".build-{kind}" / "debug" / "libmillis.so" if args.skip_build else build(kind)
     tree = stage(kind, lib, base, runtime)
-    ok = True
-    if not args.no_c:
-        ok &= run_c_tests(kind, tree, base, reports, runtime)
+    c_failures = [] if args.no_c else run_c_tests(kind, tree, base, reports, runtime)
+    ok = not c_failures
     if not args.no_python:
         ok &= run_pytest(kind, tree, reports, runtime, args.pytest_args)
 
@@ -287,6 +287,9 @@ def main() -> int:
         log(f"FAIL: {len(found)} sanitizer report file(s) in {reports}")
         return 1
     if not ok:
+        # Again at the end: the pytest run in between buries them, and CI shows a tail.
+        for text in c_failures:
+            log(text)
         log("FAIL: a test failed (no sanitizer report)")
         return 1
     log(f"OK: {kind} clean")
