@@ -14,18 +14,27 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	-Xlinker --version-script=$(CURDIR)/Sources/CMillis/millis.map \
 	-Xlinker -soname=libmillis.so.$(SOVERSION)
 
-APT_PACKAGES := gcc g++ libcurl4-openssl-dev pkg-config espeak-ng sox python3 python3-pip \
-	libasound2-dev libspeexdsp-dev alsa-utils pulseaudio pulseaudio-utils libasound2-plugins \
-	libopus-dev libopusenc-dev libopusfile-dev libogg-dev opus-tools libcjson-dev tmux \
-	python3-setuptools python3-wheel python3-venv libssl-dev openssl
-PIP_PACKAGES := websockets pytest cryptography numpy scipy matplotlib
+# What `make build` needs: a C compiler, pkg-config and the libraries libmillis and the
+# CLI link. Nothing else: the test bed's packages come from `make test-deps`.
+BUILD_APT_PACKAGES := gcc pkg-config libcurl4-openssl-dev libcjson-dev libasound2-dev \
+	libspeexdsp-dev libopus-dev libopusenc-dev libopusfile-dev libogg-dev
+# The devserver (make devserver, make demo).
+DEVSERVER_APT_PACKAGES := python3 python3-pip
+DEVSERVER_PIP_PACKAGES := websockets
+# The test bed (make test, the benchmark): speech, a private PulseAudio and ALSA's
+# plugins, Ogg tools, tmux for the CLI's terminal tests, pytest and the analysis stack.
+TEST_APT_PACKAGES := $(DEVSERVER_APT_PACKAGES) g++ espeak-ng sox alsa-utils pulseaudio \
+	pulseaudio-utils libasound2-plugins opus-tools tmux python3-setuptools python3-wheel \
+	python3-venv libssl-dev openssl
+TEST_PIP_PACKAGES := $(DEVSERVER_PIP_PACKAGES) pytest cryptography numpy scipy matplotlib
 
-.PHONY: help build deps unit-test abi-test c-test python-test test demo devserver clean \
+.PHONY: help build deps devserver-deps test-deps unit-test abi-test c-test python-test test demo devserver clean \
 	install uninstall bench
 help:
 	@echo "make demo       build, start the devserver, hold a conversation with the C example"
 	@echo "make test       the whole suite: Swift unit tests, C ABI tests, Python tests"
-	@echo "make build      build/libmillis.so + build/pkgconfig/millis.pc"
+	@echo "make build      build/libmillis.so + build/pkgconfig/millis.pc (installs only build dependencies)"
+	@echo "make test-deps  the test bed: PulseAudio, espeak-ng, sox, pytest, numpy, ... (make test calls it)"
 	@echo "make devserver  run the local Millis-compatible server on ws://127.0.0.1:8765/millis"
 	@echo "make bench      the benchmark (bench/README.md): tables, build/bench/results.json, scale.png"
 	@echo "                (about 25 min; BENCH_ARGS=--quick for a short check, BENCH_ARGS='--only scale')"
@@ -33,9 +42,15 @@ help:
 	@echo "make install    install into PREFIX (default /usr/local; also DESTDIR, LIBDIR, BINDIR, PYTHONDIR, ...)"
 	@echo "make uninstall  remove what make install installed (same variables)"
 
-# Installs what is missing (as root) or says exactly what to install.
+# Each installs what is missing (as root) or says exactly what to install.
 deps:
-	@$(CURDIR)/.ci/deps.sh $(APT_PACKAGES) -- $(PIP_PACKAGES)
+	@$(CURDIR)/.ci/deps.sh $(BUILD_APT_PACKAGES) --
+
+devserver-deps:
+	@$(CURDIR)/.ci/deps.sh $(DEVSERVER_APT_PACKAGES) -- $(DEVSERVER_PIP_PACKAGES)
+
+test-deps: deps
+	@$(CURDIR)/.ci/deps.sh $(TEST_APT_PACKAGES) -- $(TEST_PIP_PACKAGES)
 
 build: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product millis
@@ -54,25 +69,25 @@ build: deps
 	$(MAKE) -C tools/millis BUILD=$(BUILD)
 
 # The whole suite. Each part can be run alone.
-test: build unit-test abi-test python-test fuzz-smoke sanitize
+test: test-deps build unit-test abi-test python-test fuzz-smoke sanitize
 
 unit-test: deps
 	$(SWIFT) test
 
-abi-test: build
+abi-test: build test-deps
 	$(PYTHON) Tests/abi/check_exports.py $(BUILD)/libmillis.so include/millis.h
 
 # The pytest suite also compiles and runs the C programs (Tests/c, bindings/c) through
 # pkg-config, against the devserver it starts.
-python-test: build
+python-test: build test-deps
 	$(PYTHON) -m pytest -q -ra Tests/python
 
 # A conversation with the C example: against the devserver, or against Millis itself
 # when MILLIS_PUBLIC_KEY and MILLIS_AGENT_ID are set.
-demo: build
+demo: build devserver-deps
 	@PYTHON=$(PYTHON) $(CURDIR)/scripts/demo.sh
 
-devserver: deps
+devserver: devserver-deps
 	$(PYTHON) devserver/millis_devserver.py --host 127.0.0.1 --port 8765
 
 clean:
@@ -83,13 +98,13 @@ clean:
 # medians over repeated runs. Writes build/bench/results.json, tables.md and scale.png.
 # BENCH_ARGS passes options through (--quick, --only scale,peer, --runs 5, ...).
 BENCH_ARGS ?=
-bench: build
+bench: build test-deps
 	$(PYTHON) bench/run.py --out $(BUILD)/bench $(BENCH_ARGS)
 
 # Where the CPU goes (bench/profile/profile.py, perf's cpu-clock): libmillis at 1000
 # sessions, the floor at 1000 and the Python peer at 200, on the scale workload.
 .PHONY: bench-profile
-bench-profile: build
+bench-profile: build test-deps
 	@$(CURDIR)/.ci/deps.sh linux-perf --
 	$(PYTHON) bench/profile/profile.py --client libmillis --sessions 1000
 	$(PYTHON) bench/profile/profile.py --client floor --sessions 1000
@@ -98,7 +113,7 @@ bench-profile: build
 # Device-audio figures (ERLE, barge-in, capture -> wire) with medians, on the paced
 # PulseAudio echo loop (README "Audio").
 .PHONY: bench-audio
-bench-audio: build
+bench-audio: build test-deps
 	$(PYTHON) bench/audio/audio_bench.py --runs 5 --json $(BUILD)/bench-audio.json
 
 # ------------------------------------------------------------------------------------
@@ -125,10 +140,10 @@ fuzz: fuzz-build
 # The C tests and the Python suite against ASan+UBSan and TSan builds of the library.
 sanitize: sanitize-asan sanitize-tsan
 
-sanitize-asan: deps
+sanitize-asan: test-deps
 	$(PYTHON) Tests/sanitizers/sanitize.py asan
 
-sanitize-tsan: deps
+sanitize-tsan: test-deps
 	$(PYTHON) Tests/sanitizers/sanitize.py tsan
 
 # ------------------------------------------------------------------------------------

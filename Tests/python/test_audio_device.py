@@ -214,7 +214,7 @@ def test_missing_device_fails_start_with_a_clear_error(library_path, devserver, 
 @pytest.fixture
 def pulse(tmp_path):
     if not pulseaudio_available():
-        pytest.skip("pulseaudio is not installed (make deps installs it)")
+        pytest.skip("pulseaudio is not installed (make test-deps installs it)")
     with PulseBed(tmp_path / "pulse") as bed:
         yield bed
 

@@ -787,7 +787,7 @@ class Tmux:
     def __init__(self, tmp_path: Path):
         tmux = shutil.which("tmux")
         if tmux is None:
-            pytest.fail("tmux is not installed (make deps installs it)", pytrace=False)
+            pytest.fail("tmux is not installed (make test-deps installs it)", pytrace=False)
         self.cmd = [tmux, "-u", "-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]
 
     def __call__(self, *args) -> str:

@@ -40,7 +40,7 @@ def pcm(path: Path, channels: int = 1):
 
 def decode_opus(path: Path, out: Path, channels: int):
     """opusdec (opus-tools) to 16 kHz PCM16: an Ogg Opus decoder that is not ours."""
-    assert shutil.which("opusdec"), "opusdec missing: `make deps` installs opus-tools"
+    assert shutil.which("opusdec"), "opusdec missing: `make test-deps` installs opus-tools"
     subprocess.run(["opusdec", "--quiet", "--rate", "16000", str(path), str(out)], check=True, timeout=60)
     return pcm(out, channels)
 
