@@ -6,8 +6,8 @@ import MillisCore
 public func millis_config_set_audio_devices(_ cfg: UnsafeMutableRawPointer?, _ capture: UnsafePointer<CChar>?,
                                             _ playback: UnsafePointer<CChar>?) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in
-        try config.setAudioDevices(capture: capture == nil ? nil : try readString(capture, "capture device"),
-                                   playback: playback == nil ? nil : try readString(playback, "playback device"))
+        try config.setAudioDevices(capture: try readOptionalString(capture, "capture device"),
+                                   playback: try readOptionalString(playback, "playback device"))
     }
 }
 
@@ -130,30 +130,31 @@ public func millis_analyser_smoothing_time_constant(_ a: UnsafeRawPointer?) -> D
     AnalyserHandle.from(a)?.analyser.smoothingTimeConstant ?? 0
 }
 
-/// The shape of the four getters: NULL or empty gives 0, else what the analyser wrote.
-private func fill<T>(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<T>?, _ count: Int,
-                     _ get: (Analyser, UnsafeMutableBufferPointer<T>) -> Int) -> Int {
-    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, count > 0 else { return 0 }
-    return get(analyser, UnsafeMutableBufferPointer(start: out, count: count))
+/// The shape of the four getters: NULL, empty or a count no buffer can have (above
+/// SSIZE_MAX) gives 0, else what the analyser wrote.
+private func fill<T>(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<T>?, _ count: UInt,
+                     _ get: (Analyser, UnsafeMutableBufferPointer<T>) -> Int) -> UInt {
+    guard let analyser = AnalyserHandle.from(a)?.analyser, let out, let n = Int(exactly: count), n > 0 else { return 0 }
+    return UInt(get(analyser, UnsafeMutableBufferPointer(start: out, count: n)))
 }
 
 @_cdecl("millis_analyser_get_byte_frequency_data")
-public func millis_analyser_get_byte_frequency_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt8>?, _ count: Int) -> Int {
+public func millis_analyser_get_byte_frequency_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt8>?, _ count: UInt) -> UInt {
     fill(a, out, count) { $0.getByteFrequencyData($1) }
 }
 
 @_cdecl("millis_analyser_get_float_frequency_data")
-public func millis_analyser_get_float_frequency_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ count: Int) -> Int {
+public func millis_analyser_get_float_frequency_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> UInt {
     fill(a, out, count) { $0.getFloatFrequencyData($1) }
 }
 
 @_cdecl("millis_analyser_get_byte_time_domain_data")
-public func millis_analyser_get_byte_time_domain_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt8>?, _ count: Int) -> Int {
+public func millis_analyser_get_byte_time_domain_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UInt8>?, _ count: UInt) -> UInt {
     fill(a, out, count) { $0.getByteTimeDomainData($1) }
 }
 
 @_cdecl("millis_analyser_get_float_time_domain_data")
-public func millis_analyser_get_float_time_domain_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ count: Int) -> Int {
+public func millis_analyser_get_float_time_domain_data(_ a: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> UInt {
     fill(a, out, count) { $0.getFloatTimeDomainData($1) }
 }
 
@@ -163,12 +164,12 @@ public func millis_analyser_rms_dbfs(_ a: UnsafeRawPointer?) -> Double {
 }
 
 @_cdecl("millis_analyser_write_pcm16")
-public func millis_analyser_write_pcm16(_ a: UnsafeMutableRawPointer?, _ pcm: UnsafePointer<Int16>?, _ count: Int) -> Int32 {
+public func millis_analyser_write_pcm16(_ a: UnsafeMutableRawPointer?, _ pcm: UnsafePointer<Int16>?, _ count: UInt) -> Int32 {
     guard let analyser = AnalyserHandle.from(a)?.analyser else { return MillisStatus.invalidArgument.rawValue }
-    guard let pcm, count >= 0 else {
+    guard let pcm, let n = Int(exactly: count) else {
         return count == 0 ? MillisStatus.ok.rawValue : MillisStatus.invalidArgument.rawValue
     }
-    analyser.write(UnsafeBufferPointer(start: pcm, count: count))
+    analyser.write(UnsafeBufferPointer(start: pcm, count: n))
     return MillisStatus.ok.rawValue
 }
 

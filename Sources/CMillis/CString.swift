@@ -22,6 +22,12 @@ func readString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(MillisE
     return s
 }
 
+/// Reads an optional C string argument (NULL: nil) as UTF-8. A path is checked too:
+/// repairing invalid bytes would open a file other than the one named.
+func readOptionalString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws(MillisError) -> String? {
+    pointer == nil ? nil : try readString(pointer, name)
+}
+
 /// The "last error" message of a handle: replaced by each failing call, readable by C
 /// until then.
 final class LastError: @unchecked Sendable {

@@ -1,19 +1,27 @@
 import MillisCore
 
 public typealias Handle = UnsafeMutableRawPointer
+/// One C function type per event of millis.h (millis_<event>_cb), spelled once: the
+/// exports take them and the table holds them.
 public typealias OpenCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void
 public typealias ReadyCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
-public typealias AudioCallback = @convention(c) (Handle?, UnsafePointer<UInt8>?, Int, UnsafeMutableRawPointer?) -> Void
-public typealias TextCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void
+public typealias SessionEndedCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void
+public typealias AudioCallback = @convention(c) (Handle?, UnsafePointer<UInt8>?, UInt, UnsafeMutableRawPointer?) -> Void
+public typealias ResponseTextCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void
+public typealias TranscriptCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void
 public typealias FunctionCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 public typealias LatencyCallback = @convention(c) (Handle?, Double, UnsafeMutableRawPointer?) -> Void
-public typealias StateCallback = @convention(c) (Handle?, Int32, UnsafeMutableRawPointer?) -> Void
+public typealias AgentStateCallback = @convention(c) (Handle?, Int32, UnsafeMutableRawPointer?) -> Void
 public typealias CloseCallback = @convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias ErrorCallback = @convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias MessageCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias LogCallback = @convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 public typealias ReconnectingCallback = @convention(c) (Handle?, UInt32, UInt32, UnsafeMutableRawPointer?) -> Void
 public typealias ReconnectedCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 public typealias AnalyzerCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
 public typealias UserAudioReadyCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
-public typealias MessageCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+public typealias InputEndedCallback = @convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void
+public typealias TurnCallback = @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
 
 /// A C function and the user_data that goes back to it.
 struct Registration<F> {
@@ -25,23 +33,23 @@ struct Registration<F> {
 struct CallbackTable {
     var open = Registration<OpenCallback>()
     var ready = Registration<ReadyCallback>()
-    var sessionEnded = Registration<OpenCallback>()
+    var sessionEnded = Registration<SessionEndedCallback>()
     var audio = Registration<AudioCallback>()
-    var responseText = Registration<TextCallback>()
-    var transcript = Registration<TextCallback>()
+    var responseText = Registration<ResponseTextCallback>()
+    var transcript = Registration<TranscriptCallback>()
     var function = Registration<FunctionCallback>()
     var latency = Registration<LatencyCallback>()
-    var agentState = Registration<StateCallback>()
+    var agentState = Registration<AgentStateCallback>()
     var close = Registration<CloseCallback>()
-    var errorMessage = Registration<CloseCallback>()
+    var errorMessage = Registration<ErrorCallback>()
     var message = Registration<MessageCallback>()
-    var log = Registration<CloseCallback>()
+    var log = Registration<LogCallback>()
     var reconnecting = Registration<ReconnectingCallback>()
     var reconnected = Registration<ReconnectedCallback>()
     var analyzer = Registration<AnalyzerCallback>()
     var userAudioReady = Registration<UserAudioReadyCallback>()
-    var inputEnded = Registration<OpenCallback>()
-    var turn = Registration<ReconnectedCallback>()
+    var inputEnded = Registration<InputEndedCallback>()
+    var turn = Registration<TurnCallback>()
 }
 
 extension ClientHandle {
@@ -60,7 +68,7 @@ extension ClientHandle {
             t.sessionEnded.function?(c, t.sessionEnded.userData)
         case .audio(let pcm):
             guard let f = t.audio.function else { return }
-            pcm.withUnsafeBufferPointer { f(c, $0.baseAddress, $0.count, t.audio.userData) }
+            pcm.withUnsafeBufferPointer { f(c, $0.baseAddress, UInt($0.count), t.audio.userData) }
         case .responseText(let text, let isFinal):
             guard let f = t.responseText.function else { return }
             text.withCString { f(c, $0, isFinal ? 1 : 0, t.responseText.userData) }
@@ -118,97 +126,97 @@ private func register<F>(_ c: Handle?, _ keyPath: WritableKeyPath<CallbackTable,
 }
 
 @_cdecl("millis_client_on_open")
-public func millis_client_on_open(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_open(_ c: Handle?, _ cb: OpenCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.open, cb, ud)
 }
 
 @_cdecl("millis_client_on_ready")
-public func millis_client_on_ready(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_ready(_ c: Handle?, _ cb: ReadyCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.ready, cb, ud)
 }
 
 @_cdecl("millis_client_on_session_ended")
-public func millis_client_on_session_ended(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_session_ended(_ c: Handle?, _ cb: SessionEndedCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.sessionEnded, cb, ud)
 }
 
 @_cdecl("millis_client_on_audio")
-public func millis_client_on_audio(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<UInt8>?, Int, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_audio(_ c: Handle?, _ cb: AudioCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.audio, cb, ud)
 }
 
 @_cdecl("millis_client_on_response_text")
-public func millis_client_on_response_text(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_response_text(_ c: Handle?, _ cb: ResponseTextCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.responseText, cb, ud)
 }
 
 @_cdecl("millis_client_on_transcript")
-public func millis_client_on_transcript(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_transcript(_ c: Handle?, _ cb: TranscriptCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.transcript, cb, ud)
 }
 
 @_cdecl("millis_client_on_function")
-public func millis_client_on_function(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_function(_ c: Handle?, _ cb: FunctionCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.function, cb, ud)
 }
 
 @_cdecl("millis_client_on_latency")
-public func millis_client_on_latency(_ c: Handle?, _ cb: (@convention(c) (Handle?, Double, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_latency(_ c: Handle?, _ cb: LatencyCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.latency, cb, ud)
 }
 
 @_cdecl("millis_client_on_agent_state")
-public func millis_client_on_agent_state(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_agent_state(_ c: Handle?, _ cb: AgentStateCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.agentState, cb, ud)
 }
 
 @_cdecl("millis_client_on_close")
-public func millis_client_on_close(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_close(_ c: Handle?, _ cb: CloseCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.close, cb, ud)
 }
 
 @_cdecl("millis_client_on_error")
-public func millis_client_on_error(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_error(_ c: Handle?, _ cb: ErrorCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.errorMessage, cb, ud)
 }
 
 @_cdecl("millis_client_on_message")
-public func millis_client_on_message(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_message(_ c: Handle?, _ cb: MessageCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.message, cb, ud)
 }
 
 @_cdecl("millis_client_on_log")
-public func millis_client_on_log(_ c: Handle?, _ cb: (@convention(c) (Handle?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_log(_ c: Handle?, _ cb: LogCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.log, cb, ud)
 }
 
 @_cdecl("millis_client_on_reconnecting")
-public func millis_client_on_reconnecting(_ c: Handle?, _ cb: (@convention(c) (Handle?, UInt32, UInt32, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_reconnecting(_ c: Handle?, _ cb: ReconnectingCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.reconnecting, cb, ud)
 }
 
 @_cdecl("millis_client_on_reconnected")
-public func millis_client_on_reconnected(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_reconnected(_ c: Handle?, _ cb: ReconnectedCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.reconnected, cb, ud)
 }
 
 @_cdecl("millis_client_on_analyzer")
-public func millis_client_on_analyzer(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_analyzer(_ c: Handle?, _ cb: AnalyzerCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.analyzer, cb, ud)
 }
 
 @_cdecl("millis_client_on_user_audio_ready")
-public func millis_client_on_user_audio_ready(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_user_audio_ready(_ c: Handle?, _ cb: UserAudioReadyCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.userAudioReady, cb, ud)
 }
 
 @_cdecl("millis_client_on_input_ended")
-public func millis_client_on_input_ended(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_input_ended(_ c: Handle?, _ cb: InputEndedCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     register(c, \.inputEnded, cb, ud)
 }
 
 @_cdecl("millis_client_on_turn")
-public func millis_client_on_turn(_ c: Handle?, _ cb: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+public func millis_client_on_turn(_ c: Handle?, _ cb: TurnCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     // The user's voice activity is analysed only for someone: this callback or a recording.
     ClientHandle.from(c)?.core.reportsTurns.store(cb != nil, ordering: .relaxed)
     return register(c, \.turn, cb, ud)

@@ -114,14 +114,14 @@ public func millis_client_is_muted(_ c: UnsafeRawPointer?) -> Int32 {
 }
 
 @_cdecl("millis_client_send_audio")
-public func millis_client_send_audio(_ c: UnsafeMutableRawPointer?, _ pcm: UnsafeRawPointer?, _ bytes: Int) -> Int32 {
+public func millis_client_send_audio(_ c: UnsafeMutableRawPointer?, _ pcm: UnsafeRawPointer?, _ bytes: UInt) -> Int32 {
     guard let handle = ClientHandle.from(c) else { return nullClient }
     return handle.call { () throws(MillisError) in
         guard pcm != nil || bytes == 0 else {
             throw MillisError(.invalidArgument, "pcm is NULL but bytes is \(bytes)")
         }
-        guard bytes >= 0 else { throw MillisError(.invalidArgument, "byte count \(UInt(bitPattern: bytes)) is too large") }
-        try handle.core.sendAudio(UnsafeRawBufferPointer(start: pcm, count: bytes))
+        guard let count = Int(exactly: bytes) else { throw MillisError(.invalidArgument, "byte count \(bytes) is too large") }
+        try handle.core.sendAudio(UnsafeRawBufferPointer(start: pcm, count: count))
     }
 }
 

@@ -42,7 +42,7 @@ public func millis_config_set_public_key(_ cfg: UnsafeMutableRawPointer?, _ key:
 @_cdecl("millis_config_set_endpoint")
 public func millis_config_set_endpoint(_ cfg: UnsafeMutableRawPointer?, _ endpoint: UnsafePointer<CChar>?) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in
-        try config.setEndpoint(endpoint == nil ? nil : try readString(endpoint, "endpoint"))
+        try config.setEndpoint(try readOptionalString(endpoint, "endpoint"))
     }
 }
 
@@ -96,7 +96,7 @@ public func millis_config_set_send_queue_bytes(_ cfg: UnsafeMutableRawPointer?, 
 @_cdecl("millis_config_set_ca_file")
 public func millis_config_set_ca_file(_ cfg: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in
-        try config.setCAFile(path == nil ? nil : try readString(path, "CA file path"))
+        try config.setCAFile(try readOptionalString(path, "CA file path"))
     }
 }
 

@@ -10,14 +10,14 @@ public func millis_config_set_audio_input_file(_ cfg: UnsafeMutableRawPointer?, 
         guard pacing == 0 || pacing == 1 else {
             throw MillisError(.invalidArgument, "file pacing \(pacing) is unknown: use MILLIS_FILE_REALTIME (0) or MILLIS_FILE_FAST (1)")
         }
-        try config.setAudioInputFile(path.map { String(cString: $0) }, fast: pacing == 1)
+        try config.setAudioInputFile(try readOptionalString(path, "input file path"), fast: pacing == 1)
     }
 }
 
 @_cdecl("millis_config_set_audio_output_file")
 public func millis_config_set_audio_output_file(_ cfg: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in
-        try config.setAudioOutputFile(path.map { String(cString: $0) })
+        try config.setAudioOutputFile(try readOptionalString(path, "output file path"))
     }
 }
 
@@ -32,7 +32,7 @@ private func isMono(_ flags: UInt32) throws(MillisError) -> Bool {
 @_cdecl("millis_config_set_recording")
 public func millis_config_set_recording(_ cfg: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?, _ flags: UInt32) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in
-        try config.setRecording(path.map { String(cString: $0) }, mono: try isMono(flags))
+        try config.setRecording(try readOptionalString(path, "recording path"), mono: try isMono(flags))
     }
 }
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +361,9 @@ static void test_null_arguments(void)
     CHECK(nonempty(millis_client_last_error(c)));
     CHECK_STATUS(millis_client_send_audio(c, buf, 4), MILLIS_ERR_NOT_READY);
     CHECK(nonempty(millis_client_last_error(c)));
+    /* A size_t no buffer can have (above SSIZE_MAX) is refused, not wrapped negative. */
+    CHECK_STATUS(millis_client_send_audio(c, buf, SIZE_MAX), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(millis_client_last_error(c), "too large") != NULL);
     CHECK_STATUS(millis_client_send_json(NULL, "{}"), MILLIS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(millis_client_send_json(c, NULL), MILLIS_ERR_INVALID_ARGUMENT);
     CHECK(nonempty(millis_client_last_error(c)));
@@ -434,6 +438,16 @@ static void test_config_ranges(void)
     size_t i;
     printf("config setters and ranges\n");
     CHECK(cfg != NULL);
+    /* A path that is not UTF-8 is refused, never repaired into another file's name. */
+    CHECK_STATUS(millis_config_set_audio_input_file(cfg, "/tmp/caf\xe9.wav", MILLIS_FILE_FAST), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(millis_config_last_error(cfg), "UTF-8") != NULL);
+    CHECK_STATUS(millis_config_set_audio_output_file(cfg, "/tmp/caf\xe9.wav"), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(millis_config_last_error(cfg), "UTF-8") != NULL);
+    CHECK_STATUS(millis_config_set_recording(cfg, "/tmp/caf\xe9.opus", MILLIS_RECORD_STEREO), MILLIS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(millis_config_last_error(cfg), "UTF-8") != NULL);
+    CHECK_STATUS(millis_config_set_audio_input_file(cfg, NULL, MILLIS_FILE_FAST), MILLIS_OK);
+    CHECK_STATUS(millis_config_set_audio_output_file(cfg, NULL), MILLIS_OK);
+    CHECK_STATUS(millis_config_set_recording(cfg, NULL, MILLIS_RECORD_STEREO), MILLIS_OK);
     for (i = 0; i < sizeof good_urls / sizeof good_urls[0]; i++) {
         millis_status st = millis_config_set_endpoint(cfg, good_urls[i]);
         if (st != MILLIS_OK) fprintf(stderr, "  endpoint \"%s\": %s\n", good_urls[i], millis_config_last_error(cfg));
