@@ -81,6 +81,9 @@ public final class WebSocketConnection {
             outputBuffer.removeFirst(outputIndex)
             outputIndex = 0
         }
+        // A pong that waited for this write is queued now: the caller sees output
+        // pending and keeps asking to write, instead of leaving it until we next send.
+        queuePendingPong()
     }
 
     // MARK: Sending
