@@ -37,10 +37,12 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"]),
                             .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // include/millis.h itself, for the structs C callers pass by layout.
+        .target(name: "CMillisHeader"),
         // The @_cdecl exports declared in include/millis.h.
         .target(
             name: "CMillis",
-            dependencies: ["MillisCore"],
+            dependencies: ["MillisCore", "CMillisHeader"],
             exclude: ["millis.map"],
             swiftSettings: [.unsafeFlags(["-Xcc", "-I/usr/include/opus"]),
                             .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]

@@ -930,6 +930,130 @@ millis_status millis_client_on_input_ended(millis_client *c, millis_input_ended_
                                           void *user_data);
 millis_status millis_client_on_turn(millis_client *c, millis_turn_cb cb, void *user_data);
 
+/* ------------------------------------------------------------------------------------
+ * Event queue
+ *
+ * Beside the callbacks, a client can keep its events for the program to take itself,
+ * from its own thread or from its own poll/epoll/select/asyncio loop: the events are
+ * queued from millis_client_create(), so none is lost before the program first asks.
+ * Enable it on the configuration (millis_config_set_event_queue), then take events
+ * with millis_client_next_event(), waiting on millis_client_event_fd() or in the call
+ * itself. Callbacks still run for the events they are set for; each event goes to both.
+ *
+ *     millis_event ev = MILLIS_EVENT_INIT;
+ *     struct pollfd p = { millis_client_event_fd(c), POLLIN, 0 };
+ *     while (poll(&p, 1, -1) > 0)
+ *         while (millis_client_next_event(c, &ev, 0) == MILLIS_OK && ev.type != MILLIS_EVENT_NONE)
+ *             handle(&ev);   // ev's strings and audio: valid until the next call
+ * ---------------------------------------------------------------------------------- */
+
+/** The event an millis_event holds: one per callback of the Callbacks section. */
+typedef enum millis_event_type {
+    /** No event came within the timeout. */
+    MILLIS_EVENT_NONE = 0,
+    MILLIS_EVENT_OPEN = 1,              /**< as millis_open_cb */
+    MILLIS_EVENT_READY = 2,             /**< session_id, json (the payload) */
+    MILLIS_EVENT_SESSION_ENDED = 3,
+    MILLIS_EVENT_AUDIO = 4,             /**< audio, audio_bytes */
+    MILLIS_EVENT_RESPONSE_TEXT = 5,     /**< text, is_final */
+    MILLIS_EVENT_TRANSCRIPT = 6,        /**< text, is_final */
+    MILLIS_EVENT_FUNCTION = 7,          /**< text, name, json (the parameters) */
+    MILLIS_EVENT_LATENCY = 8,           /**< latency_ms */
+    MILLIS_EVENT_AGENT_STATE = 9,       /**< agent_state */
+    MILLIS_EVENT_CLOSE = 10,            /**< code, message (the reason) */
+    MILLIS_EVENT_ERROR = 11,            /**< status, message */
+    MILLIS_EVENT_MESSAGE = 12,          /**< name (the method), json */
+    MILLIS_EVENT_LOG = 13,              /**< level, message */
+    MILLIS_EVENT_RECONNECTING = 14,     /**< attempt, delay_ms */
+    MILLIS_EVENT_RECONNECTED = 15,      /**< session_id */
+    MILLIS_EVENT_ANALYZER = 16,         /**< analyser (the agent's) */
+    MILLIS_EVENT_USER_AUDIO_READY = 17, /**< analyser (the user's), json (the stream) */
+    MILLIS_EVENT_INPUT_ENDED = 18,
+    MILLIS_EVENT_TURN = 19              /**< json (the turn) */
+} millis_event_type;
+
+/**
+ * One event, filled by millis_client_next_event(). The fields an event does not use
+ * are NULL or 0; each carries what the callback of the same name gets, with the same
+ * meaning (see Callbacks). Strings are NUL-terminated UTF-8. Every pointer is
+ * borrowed: valid until the next millis_client_next_event() on the same client, or
+ * its destroy; copy what you keep. `size` comes first so that the struct may grow:
+ * set it to sizeof(millis_event) (MILLIS_EVENT_INIT does), and a later library fills
+ * only what your build knows.
+ */
+typedef struct millis_event {
+    size_t size;                    /**< set by the caller: sizeof(millis_event) */
+    millis_event_type type;
+    const char *text;               /**< response text, transcript, function text */
+    const char *session_id;         /**< ready, reconnected */
+    const char *json;               /**< ready payload, function parameters, message, stream, turn */
+    const char *name;               /**< function name, message method */
+    const char *message;            /**< close reason, error message, log line */
+    const uint8_t *audio;           /**< agent audio (as millis_audio_cb) */
+    size_t audio_bytes;
+    int is_final;                   /**< response text, transcript */
+    int code;                       /**< close code */
+    millis_status status;           /**< error */
+    millis_log_level level;         /**< log */
+    millis_agent_state agent_state; /**< agent state */
+    unsigned int attempt;           /**< reconnecting */
+    unsigned int delay_ms;          /**< reconnecting */
+    double latency_ms;              /**< latency */
+    millis_analyser *analyser;      /**< analyzer (agent), user audio ready (user); owned by the client */
+} millis_event;
+
+/** An millis_event ready for millis_client_next_event(): its size set, the rest zero. */
+#define MILLIS_EVENT_INIT { sizeof(millis_event), MILLIS_EVENT_NONE, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, MILLIS_OK, MILLIS_LOG_NONE, MILLIS_AGENT_IDLE, 0, 0, 0.0, NULL }
+
+/**
+ * Keeps the events of the clients created from this configuration in a queue, for
+ * millis_client_next_event(), up to max_bytes of payload (audio, text, JSON; each
+ * event counts 64 bytes more). 0 (the default) keeps none.
+ *
+ * Parameters: cfg (not NULL); max_bytes: 0, or 65536 to 1073741824. 8 MiB holds
+ *   about four minutes of agent audio.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when cfg is NULL or max_bytes is
+ *   out of range (the message says the range).
+ * Thread safety: like every config setter: one thread at a time per config.
+ * Callback safety: may be called from a callback (it touches no client).
+ * Remarks: when an event would take the queue past max_bytes it is dropped, and the
+ *   program is told where: one MILLIS_EVENT_ERROR (MILLIS_ERR_NO_MEMORY) stands in the
+ *   queue where the dropped run began, saying how many events and bytes were lost. A
+ *   close event is never dropped, so a program waiting for the end always sees it.
+ */
+millis_status millis_config_set_event_queue(millis_config *cfg, size_t max_bytes);
+
+/**
+ * Takes the next queued event, waiting up to timeout_ms for one.
+ *
+ * Parameters: c (not NULL); event (not NULL; its size field set, see millis_event);
+ *   timeout_ms: 0 returns at once, a negative value waits without limit.
+ * Returns: MILLIS_OK with an event, or with event->type MILLIS_EVENT_NONE when none
+ *   came in time; MILLIS_ERR_INVALID_ARGUMENT when c or event is NULL or event->size is
+ *   smaller than the fields every event has; MILLIS_ERR_INVALID_STATE when the client
+ *   keeps no queue (millis_config_set_event_queue) or when called from inside one of
+ *   its callbacks (the network thread must not wait: take events from your own thread).
+ *   The message is in millis_client_last_error().
+ * Thread safety: one thread at a time per client (the event's payload belongs to the
+ *   last call); different clients from different threads freely. Do not destroy the
+ *   client while another thread waits here.
+ * Callback safety: refused inside the callbacks of any client (see Returns).
+ */
+millis_status millis_client_next_event(millis_client *c, millis_event *event, int timeout_ms);
+
+/**
+ * A file descriptor that is readable while an event is queued, for poll(), epoll,
+ * select() or asyncio's loop.add_reader(). Reading it is not needed (and takes
+ * nothing): millis_client_next_event() empties it when it takes the last event.
+ *
+ * Parameters: c (not NULL).
+ * Returns: the descriptor, owned by the client (do not close it; it is closed by
+ *   millis_client_destroy()); -1 when c is NULL or the client keeps no queue.
+ * Thread safety: safe from any thread.
+ * Callback safety: may be called from a callback.
+ */
+int millis_client_event_fd(const millis_client *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,9 +53,10 @@ struct CallbackTable {
 }
 
 extension ClientHandle {
-    /// Calls the C callback registered for `event` (on the network thread, under the
-    /// dispatch lock). Strings are borrowed for the call's duration, as millis.h says.
+    /// Queues `event` when the client keeps a queue, and calls the C callback registered
+    /// for it (on the network thread, under the dispatch lock). Strings are borrowed for the call's duration, as millis.h says.
     func deliver(_ event: SessionEvent) {
+        events?.push(event)
         let c = Unmanaged.passUnretained(self).toOpaque()
         let t = callbacks
         switch event {

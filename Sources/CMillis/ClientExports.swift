@@ -6,6 +6,10 @@ final class ClientHandle {
     let lastError = LastError()
     /// Guarded by `core`'s dispatch lock.
     var callbacks = CallbackTable()
+    /// The events kept for millis_client_next_event (millis_config_set_event_queue).
+    let events: EventQueue?
+    /// The payloads of the event the program took last.
+    let lent = Locked(LentEvent())
     private let agentHandle = Locked<AnalyserHandle?>(nil)
     private let userHandle = Locked<AnalyserHandle?>(nil)
 
@@ -24,8 +28,9 @@ final class ClientHandle {
         }
     }
 
-    init(core: Client) {
+    init(core: Client, events: EventQueue?) {
         self.core = core
+        self.events = events
     }
 
     static func from(_ pointer: UnsafeRawPointer?) -> ClientHandle? {
@@ -47,7 +52,8 @@ public func millis_client_create(_ cfg: UnsafeRawPointer?, _ err: UnsafeMutableP
         return nil
     }
     do {
-        let handle = ClientHandle(core: try Client(config: config.config))
+        let events = config.eventQueueBytes > 0 ? try EventQueue(limitBytes: config.eventQueueBytes) : nil
+        let handle = ClientHandle(core: try Client(config: config.config), events: events)
         // The handler holds the handle until destroy clears it.
         handle.core.setEventHandler { [handle] event in handle.deliver(event) }
         err?.pointee = MillisStatus.ok.rawValue

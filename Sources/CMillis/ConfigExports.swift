@@ -4,6 +4,8 @@ import MillisCore
 final class ConfigHandle {
     var config = ClientConfig()
     let lastError = LastError()
+    /// millis_config_set_event_queue's limit; 0: the clients keep no queue.
+    var eventQueueBytes = 0
 
     static func from(_ pointer: UnsafeRawPointer?) -> ConfigHandle? {
         pointer.map { Unmanaged<ConfigHandle>.fromOpaque($0).takeUnretainedValue() }

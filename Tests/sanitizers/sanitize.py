@@ -191,7 +191,7 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
     clang = shutil.which("clang") or str(toolchain_bin() / "clang")
     libdir = tree / "build"
     exes = {}
-    for name in ("test_api", "test_conversation", "test_lifecycle"):
+    for name in ("test_api", "test_conversation", "test_events", "test_lifecycle"):
         exe = base / name
         cmd = ([clang, "-std=c99", "-g", "-O1", "-fuse-ld=lld", "-Wall", "-Wextra", "-Werror", "-pedantic"]
                + KINDS[kind]["cflags"] + [str(ROOT / "Tests" / "c" / f"{name}.c"), f"-I{ROOT / 'include'}",
@@ -209,6 +209,8 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
         runs = [("test_api", [exes["test_api"]]),
                 ("test_conversation", [exes["test_conversation"], server.url, record_dir,
                                        ROOT / "bindings" / "audio" / "user.wav"]),
+                # The event queue: payloads lent until the next call, two clients, a drop run.
+                ("test_events", [exes["test_events"], server.url, ROOT / "bindings" / "audio" / "user.wav"]),
                 # Every section, with leak checking:
                 # 100 full cycles, 200 clients at once and destroys in every callback.
                 ("test_lifecycle", [exes["test_lifecycle"], server.url, "all", "--wav",

@@ -257,6 +257,9 @@ public final class Client: @unchecked Sendable {
         loop.post(.json(self, text))
     }
 
+    /// The caller runs on the network thread: inside a callback of some client.
+    public var isCallbackThread: Bool { loop.isLoopThread }
+
     public var sessionId: String? { snapshot.withLock { $0.sessionId } }
     public var connectionState: ConnectionState { snapshot.withLock { $0.connectionState } }
     public var agentState: AgentState { snapshot.withLock { $0.agentState } }
