@@ -10,6 +10,9 @@ the binding's CFUNCTYPEs). check_exports.py compares their names; this compares 
 return and parameter type by its ABI class: integer width and signedness, double,
 data pointer, and function pointer (whose own signature is compared the same way).
 `size_t` against a Swift `Int` (signed) is a difference, as is a missing parameter.
+The structs a caller passes by layout (millis_event) are compared field by field with
+the binding's ctypes Structure whose docstring names them ("struct millis_event.");
+the Swift exports import the header itself for those.
 Exit status 0 when all three agree, 1 with the list of differences, 2 on a usage error.
 """
 
@@ -65,8 +68,9 @@ def split_params(params: str) -> list[str]:
 
 # ---- the header -----------------------------------------------------------------------
 
-def header_types(path: Path) -> tuple[dict, dict, list]:
-    """(functions, callbacks, problems): name -> (ret, params) in ABI classes."""
+def header_types(path: Path) -> tuple[dict, dict, dict, list]:
+    """(functions, callbacks, structs, problems): name -> (ret, params) in ABI classes;
+    struct name -> [(field, class)]."""
     text = strip_c(path.read_text())
     enums = set(re.findall(r"typedef\s+enum\s+\w*\s*\{[^}]*\}\s*(\w+)\s*;", text))
     text = re.sub(r"typedef\s+enum\s+\w*\s*\{[^}]*\}\s*\w+\s*;", " ", text)
@@ -91,6 +95,15 @@ def header_types(path: Path) -> tuple[dict, dict, list]:
         problems.append(f"header: {where}: type of `{' '.join(words)}` not understood")
         return "?"
 
+    structs: dict = {}
+    for match in re.finditer(r"typedef\s+struct\s+(\w+)\s*\{([^}]*)\}\s*\w+\s*;", text):
+        fields = []
+        for decl in match.group(2).split(";"):
+            decl = " ".join(decl.split())
+            if decl:
+                fields.append((re.findall(r"\w+", decl)[-1], c_class(re.sub(r"\w+$", "", decl), match.group(1))))
+        structs[match.group(1)] = fields
+    text = re.sub(r"typedef\s+struct\s+\w+\s*\{[^}]*\}\s*\w+\s*;", " ", text)
     for match in re.finditer(r"typedef\s+([\w\s\*]+?)\(\s*\*\s*(\w+)\s*\)\s*\(([^;]*)\)\s*;", text):
         ret, name, params = match.groups()
         args = [c_class(p, name) for p in split_params(params) if p.strip() != "void"]
@@ -106,7 +119,7 @@ def header_types(path: Path) -> tuple[dict, dict, list]:
         ret, name, params = match.groups()
         args = [c_class(p, name) for p in split_params(params) if p.strip() != "void"]
         functions[name] = (c_class(ret, name), tuple(args))
-    return functions, callbacks, problems
+    return functions, callbacks, structs, problems
 
 
 # ---- the Swift exports ------------------------------------------------------------------
@@ -158,12 +171,12 @@ def swift_types(folder: Path) -> tuple[dict, list]:
 
 # ---- the Python binding ---------------------------------------------------------------
 
-def python_types(folder: Path) -> tuple[dict, list]:
+def python_types(folder: Path) -> tuple[dict, dict, list]:
     """Read from the binding's source (FUNCTIONS and its CFUNCTYPE constants), not by
     importing it: the check needs no library."""
     native = next((p for p in sorted(folder.rglob("_native.py")) if "build" not in p.parts), None)
     if native is None:
-        return {}, [f"Python: no _native.py under {folder}"]
+        return {}, {}, [f"Python: no _native.py under {folder}"]
     tree = ast.parse(native.read_text())
     problems: list[str] = []
     cfunctypes: dict = {}
@@ -184,7 +197,18 @@ def python_types(folder: Path) -> tuple[dict, list]:
         problems.append(f"Python: {where}: type `{ast.unparse(node)}` not understood")
         return "?"
 
+    structs: dict = {}
     for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
+            for item in stmt.body:
+                if (isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name)
+                        and item.targets[0].id == "_fields_"):
+                    doc = ast.get_docstring(stmt) or ""
+                    match = re.match(r"struct (\w+)", doc)
+                    if match:
+                        structs[match.group(1)] = [(f.elts[0].value, py_class(f.elts[1], stmt.name))
+                                                   for f in item.value.elts]
+            continue
         if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
             continue
         target, value = stmt.targets[0].id, stmt.value
@@ -194,13 +218,13 @@ def python_types(folder: Path) -> tuple[dict, list]:
         elif target == "FUNCTIONS" and isinstance(value, ast.Dict):
             table = value
     if table is None:
-        return {}, problems + ["Python: no FUNCTIONS table in _native.py"]
+        return {}, structs, problems + ["Python: no FUNCTIONS table in _native.py"]
     functions: dict = {}
     for key, entry in zip(table.keys, table.values):
         name = key.value
         ret, args = entry.elts
         functions[name] = (py_class(ret, name), tuple(py_class(a, name) for a in args.elts))
-    return functions, problems
+    return functions, structs, problems
 
 
 def describe(sig) -> str:
@@ -232,11 +256,15 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     header, swift_dir, python_dir = Path(argv[1]), Path(argv[2]), Path(argv[3])
-    h_functions, h_callbacks, problems = header_types(header)
+    h_functions, h_callbacks, h_structs, problems = header_types(header)
     s_functions, s_problems = swift_types(swift_dir)
-    p_functions, p_problems = python_types(python_dir)
+    p_functions, p_structs, p_problems = python_types(python_dir)
     problems += s_problems + p_problems
     differences = problems + compare(h_functions, {"Swift": s_functions, "Python": p_functions})
+    # The structs a caller passes by layout (the Swift exports use the header's own).
+    for name, fields in sorted(h_structs.items()):
+        if p_structs.get(name) != fields:
+            differences.append(f"struct {name}: header {fields}, Python {p_structs.get(name)}")
     if not h_functions or not h_callbacks:
         differences.append("no functions or no callback typedefs found in the header: is the parser still right?")
     if differences:
@@ -244,7 +272,7 @@ def main(argv: list[str]) -> int:
         for line in differences:
             print(f"  {line}")
         return 1
-    print(f"ok: {len(h_functions)} functions and {len(h_callbacks)} callback types agree in the header, "
+    print(f"ok: {len(h_functions)} functions, {len(h_callbacks)} callback types and {len(h_structs)} struct(s) agree in the header, "
           "the Swift exports and the Python binding")
     return 0
 

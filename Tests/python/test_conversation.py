@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 
 import pytest
@@ -208,13 +209,13 @@ def test_stats_fields(conversation):
 
 
 def test_handlers_never_run_on_engine_thread(conversation):
+    """Every handler ran on the client's dispatch thread; the binding registers no C
+    callback, so no Python code ran on libmillis' network thread at all."""
     rec = conversation["rec"]
-    native = conversation["native_threads"]
-    assert native, "the C callbacks recorded no thread"
-    handler_threads = rec.thread_ids()
-    assert handler_threads == {conversation["dispatch_thread"]}
-    assert not (handler_threads & native)
-    assert threading.get_ident() not in native
+    assert conversation["native_threads"] == frozenset()
+    assert rec.thread_ids() == {conversation["dispatch_thread"]}
+    client = conversation["client"]
+    assert not hasattr(client, "_native_callbacks")
 
 
 def test_mute_sends_silence(millis, devserver, user_pcm):
@@ -309,8 +310,11 @@ def test_dispatch_asyncio(millis, devserver):
     async def main():
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
+        threads_before = set(threading.enumerate())
         client = millis.Client(PUBLIC_KEY, devserver.url, loop=loop)
         try:
+            # asyncio mode is the loop's reader on the library's event descriptor.
+            assert set(threading.enumerate()) == threads_before
             handler_threads = set()
             client.on("onready", lambda sid: (handler_threads.add(threading.get_ident()),
                                               client.stop()))
@@ -331,6 +335,38 @@ def test_dispatch_asyncio(millis, devserver):
     _short_session_checks(names, close_args)
     assert handler_threads == {loop_thread}
     assert loop_thread not in native
+
+
+def test_aevents_started_after_the_session_is_ready_sees_open_and_ready(millis, devserver):
+    """Events wait in the library's queue until something takes them: an iteration
+    that starts once the session is ready still begins with onopen and onready."""
+    async def main():
+        client = millis.Client(PUBLIC_KEY, devserver.url, loop=asyncio.get_running_loop())
+        try:
+            client.start(agent_id="demo-agent")
+            deadline = time.monotonic() + 15
+            while client.connection_state != "ready":
+                assert time.monotonic() < deadline, "the session did not become ready"
+                await asyncio.sleep(0.01)
+            names, close_args = [], None
+            async for name, args in client.aevents(timeout=15):
+                names.append(name)
+                if name == "onready":
+                    client.stop()
+                if name == "onclose":
+                    close_args = args
+            return names, close_args
+        finally:
+            client.close()
+
+    names, close_args = asyncio.run(main())
+    names = [n for n in names if n not in ("onlog", "onaudio", "onanalyzer", "onuseraudioready")]
+    _short_session_checks(names, close_args)
+
+
+def test_event_queue_limit_is_checked(millis):
+    with pytest.raises(millis.MillisError, match="65536"):
+        millis.Client(PUBLIC_KEY, event_queue_bytes=1000)
 
 
 def test_dispatch_asyncio_without_loop_is_refused(millis):

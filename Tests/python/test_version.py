@@ -67,3 +67,15 @@ def test_status_strings(millis):
     err = millis.MillisError(millis.Status.INVALID_JSON, "")
     assert err.status == 2 and err.name == "INVALID_JSON" and err.message
     assert "INVALID_JSON" in str(err)
+
+
+def test_event_types_follow_the_event_names(millis, repo_root):
+    """millis_event_type numbers the events in the binding's EVENTS order (the binding
+    reads an event's name as EVENTS[type - 1])."""
+    header = _header(repo_root)
+    found = {int(m.group(2)): m.group(1)
+             for m in re.finditer(r"\bMILLIS_EVENT_([A-Z_]+)\s*=\s*(\d+)", header)}
+    assert found.pop(0) == "NONE"
+    assert sorted(found) == list(range(1, len(millis.EVENTS) + 1))
+    for number, name in found.items():
+        assert millis.EVENTS[number - 1] == "on" + name.lower().replace("_", ""), (number, name)

@@ -60,10 +60,11 @@ e.g. ``{"Origin": "https://app.example.com"}``).
 
 Where handlers run — the three dispatch modes
 ---------------------------------------------
-libmillis calls its C callbacks on its own network thread, which serves every client of
-the process. The binding never runs your code there: each C callback only copies its
-arguments into an event tuple and puts it on the client's queue. Who takes events off
-the queue is chosen with ``dispatch``:
+libmillis runs one network thread for every client of the process. The binding runs no
+Python code there: it registers no C callback, and each client's events wait in the
+library's event queue (``millis_client_next_event``, bounded by ``event_queue_bytes``)
+from the client's creation until they are taken. Who takes them is chosen with
+``dispatch``:
 
 ``dispatch="thread"`` (default)
     A daemon thread owned by the client runs the handlers, one event at a time, in
@@ -78,10 +79,13 @@ the queue is chosen with ``dispatch``:
     after ``onclose``. Suits game loops and single-threaded programs.
 
 ``dispatch="asyncio"`` or ``loop=<event loop>``
-    Handlers run on the event loop, scheduled with ``loop.call_soon_threadsafe``
-    (``dispatch="asyncio"`` alone uses the running loop). ``async for name, args in
-    client.aevents(): ...`` yields the events from the moment iteration starts, and
-    ``await client.aclosed(timeout)`` waits for the close.
+    The event loop reads the library's event descriptor (``loop.add_reader``): no
+    thread, no polling (``dispatch="asyncio"`` alone uses the running loop). Handlers
+    run on the loop. ``async for name, args in client.aevents(): ...`` yields every
+    event not yet taken, from the client's creation on, so an iteration that starts
+    after ``start()`` still sees ``onopen`` and ``onready``; ``await
+    client.aclosed(timeout)`` waits for the close. Events are taken while handlers are
+    registered, an iteration runs or a close is awaited; otherwise they wait.
 
 In every mode, ``wait_closed(timeout)`` returns True once the conversation's
 ``onclose`` has been dispatched (manual mode dispatches while it waits).

@@ -168,6 +168,36 @@ USER_AUDIO_READY_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_char_p, c_void_p)
 INPUT_ENDED_CB = CFUNCTYPE(None, c_void_p, c_void_p)
 TURN_CB = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p)
 
+# --- the event queue's struct (millis_event) -------------------------------------------
+# Field for field as millis.h declares it (Tests/python/test_version.py compares them).
+# Its char pointers are c_void_p, not c_char_p: they are lent until the next
+# millis_client_next_event, and the binding copies them (string_at) at once.
+
+class Event(Structure):
+    """struct millis_event."""
+
+    _fields_ = [
+        ("size", c_size_t),
+        ("type", enum_t),
+        ("text", c_void_p),
+        ("session_id", c_void_p),
+        ("json", c_void_p),
+        ("name", c_void_p),
+        ("message", c_void_p),
+        ("audio", c_void_p),
+        ("audio_bytes", c_size_t),
+        ("is_final", c_int),
+        ("code", c_int),
+        ("status", status_t),
+        ("level", enum_t),
+        ("agent_state", enum_t),
+        ("attempt", c_uint),
+        ("delay_ms", c_uint),
+        ("latency_ms", c_double),
+        ("analyser", c_void_p),
+    ]
+
+
 # --- function declarations ------------------------------------------------------------
 # name -> (restype, argtypes). Every function of millis.h appears here exactly once;
 # Tests/python/test_version.py checks that against the header.
@@ -273,6 +303,10 @@ FUNCTIONS = {
     "millis_client_on_user_audio_ready": (status_t, [ClientP, USER_AUDIO_READY_CB, c_void_p]),
     "millis_client_on_input_ended": (status_t, [ClientP, INPUT_ENDED_CB, c_void_p]),
     "millis_client_on_turn": (status_t, [ClientP, TURN_CB, c_void_p]),
+    # the event queue (the binding's only way to receive events)
+    "millis_config_set_event_queue": (status_t, [ConfigP, c_size_t]),
+    "millis_client_next_event": (status_t, [ClientP, POINTER(Event), c_int]),
+    "millis_client_event_fd": (c_int, [ClientP]),
 }
 
 

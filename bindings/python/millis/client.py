@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import queue
+import select
 import threading
 import time
 import weakref
@@ -164,112 +165,137 @@ def _level(value: Any, enum: type, what: str) -> int:
     return int(value)
 
 
-class _NativeCallbacks:
-    """The 19 C callbacks of one client.
+#: The library's event queue per client (millis_config_set_event_queue): about four
+#: minutes of agent audio. Events wait there until the program takes them.
+DEFAULT_EVENT_QUEUE_BYTES = 8 << 20
 
-    They run on libmillis' network thread and do the least possible there: copy the
-    borrowed arguments into Python objects (ctypes already copies ``char *`` into
-    bytes), put one event tuple on the queue and, in asyncio mode, wake the loop. No
-    user code, no JSON parsing, no locks other than the queue's. They hold no
-    reference to the Client, so dropping the Client is never decided on that thread.
+
+def _raw_event(ev: "_native.Event") -> Optional[Event]:
+    """Copies a millis_event (its payloads are lent until the next take) into the raw
+    tuple :func:`_materialize` reads; None for MILLIS_EVENT_NONE."""
+    kind = ev.type
+    if not 1 <= kind <= len(EVENTS):
+        return None
+    name = EVENTS[kind - 1]  # MILLIS_EVENT_* follows EVENTS (test_version checks it)
+
+    def s(address: Optional[int]) -> Optional[bytes]:
+        return ctypes.string_at(address) if address else None
+
+    if name == "onready":
+        return name, (s(ev.session_id), s(ev.json))
+    if name == "onaudio":
+        return name, (ctypes.string_at(ev.audio, ev.audio_bytes) if ev.audio and ev.audio_bytes else b"",)
+    if name in ("onresponsetext", "ontranscript"):
+        return name, (s(ev.text), ev.is_final)
+    if name == "onfunction":
+        return name, (s(ev.text), s(ev.name), s(ev.json))
+    if name == "onlatency":
+        return name, (ev.latency_ms,)
+    if name == "onagentstate":
+        return name, (ev.agent_state,)
+    if name == "onclose":
+        return name, (ev.code, s(ev.message))
+    if name == "onerror":
+        return name, (ev.status, s(ev.message))
+    if name == "onmessage":
+        return name, (s(ev.name), s(ev.json))
+    if name == "onlog":
+        return name, (ev.level, s(ev.message))
+    if name == "onreconnecting":
+        return name, (ev.attempt, ev.delay_ms)
+    if name == "onreconnected":
+        return name, (s(ev.session_id),)
+    if name == "onanalyzer":
+        return name, (ev.analyser,)
+    if name == "onuseraudioready":
+        return name, (ev.analyser, s(ev.json))
+    if name == "onturn":
+        return name, (s(ev.json),)
+    return name, ()
+
+
+class _Pump:
+    """Takes one client's events from the library's queue (millis_client_next_event)
+    and waits for them on its descriptor. No Python code runs on libmillis' network
+    thread: the events wait in the library until a dispatcher takes them.
+
+    Holds no reference to the Client, so that a dispatcher thread waiting here never
+    keeps it alive. After close the events the library still held are kept here
+    (``leftovers``), then ``_STOP``.
     """
 
-    def __init__(self, events: "queue.SimpleQueue[Any]", notify: Optional[Callable[[], None]]):
-        self.thread_ids: set = set()
-        ids = self.thread_ids
-        put = events.put
-        get_ident = threading.get_ident
-        string_at = ctypes.string_at
+    def __init__(self, handle, lock: "threading.RLock"):
+        self.handle = handle
+        self.lock = lock  # the client's: serialises native calls with their last_error
+        # A duplicate, owned here: it stays valid after millis_client_destroy closes the
+        # library's, so a waiter or an asyncio reader never watches a closed (or reused)
+        # descriptor.
+        self.fd = os.dup(lib.millis_client_event_fd(handle))
+        self.event = _native.Event()
+        self.event.size = ctypes.sizeof(_native.Event)
+        self.leftovers: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        # Written once by close(): wakes a waiter whose descriptor close() took away.
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
 
-        def push(event: Event) -> None:
+    def _take(self) -> Optional[Event]:
+        with self.lock:
+            if self.handle is None:
+                return None
+            status = lib.millis_client_next_event(self.handle, ctypes.byref(self.event), 0)
+            if status != Status.OK:
+                log.error("millis: millis_client_next_event: %s",
+                          _native.decode(lib.millis_client_last_error(self.handle)))
+                return None
+            return _raw_event(self.event)
+
+    def next(self, timeout: Optional[float]) -> Any:
+        """The next raw event, waiting up to ``timeout`` seconds (None: no limit);
+        None when none came in time, ``_STOP`` once the client is closed and drained."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
             try:
-                ids.add(get_ident())
-                put(event)
-                if notify is not None:
-                    notify()
-            except BaseException:  # never let an exception reach ctypes on that thread
+                return self.leftovers.get_nowait()
+            except queue.Empty:
                 pass
+            event = self._take()
+            if event is not None:
+                return event
+            if self.handle is None:
+                return _STOP
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            try:
+                select.select([self.fd, self.wake_r], [], [], remaining)
+            except (OSError, ValueError):
+                pass  # the descriptor went with a concurrent close(): look again
 
-        def on_open(c, ud):
-            push(("onopen", ()))
+    def close_native(self):
+        """Keeps what the library still holds, then gives up the handle (the caller
+        destroys it). Under ``lock``."""
+        handle = self.handle
+        while handle is not None:
+            event = self._take()
+            if event is None:
+                break
+            self.leftovers.put(event)
+        self.handle = None
+        self.leftovers.put(_STOP)
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError:
+            pass
+        return handle
 
-        def on_ready(c, session_id, payload, ud):
-            push(("onready", (session_id, payload)))
-
-        def on_session_ended(c, ud):
-            push(("onsessionended", ()))
-
-        def on_audio(c, pcm, nbytes, ud):
-            push(("onaudio", (string_at(pcm, nbytes) if pcm and nbytes else b"",)))
-
-        def on_response_text(c, text, is_final, ud):
-            push(("onresponsetext", (text, is_final)))
-
-        def on_transcript(c, text, is_final, ud):
-            push(("ontranscript", (text, is_final)))
-
-        def on_function(c, text, name, params, ud):
-            push(("onfunction", (text, name, params)))
-
-        def on_latency(c, ms, ud):
-            push(("onlatency", (ms,)))
-
-        def on_agent_state(c, state, ud):
-            push(("onagentstate", (state,)))
-
-        def on_close(c, code, reason, ud):
-            push(("onclose", (code, reason)))
-
-        def on_error(c, status, message, ud):
-            push(("onerror", (status, message)))
-
-        def on_message(c, method, message, ud):
-            push(("onmessage", (method, message)))
-
-        def on_log(c, level, message, ud):
-            push(("onlog", (level, message)))
-
-        def on_reconnecting(c, attempt, delay_ms, ud):
-            push(("onreconnecting", (attempt, delay_ms)))
-
-        def on_reconnected(c, session_id, ud):
-            push(("onreconnected", (session_id,)))
-
-        def on_analyzer(c, analyser, ud):
-            push(("onanalyzer", (analyser,)))
-
-        def on_user_audio_ready(c, analyser, stream, ud):
-            push(("onuseraudioready", (analyser, stream)))
-
-        def on_input_ended(c, ud):
-            push(("oninputended", ()))
-
-        def on_turn(c, turn, ud):
-            push(("onturn", (turn,)))
-
-        # (setter, CFUNCTYPE object); the objects must outlive the native client.
-        self.table = [
-            (lib.millis_client_on_open, _native.OPEN_CB(on_open)),
-            (lib.millis_client_on_ready, _native.READY_CB(on_ready)),
-            (lib.millis_client_on_session_ended, _native.SESSION_ENDED_CB(on_session_ended)),
-            (lib.millis_client_on_audio, _native.AUDIO_CB(on_audio)),
-            (lib.millis_client_on_response_text, _native.RESPONSE_TEXT_CB(on_response_text)),
-            (lib.millis_client_on_transcript, _native.TRANSCRIPT_CB(on_transcript)),
-            (lib.millis_client_on_function, _native.FUNCTION_CB(on_function)),
-            (lib.millis_client_on_latency, _native.LATENCY_CB(on_latency)),
-            (lib.millis_client_on_agent_state, _native.AGENT_STATE_CB(on_agent_state)),
-            (lib.millis_client_on_close, _native.CLOSE_CB(on_close)),
-            (lib.millis_client_on_error, _native.ERROR_CB(on_error)),
-            (lib.millis_client_on_message, _native.MESSAGE_CB(on_message)),
-            (lib.millis_client_on_log, _native.LOG_CB(on_log)),
-            (lib.millis_client_on_reconnecting, _native.RECONNECTING_CB(on_reconnecting)),
-            (lib.millis_client_on_reconnected, _native.RECONNECTED_CB(on_reconnected)),
-            (lib.millis_client_on_analyzer, _native.ANALYZER_CB(on_analyzer)),
-            (lib.millis_client_on_user_audio_ready,
-             _native.USER_AUDIO_READY_CB(on_user_audio_ready)),
-            (lib.millis_client_on_input_ended, _native.INPUT_ENDED_CB(on_input_ended)),
-            (lib.millis_client_on_turn, _native.TURN_CB(on_turn)),
-        ]
+    def __del__(self) -> None:
+        for fd in (getattr(self, "fd", -1), getattr(self, "wake_r", -1), getattr(self, "wake_w", -1)):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 def _materialize(event: Event, client: "Optional[Client]" = None) -> Event:
@@ -317,10 +343,10 @@ def _materialize(event: Event, client: "Optional[Client]" = None) -> Event:
     return name, raw
 
 
-def _thread_dispatcher(events: "queue.SimpleQueue[Any]", client_ref: "weakref.ref[Client]") -> None:
+def _thread_dispatcher(pump: _Pump, client_ref: "weakref.ref[Client]") -> None:
     while True:
-        event = events.get()
-        if event is _STOP:
+        event = pump.next(None)
+        if event is _STOP or event is None:
             return
         client = client_ref()
         if client is None:
@@ -419,6 +445,11 @@ class Client:
             Transfer-Encoding and Sec-WebSocket-* are refused; at most 64 headers.
         dispatch: "thread" (default), "manual" or "asyncio"; see the package docstring.
         loop: an asyncio event loop; implies dispatch="asyncio".
+        event_queue_bytes: how much the library keeps of the events not yet
+            dispatched (payload bytes: audio, text, JSON), from 65536 to 2**30; default
+            :data:`DEFAULT_EVENT_QUEUE_BYTES` (8 MiB, about four minutes of agent audio).
+            Events past it are dropped, and an ``onerror`` (NO_MEMORY) stands where
+            they were, counting them; ``onclose`` is never dropped.
 
     Raises:
         MillisError: a setting the library refused (the message says which and why),
@@ -462,6 +493,7 @@ class Client:
         recording_mono: bool = False,
         dispatch: str = "thread",
         loop: Optional[asyncio.AbstractEventLoop] = None,
+        event_queue_bytes: Optional[int] = None,
     ) -> None:
         self._handle = None
         self._closed = True  # until the native client exists; makes __del__ safe
@@ -505,24 +537,16 @@ class Client:
         self._starts = 0
         self._closes = 0
         self._aqueues: List[asyncio.Queue] = []
+        # asyncio: what takes events from the library (aevents iterators, close waiters);
+        # with handlers, the loop's reader on the event descriptor runs while any is set.
+        self._consumers = 0
+        self._reader_on = False
+        self._aclose_waiters: List[asyncio.Future] = []
         self._thread: Optional[threading.Thread] = None
         #: The onready payload of the current/last session (parsed JSON), or None.
         self.ready_payload: Any = None
         #: (code, reason) of the last onclose dispatched, or None.
         self.last_close: Optional[Tuple[int, str]] = None
-
-        self._events: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        notify: Optional[Callable[[], None]] = None
-        if dispatch == "asyncio":
-            ref = weakref.ref(self)
-            call_soon = loop.call_soon_threadsafe
-
-            def wake_loop() -> None:
-                call_soon(_asyncio_drain, ref)
-
-            notify = wake_loop
-
-        self._native_callbacks = _NativeCallbacks(self._events, notify)
 
         cfg = lib.millis_config_create()
         if not cfg:
@@ -533,6 +557,9 @@ class Client:
                     raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
 
             check(lib.millis_config_set_public_key(cfg, public_key.encode("utf-8")))
+            check(lib.millis_config_set_event_queue(
+                cfg, DEFAULT_EVENT_QUEUE_BYTES if event_queue_bytes is None
+                else _uint(event_queue_bytes, "event_queue_bytes")))
             if endpoint is not None:
                 check(lib.millis_config_set_endpoint(cfg, endpoint.encode("utf-8")))
             if log_level is not None:
@@ -601,16 +628,10 @@ class Client:
         self._handle = handle
         self._closed = False
         _live_clients.add(self)
-        for setter, fn in self._native_callbacks.table:
-            status = setter(handle, fn, None)
-            if status != Status.OK:
-                message = _native.decode(lib.millis_client_last_error(handle))
-                self.close()
-                raise MillisError(status, message)
-
+        self._pump = _Pump(handle, self._lock)
         if dispatch == "thread":
             self._thread = threading.Thread(
-                target=_thread_dispatcher, args=(self._events, weakref.ref(self)),
+                target=_thread_dispatcher, args=(self._pump, weakref.ref(self)),
                 name="millis-dispatch", daemon=True)
             self._thread.start()
 
@@ -630,6 +651,7 @@ class Client:
             raise TypeError("handler must be callable")
         with self._handlers_lock:
             self._handlers[event].append(fn)
+        self._consumers_changed()
         return fn
 
     def off(self, event: str, fn: Optional[Callable[..., Any]] = None) -> None:
@@ -644,6 +666,7 @@ class Client:
                     self._handlers[event].remove(fn)
                 except ValueError:
                     pass
+        self._consumers_changed()
 
     # --- dispatch ---------------------------------------------------------------------
 
@@ -670,21 +693,60 @@ class Client:
                 with self._cv:
                     self._closes += 1
                     self._cv.notify_all()
+                self._wake_aclose_waiters()
         return name, args
+
+    # --- asyncio: the loop's reader on the event descriptor ----------------------------
+
+    def _consumers_changed(self) -> None:
+        """Re-decides, on the loop's thread, whether the loop reads the descriptor."""
+        if self._dispatch_mode != "asyncio" or self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._update_reader()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._update_reader)
+            except RuntimeError:
+                pass  # the loop is closed
+
+    def _update_reader(self) -> None:
+        # Events are taken only while someone consumes them; until then they wait in the
+        # library's queue, so an aevents() started late still sees onopen and onready.
+        with self._handlers_lock:
+            has_handlers = any(self._handlers.values())
+        want = not self._closed and (self._consumers > 0 or has_handlers)
+        if want and not self._reader_on:
+            self._loop.add_reader(self._pump.fd, self._drain_async)
+            self._reader_on = True
+            self._drain_async()  # what came before the reader
+        elif not want and self._reader_on:
+            self._loop.remove_reader(self._pump.fd)
+            self._reader_on = False
 
     def _drain_async(self) -> None:
         while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
+            event = self._pump.next(0)
+            if event is None:
                 return
             if event is _STOP:
                 for q in list(self._aqueues):
                     q.put_nowait(_STOP)
-                continue
+                self._wake_aclose_waiters()
+                return
             name, args = self._dispatch(event, propagate=False)
             for q in list(self._aqueues):
                 q.put_nowait((name, args))
+
+    def _wake_aclose_waiters(self) -> None:
+        waiters, self._aclose_waiters = self._aclose_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
 
     def _require(self, mode: str, what: str) -> None:
         if self._dispatch_mode != mode:
@@ -701,18 +763,9 @@ class Client:
         """
         self._require("manual", "poll()")
         count = 0
-        block = timeout is None or timeout > 0
         while True:
-            if self._closed and self._events.empty():
-                return count
-            try:
-                if count == 0 and block:
-                    event = self._events.get(timeout=timeout)
-                else:
-                    event = self._events.get_nowait()
-            except queue.Empty:
-                return count
-            if event is _STOP:
+            event = self._pump.next(timeout if count == 0 else 0)
+            if event is None or event is _STOP:
                 return count
             count += 1
             self._dispatch(event, propagate=True)
@@ -726,13 +779,8 @@ class Client:
         """
         self._require("manual", "events()")
         while True:
-            if self._closed and self._events.empty():
-                return
-            try:
-                event = self._events.get(timeout=timeout)
-            except queue.Empty:
-                return
-            if event is _STOP:
+            event = self._pump.next(timeout)
+            if event is None or event is _STOP:
                 return
             name, args = self._dispatch(event, propagate=True)
             yield name, args
@@ -742,13 +790,18 @@ class Client:
     async def aevents(self, timeout: Optional[float] = None):
         """asyncio dispatch: ``async for name, args in client.aevents(): ...``.
 
-        Yields the events dispatched on the loop from the moment iteration starts (the
-        handlers have run). Ends after ``onclose``, when no event arrives within
-        ``timeout`` seconds, or when the client is closed.
+        Yields every event not yet dispatched, from the client's creation on (the
+        handlers have run): events wait in the library's queue until something takes
+        them, so nothing is lost when iteration starts after :meth:`start`. Ends after
+        ``onclose``, when no event arrives within ``timeout`` seconds, or when the
+        client is closed. The loop reads the library's event descriptor (add_reader):
+        no thread, no polling.
         """
         self._require("asyncio", "aevents()")
         q: asyncio.Queue = asyncio.Queue()
         self._aqueues.append(q)
+        self._consumers += 1
+        self._update_reader()
         try:
             while not self._closed or not q.empty():
                 try:
@@ -768,6 +821,8 @@ class Client:
                 self._aqueues.remove(q)
             except ValueError:
                 pass
+            self._consumers -= 1
+            self._consumers_changed()
 
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
         """Waits until every started conversation's onclose has been dispatched.
@@ -797,17 +852,48 @@ class Client:
                 running = None
             if running is self._loop:
                 raise RuntimeError("wait_closed() would block the event loop: await aclosed()")
-        with self._cv:
-            return self._cv.wait_for(done, timeout)
+        if self._dispatch_mode == "asyncio":
+            self._consumers += 1  # the loop takes events while this thread waits
+            self._consumers_changed()
+        try:
+            with self._cv:
+                return self._cv.wait_for(done, timeout)
+        finally:
+            if self._dispatch_mode == "asyncio":
+                self._consumers -= 1
+                self._consumers_changed()
 
     async def aclosed(self, timeout: Optional[float] = None) -> bool:
-        """asyncio counterpart of :meth:`wait_closed`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not (self._closed or self._closes >= self._starts):
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
+        """asyncio counterpart of :meth:`wait_closed`: in asyncio mode the loop takes
+        events while it waits."""
+        def done() -> bool:
+            return self._closed or self._closes >= self._starts
+
+        if self._dispatch_mode != "asyncio":
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not done():
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.02)
+            return True
+        deadline = None if timeout is None else self._loop.time() + timeout
+        self._consumers += 1
+        self._update_reader()
+        try:
+            while not done():
+                future = self._loop.create_future()
+                self._aclose_waiters.append(future)
+                remaining = None if deadline is None else deadline - self._loop.time()
+                if remaining is not None and remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(future, remaining)
+                except asyncio.TimeoutError:
+                    return done()
+            return True
+        finally:
+            self._consumers -= 1
+            self._consumers_changed()
 
     # --- native calls -------------------------------------------------------------------
 
@@ -1042,8 +1128,9 @@ class Client:
 
     @property
     def native_thread_ids(self) -> frozenset:
-        """Idents of the threads the C callbacks fired on (the network thread)."""
-        return frozenset(self._native_callbacks.thread_ids)
+        """Idents of the threads on which the binding ran Python code for libmillis:
+        none, since events come through the library's queue (kept for compatibility)."""
+        return frozenset()
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -1068,6 +1155,8 @@ class Client:
             handle, self._handle = self._handle, None
             self._analyser_gate.close()
             if handle:
+                # What the library still holds stays readable here (leftovers).
+                self._pump.close_native()
                 # millis_client_destroy finishes a recording's files on a thread of its
                 # own, after it returns: a process that exits right away would leave
                 # them truncated. stop_recording returns once they are complete.
@@ -1075,10 +1164,11 @@ class Client:
                 lib.millis_client_destroy(handle)
         with self._cv:
             self._cv.notify_all()
-        self._events.put(_STOP)
         if self._dispatch_mode == "asyncio" and self._loop is not None:
             try:
+                # The leftovers reach aevents(); the reader goes (closed: not wanted).
                 self._loop.call_soon_threadsafe(_asyncio_drain, weakref.ref(self))
+                self._consumers_changed()
             except RuntimeError:
                 pass
         thread = self._thread
