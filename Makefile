@@ -77,6 +77,7 @@ unit-test: deps
 abi-test: build test-deps
 	$(PYTHON) Tests/abi/check_exports.py $(BUILD)/libmillis.so include/millis.h
 	$(PYTHON) Tests/abi/check_types.py include/millis.h Sources/CMillis bindings/python
+	$(PYTHON) Tests/abi/check_docs.py include/millis.h
 
 # The pytest suite also compiles and runs the C programs (Tests/c, bindings/c) through
 # pkg-config, against the devserver it starts.

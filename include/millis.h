@@ -40,6 +40,66 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------------------
+ * Threads and callbacks
+ *
+ * Every function below ends its comment with a "Thread safety" and a "Callback safety"
+ * line; this section holds what they share.
+ *
+ * The network thread. One thread ("millis-net") serves every client of the process. It
+ * starts with the first call that gives it work (millis_client_start(), _stop(),
+ * _mute(), ...) and is never stopped. Every callback of every client runs on it, so no
+ * two callbacks of the process ever run at the same time. A callback runs while holding
+ * its client's dispatch lock, a recursive mutex that the callback setters
+ * (millis_client_on_*) and millis_client_destroy() take too.
+ *
+ * Handles and threads:
+ *  - No handle (version, status and state strings, millis_free,
+ *    millis_audio_devices_json, millis_analyser_create): any thread, any time.
+ *  - millis_config: not thread-safe. Calls that take the same config (its setters,
+ *    millis_config_last_error, millis_client_create, millis_config_destroy) must not
+ *    overlap: use a config from one thread at a time. Distinct configs are independent.
+ *  - millis_client: thread-safe. Any thread may call its functions, concurrently with
+ *    other calls on the same client, except millis_client_destroy(): no other call on
+ *    that client may overlap it or follow it (it frees the handle, as free() does).
+ *  - millis_analyser: thread-safe in the same way. Its life ends with
+ *    millis_analyser_destroy() (a standalone one) or millis_client_destroy() (a
+ *    client's).
+ *
+ * Calls that wait. Client functions take short internal locks and hand their work to the
+ * network thread without waiting for it, except:
+ *  - the callback setters and millis_client_destroy(), which wait while a callback of
+ *    the same client is running on the network thread. Calling one from another thread
+ *    while holding a lock that the client's callbacks take is a deadlock.
+ *  - millis_client_destroy() of a client that writes files, which also waits for the
+ *    network thread to complete them (usually milliseconds; it stops waiting after 10 s).
+ * And some work on the calling thread, which can take a while: millis_client_create()
+ * with MILLIS_AUDIO_MODE_DEFAULT probes the ALSA devices; millis_client_start() opens
+ * the devices and audio files of device audio mode and creates the recording's files;
+ * millis_client_start_recording() during a conversation creates its files;
+ * millis_client_stop_recording() waits for the encoder to complete the files;
+ * millis_audio_devices_json() asks ALSA for its devices.
+ *
+ * Inside a callback. Every function may be called from inside any callback, on the
+ * client whose callback it is or on another one. From a callback of a client, its
+ * setters and millis_client_destroy() re-enter the dispatch lock instead of waiting.
+ * millis_client_destroy() from inside a callback of the same client is deferred, not
+ * refused: the running callback finishes normally (it must not use the handle again),
+ * no further callback of that client runs, and the client's files are completed after
+ * the callback returns (by the network thread). A callback holds up every client of the
+ * process while it runs, including the slow calls listed above if it makes them: return
+ * quickly.
+ *
+ * Error messages. millis_config_last_error(), millis_client_last_error() and
+ * millis_analyser_last_error() return a message owned by the handle. A call on that
+ * handle that fails replaces the message and frees the previous one; a call that
+ * succeeds leaves it. A message is therefore only safe to read while no other thread
+ * makes calls on the same handle that may fail: read it, and copy it, on the thread
+ * whose call failed, before another thread's call can fail (an application that pushes
+ * audio from its own thread before onopen has millis_client_send_audio() fail 50 times
+ * a second).
+ * ---------------------------------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------
  * Version
  * ---------------------------------------------------------------------------------- */
 
@@ -53,14 +113,19 @@ extern "C" {
 /**
  * The version of the library actually loaded, as MILLIS_VERSION_NUMBER computes it.
  * Compare with MILLIS_VERSION_NUMBER to detect a header/library mismatch.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Parameters: none.
+ * Returns: MAJOR * 1000000 + MINOR * 1000 + PATCH of the loaded library.
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
  */
 int millis_version_number(void);
 
 /**
  * The version of the library actually loaded, e.g. "0.1.0".
- * Return value: a static string; do not free.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Parameters: none.
+ * Returns: a static string, never NULL; do not free.
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
  */
 const char *millis_version(void);
 
@@ -117,8 +182,11 @@ typedef enum millis_status {
 
 /**
  * A short, static English description of a status code ("invalid argument", ...).
- * Unknown codes give "unknown status". Never NULL; do not free.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Parameters: status: any value.
+ * Returns: a static string, never NULL; do not free. Unknown codes give
+ * "unknown status".
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
  */
 const char *millis_status_string(millis_status status);
 
@@ -165,7 +233,14 @@ typedef enum millis_agent_state {
     MILLIS_AGENT_PAUSE = 3
 } millis_agent_state;
 
-/** "idle", "prepare_answer", "answer", "pause" (the web SDK's names); static, never NULL. */
+/**
+ * The web SDK's name of an agent state.
+ * Parameters: state: any value.
+ * Returns: "idle", "prepare_answer", "answer" or "pause"; "unknown" for a value outside
+ * the enumeration. Static, never NULL; do not free.
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
+ */
 const char *millis_agent_state_string(millis_agent_state state);
 
 /** The connection's life cycle. */
@@ -188,7 +263,14 @@ typedef enum millis_connection_state {
     MILLIS_CONNECTION_RECONNECTING = 5
 } millis_connection_state;
 
-/** "idle", "connecting", "open", "ready", "closing", "reconnecting"; static, never NULL. */
+/**
+ * The name of a connection state.
+ * Parameters: state: any value.
+ * Returns: "idle", "connecting", "open", "ready", "closing" or "reconnecting";
+ * "unknown" for a value outside the enumeration. Static, never NULL; do not free.
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
+ */
 const char *millis_connection_state_string(millis_connection_state state);
 
 /** Log levels, from quietest to most verbose. */
@@ -205,8 +287,12 @@ typedef enum millis_log_level {
  * ---------------------------------------------------------------------------------- */
 
 /**
- * Releases a string returned by the library (session id, stats). NULL is a no-op.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Releases a string returned by the library (session id, stats, device list).
+ * Parameters: ptr: nullable (NULL is a no-op); only what a function documents as owned
+ * by the caller, never a static string, a last-error message or a callback's argument.
+ * Returns: nothing.
+ * Thread safety: any thread (it is the C library's free()).
+ * Callback safety: may be called from any callback.
  */
 void millis_free(void *ptr);
 
@@ -215,7 +301,15 @@ void millis_free(void *ptr);
  *
  * A millis_config gathers the settings of a client before it is created. The client
  * copies them: the config may be changed or destroyed afterwards without affecting it.
- * A config is not thread-safe: use one from one thread at a time.
+ * A config is not thread-safe: use one from one thread at a time (millis_client_create
+ * included, see Threads and callbacks); distinct configs are independent.
+ *
+ * Shared by every setter below: cfg is required (NULL gives MILLIS_ERR_INVALID_ARGUMENT,
+ * and no message); strings are copied, so the caller may free them on return. A setter
+ * that fails leaves the config as it was, returns MILLIS_ERR_INVALID_ARGUMENT and
+ * records why for millis_config_last_error(). Setters only store: nothing is opened,
+ * read or resolved before millis_client_create() or millis_client_start(). Config
+ * functions touch no client: every one may be called from inside any callback.
  * ---------------------------------------------------------------------------------- */
 
 typedef struct millis_config millis_config;
@@ -234,46 +328,76 @@ typedef struct millis_client millis_client;
  * capture and playback devices with echo cancellation, noise suppression and gain
  * control on, a 10 ms period and a 60 ms playout prebuffer; application audio in
  * PCM16 at 16 kHz.
- * Return value: a new config owned by the caller (millis_config_destroy), or NULL when
- * memory is exhausted.
+ * Parameters: none.
+ * Returns: a new config owned by the caller (millis_config_destroy). It is never NULL:
+ * when memory is exhausted the Swift runtime aborts the process instead.
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
  */
 millis_config *millis_config_create(void);
 
-/** Destroys a configuration. NULL is a no-op. */
+/**
+ * Destroys a configuration. Clients created from it are not affected.
+ * Parameters: cfg: nullable (NULL is a no-op).
+ * Returns: nothing.
+ * Thread safety: no other call on cfg may overlap it or follow it.
+ * Callback safety: may be called from any callback.
+ */
 void millis_config_destroy(millis_config *cfg);
 
 /**
  * The message of the last failing call that took this config (a setter, or
- * millis_client_create). Return value: owned by the config, valid until the next call
- * that takes it; "" when nothing failed; NULL only when cfg is NULL.
+ * millis_client_create).
+ * Parameters: cfg: nullable.
+ * Returns: owned by the config, valid until a later call that takes cfg fails or
+ * millis_config_destroy(cfg); "" when nothing failed; NULL only when cfg is NULL.
+ * A call that succeeds does not clear it.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 const char *millis_config_last_error(const millis_config *cfg);
 
 /**
  * Sets the public key from the Millis playground (required). It is sent only inside the
  * `initiate` message and never written to logs.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT when cfg or key is NULL or key is empty.
+ * Parameters: cfg: required. public_key: required, UTF-8, copied.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when cfg or key is NULL, or key is
+ * empty or not UTF-8.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_public_key(millis_config *cfg, const char *public_key);
 
 /**
  * Sets the WebSocket endpoint: "ws://host[:port][/path]" or "wss://host[:port][/path]".
- * NULL restores MILLIS_DEFAULT_ENDPOINT.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for a URL that is not ws:// or wss://, has no
- * host, a bad port, or spaces/control characters; the config keeps its previous value.
+ * Parameters: cfg: required. endpoint: nullable (NULL restores
+ * MILLIS_DEFAULT_ENDPOINT), UTF-8, copied.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, or a URL that is not
+ * UTF-8, not ws:// or wss://, has no host, a bad port, or spaces/control characters;
+ * the config keeps its previous value.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_endpoint(millis_config *cfg, const char *endpoint);
 
 /**
  * Sets how much the library reports through the log callback. MILLIS_LOG_DEBUG logs
  * every control message (with secrets redacted) and connection step.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for a level outside the enumeration.
+ * Parameters: cfg: required. level: a millis_log_level.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or a level outside the
+ * enumeration.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_log_level(millis_config *cfg, millis_log_level level);
 
 /**
- * Sets the audio mode. Errors: MILLIS_ERR_INVALID_ARGUMENT for a value outside the
+ * Sets the audio mode.
+ * Parameters: cfg: required. mode: a millis_audio_mode.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or a value outside the
  * enumeration.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_audio_mode(millis_config *cfg, millis_audio_mode mode);
 
@@ -281,7 +405,10 @@ millis_status millis_config_set_audio_mode(millis_config *cfg, millis_audio_mode
  * Sets the duration of the audio frames sent to the server, in milliseconds (5 to 200;
  * default 20, i.e. 640 bytes of PCM16 at 16 kHz). Audio handed to
  * millis_client_send_audio() in chunks of any size is cut into frames of this duration.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT outside 5..200.
+ * Parameters: cfg: required. frame_ms: 5 to 200.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or outside 5..200.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_frame_ms(millis_config *cfg, unsigned int frame_ms);
 
@@ -289,7 +416,10 @@ millis_status millis_config_set_frame_ms(millis_config *cfg, unsigned int frame_
  * Sets the largest WebSocket message accepted from the server, in bytes (1 KiB to
  * 64 MiB; default 1 MiB). A larger message closes the connection with code 1009 and
  * reports MILLIS_ERR_MESSAGE_TOO_BIG.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ * Parameters: cfg: required. max_bytes: 1024 to 67108864.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or outside the range.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_max_message_bytes(millis_config *cfg, size_t max_bytes);
 
@@ -297,7 +427,10 @@ millis_status millis_config_set_max_message_bytes(millis_config *cfg, size_t max
  * Sets how long start may take, from the call to the server's onready, in milliseconds
  * (100 to 600 000; default 15 000). Past it the client reports MILLIS_ERR_TIMEOUT and
  * closes.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ * Parameters: cfg: required. timeout_ms: 100 to 600 000.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or outside the range.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_ready_timeout_ms(millis_config *cfg, unsigned int timeout_ms);
 
@@ -311,10 +444,13 @@ millis_status millis_config_set_ready_timeout_ms(millis_config *cfg, unsigned in
  *
  * Attempt n waits min(max_delay_ms, initial_delay_ms * 2^(n-1)) scaled by a random
  * factor in [0.5, 1.0] (jitter, so that many clients do not return at once).
- * Parameters: max_attempts 0 disables reconnection (0 to 100; default 5);
- * initial_delay_ms 10 to 60 000 (default 250); max_delay_ms initial_delay_ms to
- * 600 000 (default 8 000).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the ranges.
+ * Parameters: cfg: required. max_attempts: 0 disables reconnection (0 to 100;
+ * default 5); initial_delay_ms 10 to 60 000 (default 250); max_delay_ms
+ * initial_delay_ms to 600 000 (default 8 000).
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or outside the ranges
+ * (nothing is changed then).
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_reconnect(millis_config *cfg, unsigned int max_attempts,
                                           unsigned int initial_delay_ms,
@@ -327,16 +463,24 @@ millis_status millis_config_set_reconnect(millis_config *cfg, unsigned int max_a
  * control messages are always kept. The kernel's own send buffer for the connection is
  * capped at 32 KiB (Linux counts it double), so that a stall shows up here, where it is
  * bounded and counted, instead of as seconds of stale audio inside the kernel.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ * Parameters: cfg: required. max_bytes: 65536 to 67108864.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or outside the range.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_send_queue_bytes(millis_config *cfg, size_t max_bytes);
 
 /**
  * Sets a file of PEM CA certificates to verify wss:// servers with, instead of the
- * system's store (for a private CA or a self-signed development server). NULL restores
- * the system's store. The file is read when connecting; a missing or unreadable file
- * makes start fail with MILLIS_ERR_TLS.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path.
+ * system's store (for a private CA or a self-signed development server). The file is
+ * read when connecting; a missing or unreadable file makes start fail with
+ * MILLIS_ERR_TLS (through the error callback).
+ * Parameters: cfg: required. path: nullable (NULL restores the system's store), UTF-8,
+ * copied.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, or a path that is
+ * empty or not UTF-8.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_ca_file(millis_config *cfg, const char *path);
 
@@ -345,7 +489,10 @@ millis_status millis_config_set_ca_file(millis_config *cfg, const char *path);
  * insecure is non-zero, so that anyone on the network path can read and alter the
  * conversation, public key included. For local experiments only; prefer
  * millis_config_set_ca_file. Every connection made this way logs a warning.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ * Parameters: cfg: required. insecure: non-zero turns verification off, 0 back on.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_tls_verification_disabled_insecure(millis_config *cfg,
                                                                    int insecure);
@@ -355,35 +502,42 @@ millis_status millis_config_set_tls_verification_disabled_insecure(millis_config
  * itself: Origin (a key limited to a site), an Authorization or routing header for a
  * proxy or gateway, or a User-Agent (which then replaces libmillis' "libmillis/x.y.z").
  * Headers are sent in the order added; the same name may be added more than once.
- * The strings are copied.
  *
- * Parameters: name: an HTTP field name (RFC 9110 token characters, 1 to 256 bytes);
- * value: UTF-8 text up to 8192 bytes with no control characters other than tab
- * (no CR, LF or NUL, which would let a value start a header of its own); leading and
- * trailing spaces are dropped.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for a NULL or invalid name or value, for a name
- * the handshake itself needs (Host, Upgrade, Connection, Content-Length,
- * Transfer-Encoding, or any Sec-WebSocket-*), or past 64 headers.
+ * Parameters: cfg: required. name: required, an HTTP field name (RFC 9110 token
+ * characters, 1 to 256 bytes), copied. value: required, UTF-8 text up to 8192 bytes
+ * with no control characters other than tab (no CR, LF or NUL, which would let a value
+ * start a header of its own); leading and trailing spaces are dropped; copied.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, a NULL or invalid
+ * name or value, a name the handshake itself needs (Host, Upgrade, Connection,
+ * Content-Length, Transfer-Encoding, or any Sec-WebSocket-*), or past 64 headers.
  * Thread safety: not for concurrent calls on the same config; distinct configs are
- * independent. Callback safety: may be called from inside a callback (on a config).
+ * independent.
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_add_header(millis_config *cfg, const char *name, const char *value);
 
 /**
  * Removes every header added with millis_config_add_header.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ * Parameters: cfg: required.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
  * Thread safety: as millis_config_add_header.
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_clear_headers(millis_config *cfg);
 
 /**
  * Sets the ALSA devices of device audio mode, by PCM name ("default", "hw:1,0",
- * "plughw:CARD=Headset", "pulse", ...; millis_audio_devices_json() lists them). NULL
- * means "default". The devices are opened at whatever rate, channel count and sample
- * format they offer (S16_LE, FLOAT_LE, S32_LE, S24_LE, S24_3LE; 16 kHz mono when they
- * have it) and converted to and from the wire's 16 kHz mono by libmillis' resampler
- * (speexdsp), never by ALSA's plug layer.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg, an empty name or one with a line break).
+ * "plughw:CARD=Headset", "pulse", ...; millis_audio_devices_json() lists them). The
+ * devices are opened at whatever rate, channel count and sample format they offer
+ * (S16_LE, FLOAT_LE, S32_LE, S24_LE, S24_3LE; 16 kHz mono when they have it) and
+ * converted to and from the wire's 16 kHz mono by libmillis' resampler (speexdsp),
+ * never by ALSA's plug layer.
+ * Parameters: cfg: required. capture, playback: nullable (NULL means "default"),
+ * UTF-8, copied.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL cfg, a name that is empty, not
+ * UTF-8 or holds a line break).
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_audio_devices(millis_config *cfg, const char *capture,
                                               const char *playback);
@@ -394,7 +548,11 @@ millis_status millis_config_set_audio_devices(millis_config *cfg, const char *ca
  * (speexdsp's adaptive filter, fed with exactly what the speaker played, aligned for
  * the devices' latency, plus suppression of the residual echo), noise suppression and
  * automatic gain control (speexdsp's preprocessor, at most +20 dB).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ * Parameters: cfg: required. echo_cancellation, noise_suppression, auto_gain_control:
+ * non-zero for on.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_audio_processing(millis_config *cfg, int echo_cancellation,
                                                  int noise_suppression, int auto_gain_control);
@@ -402,7 +560,10 @@ millis_status millis_config_set_audio_processing(millis_config *cfg, int echo_ca
 /**
  * Sets the ALSA period of device audio mode: 5, 10 (default) or 20 ms. The audio
  * threads wake once per period; a barge-in (`clear`) silences the speaker within one.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for other values.
+ * Parameters: cfg: required. period_ms: 5, 10 or 20.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or other values.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_audio_period_ms(millis_config *cfg, unsigned int period_ms);
 
@@ -411,7 +572,10 @@ millis_status millis_config_set_audio_period_ms(millis_config *cfg, unsigned int
  * the queue ran dry mid-answer), to absorb network jitter: 0 to 2000 ms, default 60.
  * Playback also starts when that much time has passed since the first audio, so a
  * short answer is never held back.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT outside the range.
+ * Parameters: cfg: required. ms: 0 to 2000.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or outside the range.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_playout_prebuffer_ms(millis_config *cfg, unsigned int ms);
 
@@ -421,8 +585,12 @@ millis_status millis_config_set_playout_prebuffer_ms(millis_config *cfg, unsigne
  * MILLIS_AUDIO_PCM16 at 16000 Hz (the wire format, no conversion). PCM16 at 8000,
  * 24000 or 48000 Hz and G.711 µ-law / A-law at 8000 Hz are converted by the library
  * (speexdsp resampler, G.711 per ITU-T).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for an unknown encoding or a rate it does not
- * offer.
+ * Parameters: cfg: required. encoding: a millis_audio_encoding. sample_rate: in Hz, one
+ * the encoding offers.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, an unknown encoding
+ * or a rate it does not offer.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_application_audio_format(millis_config *cfg,
                                                          millis_audio_encoding encoding,
@@ -453,11 +621,17 @@ typedef enum millis_file_pacing {
  * rate, any channel count) or Ogg Opus (.opus, .ogg; decoded with libopusfile). It
  * is mixed to mono and resampled to 16 kHz, and streamed from onopen on. When it
  * ends, silence follows in real time (the agent needs silence to notice the end of a
- * turn) and the input-ended callback fires once. NULL removes the file (the capture
- * device is used again). The file is opened by millis_client_start(): a missing or
- * undecodable file is start's error (MILLIS_ERR_FILE).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path, an unknown extension or an
- * unknown pacing.
+ * turn) and the input-ended callback fires once. The file is opened by
+ * millis_client_start(): a missing or undecodable file is start's error
+ * (MILLIS_ERR_FILE).
+ * Parameters: cfg: required. path: nullable (NULL removes the file: the capture device
+ * is used again), copied; UTF-8.
+ * pacing: a millis_file_pacing.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, an empty path, a path
+ * that is not UTF-8 (refused rather than repaired into another file's name), an
+ * unknown extension or an unknown pacing.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_audio_input_file(millis_config *cfg, const char *path,
                                                  millis_file_pacing pacing);
@@ -468,8 +642,12 @@ millis_status millis_config_set_audio_input_file(millis_config *cfg, const char 
  * would play it: the agent's audio, and silence in real time between answers, so the
  * file keeps the conversation's timing. The file is created by millis_client_start()
  * (MILLIS_ERR_FILE when it cannot be) and complete when onclose has been delivered.
- * NULL removes it (the playback device is used again).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path or an unknown extension.
+ * Parameters: cfg: required. path: nullable (NULL removes it: the playback device is
+ * used again), copied; UTF-8.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, an empty path, a path
+ * that is not UTF-8 or an unknown extension.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_audio_output_file(millis_config *cfg, const char *path);
 
@@ -507,36 +685,53 @@ typedef enum millis_record_flags {
  * Records every conversation of clients created from this config, from
  * millis_client_start() to onclose, into `path` (each conversation replaces the
  * previous one's files: use millis_client_start_recording() for a path per
- * conversation). NULL turns it off. The files are created by millis_client_start()
- * (MILLIS_ERR_FILE when they cannot be).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT for an empty path, an extension other than
- * .opus, .ogg or .wav, or unknown flags.
+ * conversation). The files are created by millis_client_start() (MILLIS_ERR_FILE when
+ * they cannot be).
+ * Parameters: cfg: required. path: nullable (NULL turns recording off), copied; UTF-8.
+ * flags: millis_record_flags.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg, an empty path, a path
+ * that is not UTF-8, an extension other than .opus, .ogg or .wav, or unknown flags.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_config_set_recording(millis_config *cfg, const char *path,
                                           unsigned int flags);
 
 /**
- * Starts recording now, during a conversation or before one (the recording then
- * begins with the next millis_client_start(), which creates the files and reports
- * MILLIS_ERR_FILE if it cannot). It ends with the conversation (after onclose the files
- * are complete) or with millis_client_stop_recording().
- * Errors: MILLIS_ERR_INVALID_ARGUMENT as for millis_config_set_recording();
- * MILLIS_ERR_INVALID_STATE when a recording is already under way;
- * MILLIS_ERR_FILE when a file cannot be created (the message says which and why).
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Starts recording now, during a conversation or before one (the recording is then
+ * armed: it begins with the next millis_client_start(), which creates the files and
+ * reports MILLIS_ERR_FILE if it cannot). It ends with the conversation (after onclose
+ * the files are complete) or with millis_client_stop_recording().
+ * Parameters: c: required. path: required, UTF-8, copied. flags: millis_record_flags.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL c or path, a path that is not
+ * UTF-8, or as for millis_config_set_recording()); MILLIS_ERR_INVALID_STATE when a
+ * recording is already under way or armed; during a conversation, MILLIS_ERR_FILE when
+ * a file cannot be created (the message says which and why), MILLIS_ERR_INTERNAL when
+ * the writer thread cannot be started.
+ * Thread safety: any thread. But the check for a recording under way and the start are
+ * not one atomic step: two calls on the same client that overlap may both succeed, and
+ * the later recording then ends the earlier one at once. Start a client's recordings
+ * from one thread at a time.
+ * Callback safety: may be called from any callback; during a conversation it creates
+ * the files and starts the writer thread on the calling thread.
  */
 millis_status millis_client_start_recording(millis_client *c, const char *path,
                                             unsigned int flags);
 
 /**
- * Ends the recording under way and returns when both files are complete (the
- * encoder drained, headers written). Without a recording it does nothing and
- * returns MILLIS_OK, so it may be called after onclose to wait for the files.
- * millis_client_destroy() also ends a recording, but completes the files in the
- * background: call this first to know when they are done.
- * Errors: MILLIS_ERR_FILE when writing failed (disk full, ...); the message says which
- * file and why.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Ends the recording under way (or disarms one armed for the next start) and returns
+ * when both files are complete (the encoder drained, headers written). Without a
+ * recording it does nothing and returns MILLIS_OK, so it may be called after onclose
+ * to wait for the files. millis_client_destroy() also ends a recording, but completes
+ * the files in the background: call this first to know when they are done.
+ * Parameters: c: required.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL c); MILLIS_ERR_FILE when
+ * writing failed (disk full, ...); the message says which file and why.
+ * Thread safety: any thread. It blocks the caller until the recording's writer thread
+ * has completed the files (usually a few milliseconds); it does not wait for the
+ * network thread.
+ * Callback safety: may be called from any callback; the network thread, and so every
+ * client, waits for the files meanwhile.
  */
 millis_status millis_client_stop_recording(millis_client *c);
 
@@ -548,9 +743,12 @@ millis_status millis_client_stop_recording(millis_client *c);
  * The PCMs ALSA knows, for a device picker, as a JSON object:
  * {"capture": [{"name": "...", "description": "..."}], "playback": [...]}
  * (ALSA's device name hints, as `arecord -L` / `aplay -L` print them; descriptions may
- * hold '\n'). Return value: owned by the caller (millis_free), NULL when ALSA cannot
- * list its devices.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * hold '\n').
+ * Parameters: none.
+ * Returns: owned by the caller (millis_free), NULL when ALSA cannot list its devices.
+ * Thread safety: any thread; ALSA is asked on the calling thread.
+ * Callback safety: may be called from any callback; the network thread waits for ALSA
+ * meanwhile.
  */
 char *millis_audio_devices_json(void);
 
@@ -563,142 +761,330 @@ char *millis_audio_devices_json(void);
  * Every client has two, at 16 kHz: the agent's audio as played (in application mode:
  * as received) and the user's processed microphone audio (in application mode: as
  * sent).
- * They are created on first request and fed from then on; they belong to the client
- * and stay valid until millis_client_destroy(). All functions are thread-safe: read
- * them from a UI thread while audio flows.
+ * They are created on first request (in device audio mode, by millis_client_start()
+ * at the latest) and fed from then on; they belong to the client and stay valid until
+ * millis_client_destroy().
+ *
+ * Threads: every function but millis_analyser_destroy() is thread-safe: read an
+ * analyser from a UI thread while audio flows. Each analyser has one lock, which its
+ * writers (the audio threads in device audio mode, the network thread, the caller of
+ * millis_client_send_audio() or millis_analyser_write_pcm16()) and its readers take in
+ * turn. A frequency-data read holds it for one FFT of fftSize points, and an audio
+ * thread that writes meanwhile (device audio mode) waits for it: read at display rate,
+ * with a moderate fftSize. Every analyser function may be called from inside any
+ * callback.
  * ---------------------------------------------------------------------------------- */
 
 typedef struct millis_analyser millis_analyser;
 
-/** The analyser of the agent's audio. NULL only when c is NULL. Owned by the client. */
+/**
+ * The analyser of the agent's audio.
+ * Parameters: c: required.
+ * Returns: owned by the client (never destroy it), the same pointer on every call,
+ * valid until millis_client_destroy(c); NULL only when c is NULL.
+ * Thread safety: any thread.
+ * Callback safety: may be called from any callback.
+ */
 millis_analyser *millis_client_agent_analyser(millis_client *c);
-/** The analyser of the user's audio. NULL only when c is NULL. Owned by the client. */
+
+/**
+ * The analyser of the user's audio.
+ * Parameters: c: required.
+ * Returns: owned by the client (never destroy it), the same pointer on every call,
+ * valid until millis_client_destroy(c); NULL only when c is NULL.
+ * Thread safety: any thread.
+ * Callback safety: may be called from any callback.
+ */
 millis_analyser *millis_client_user_analyser(millis_client *c);
 
 /**
  * A standalone analyser, fed by the application (millis_analyser_write_pcm16), for
- * any audio of its own, at sample_rate Hz. Return value: owned by the caller
- * (millis_analyser_destroy), NULL for a rate that is not positive and finite.
+ * any audio of its own.
+ * Parameters: sample_rate: in Hz, positive and finite.
+ * Returns: owned by the caller (millis_analyser_destroy), NULL for a rate that is not
+ * positive and finite.
+ * Thread safety: any thread, any time.
+ * Callback safety: may be called from any callback.
  */
 millis_analyser *millis_analyser_create(double sample_rate);
-/** Destroys an analyser from millis_analyser_create(). NULL: no-op. Passing a client's
- *  analyser is undefined behaviour (it belongs to the client). */
+
+/**
+ * Destroys an analyser from millis_analyser_create().
+ * Parameters: a: nullable (NULL is a no-op). Passing a client's analyser is undefined
+ * behaviour (it belongs to the client).
+ * Returns: nothing.
+ * Thread safety: no other call on a may overlap it or follow it.
+ * Callback safety: may be called from any callback.
+ */
 void millis_analyser_destroy(millis_analyser *a);
-/** Appends mono PCM16 samples (count samples, not bytes).
- *  Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL a, NULL pcm with count > 0). */
+
+/**
+ * Appends mono PCM16 samples.
+ * Parameters: a: required. pcm: in, `count` samples (not bytes), copied; may be NULL
+ * when count is 0.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL a, NULL pcm with count > 0),
+ * with no message recorded.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 millis_status millis_analyser_write_pcm16(millis_analyser *a, const int16_t *pcm, size_t count);
 
-/** The message of the last failing setter on a; "" when none; NULL when a is NULL. */
+/**
+ * The message of the last failing setter on a (millis_analyser_set_*).
+ * Parameters: a: nullable.
+ * Returns: owned by the analyser, valid until a later setter on a fails or a is
+ * destroyed; "" when none failed; NULL when a is NULL.
+ * Thread safety: any thread, but see "Error messages" in Threads and callbacks.
+ * Callback safety: may be called from any callback.
+ */
 const char *millis_analyser_last_error(const millis_analyser *a);
 
-/** fftSize: a power of two from 32 to 32768 (default 2048). Changing it resets the
- *  smoothing. Errors: MILLIS_ERR_INVALID_ARGUMENT otherwise. */
+/**
+ * Sets fftSize: a power of two from 32 to 32768 (default 2048). Changing it resets the
+ * smoothing.
+ * Parameters: a: required. fft_size: a power of two, 32 to 32768.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL a, or another value).
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 millis_status millis_analyser_set_fft_size(millis_analyser *a, unsigned int fft_size);
-/** Getters of a NULL analyser return 0 (rms: -120). */
+
+/**
+ * fftSize.
+ * Parameters: a: nullable.
+ * Returns: fftSize; 0 when a is NULL.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 unsigned int millis_analyser_fft_size(const millis_analyser *a);
-/** fftSize / 2. 0 when a is NULL. */
+
+/**
+ * frequencyBinCount: fftSize / 2.
+ * Parameters: a: nullable.
+ * Returns: fftSize / 2; 0 when a is NULL.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 unsigned int millis_analyser_frequency_bin_count(const millis_analyser *a);
-/** minDecibels and maxDecibels (defaults -100 and -30), the byte mapping's range.
- *  Errors: MILLIS_ERR_INVALID_ARGUMENT unless both are finite and min < max. */
+
+/**
+ * Sets minDecibels and maxDecibels (defaults -100 and -30), the byte mapping's range.
+ * Parameters: a: required. min_decibels, max_decibels: finite, min < max.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL a, or unless both are finite and
+ * min < max).
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 millis_status millis_analyser_set_decibel_range(millis_analyser *a, double min_decibels,
                                                 double max_decibels);
+
+/**
+ * minDecibels.
+ * Parameters: a: nullable.
+ * Returns: minDecibels; 0 when a is NULL.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 double millis_analyser_min_decibels(const millis_analyser *a);
+
+/**
+ * maxDecibels.
+ * Parameters: a: nullable.
+ * Returns: maxDecibels; 0 when a is NULL.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 double millis_analyser_max_decibels(const millis_analyser *a);
-/** smoothingTimeConstant in [0, 1] (default 0.8).
- *  Errors: MILLIS_ERR_INVALID_ARGUMENT outside it. */
+
+/**
+ * Sets smoothingTimeConstant, in [0, 1] (default 0.8).
+ * Parameters: a: required. value: 0 to 1.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL a, or outside [0, 1]).
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 millis_status millis_analyser_set_smoothing_time_constant(millis_analyser *a, double value);
+
+/**
+ * smoothingTimeConstant.
+ * Parameters: a: nullable.
+ * Returns: smoothingTimeConstant; 0 when a is NULL.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 double millis_analyser_smoothing_time_constant(const millis_analyser *a);
 
 /**
- * getByteFrequencyData / getFloatFrequencyData: computes the current spectrum (each
- * call advances the smoothing once, as a browser does once per render quantum) and
- * writes min(count, frequencyBinCount) values: floats in dB (-Infinity for a silent
- * bin), bytes scaled from [minDecibels, maxDecibels] to [0, 255]. Returns the number
- * written; 0 when a or out is NULL.
+ * getByteFrequencyData: computes the current spectrum (each call advances the
+ * smoothing once, as a browser does once per render quantum) and writes
+ * min(count, frequencyBinCount) bytes, scaled from [minDecibels, maxDecibels] to
+ * [0, 255].
+ * Parameters: a: required. out: out, room for count bytes. count: in bytes.
+ * Returns: the number written; 0 when a or out is NULL or count is 0.
+ * Thread safety: any thread; holds the analyser's lock for one FFT (see Analysers).
+ * Callback safety: may be called from any callback.
  */
 size_t millis_analyser_get_byte_frequency_data(millis_analyser *a, uint8_t *out, size_t count);
-size_t millis_analyser_get_float_frequency_data(millis_analyser *a, float *out, size_t count);
+
 /**
- * getByteTimeDomainData / getFloatTimeDomainData: the most recent min(count, fftSize)
- * samples, oldest first: floats in [-1, 1], bytes as 128 * (1 + x). Returns the number
- * written; 0 when a or out is NULL.
+ * getFloatFrequencyData: as millis_analyser_get_byte_frequency_data(), but writes
+ * min(count, frequencyBinCount) floats in dB (-Infinity for a silent bin).
+ * Parameters: a: required. out: out, room for count floats. count: in floats.
+ * Returns: the number written; 0 when a or out is NULL or count is 0.
+ * Thread safety: any thread; holds the analyser's lock for one FFT (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
+size_t millis_analyser_get_float_frequency_data(millis_analyser *a, float *out, size_t count);
+
+/**
+ * getByteTimeDomainData: the most recent fftSize samples, oldest first, as bytes
+ * 128 * (1 + x); as in the specification, a shorter out gets the first count of them
+ * (the newest are left out).
+ * Parameters: a: required. out: out, room for count bytes. count: in bytes.
+ * Returns: the number written, min(count, fftSize); 0 when a or out is NULL or count
+ * is 0.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
  */
 size_t millis_analyser_get_byte_time_domain_data(millis_analyser *a, uint8_t *out, size_t count);
+
+/**
+ * getFloatTimeDomainData: the most recent fftSize samples, oldest first, as floats in
+ * [-1, 1]; as in the specification, a shorter out gets the first count of them (the
+ * newest are left out).
+ * Parameters: a: required. out: out, room for count floats. count: in floats.
+ * Returns: the number written, min(count, fftSize); 0 when a or out is NULL or count
+ * is 0.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 size_t millis_analyser_get_float_time_domain_data(millis_analyser *a, float *out, size_t count);
-/** The RMS level of the last fftSize samples in dBFS (a full-scale sine: -3.01);
- *  -120 for silence or a NULL a. */
+
+/**
+ * The RMS level of the last fftSize samples in dBFS (a full-scale sine: -3.01).
+ * Parameters: a: nullable.
+ * Returns: the level; -120 for silence or a NULL a.
+ * Thread safety: any thread (see Analysers).
+ * Callback safety: may be called from any callback.
+ */
 double millis_analyser_rms_dbfs(const millis_analyser *a);
 
 /* ------------------------------------------------------------------------------------
  * Client
+ *
+ * Every client function may be called from any thread, concurrently with other calls on
+ * the same client, except millis_client_destroy() (see Threads and callbacks). The
+ * client calls that can fail on a valid handle record why for millis_client_last_error():
+ * start, start_agent, send_audio, send_json, start_recording and stop_recording. A NULL
+ * c gives the neutral value or MILLIS_ERR_INVALID_ARGUMENT, and no message.
  * ---------------------------------------------------------------------------------- */
 
 /**
  * Creates a client from a configuration (copied; cfg may be destroyed afterwards).
+ * With MILLIS_AUDIO_MODE_DEFAULT and no audio file, it probes the capture and playback
+ * devices (open and close) to choose the mode.
  *
  * Parameters:
  *  - cfg: in, required; must hold a public key.
  *  - err: out, nullable; receives MILLIS_OK or the reason for a NULL return.
- * Return value: a new client owned by the caller (millis_client_destroy), or NULL with
+ * Returns: a new client owned by the caller (millis_client_destroy), or NULL with
  * *err set: MILLIS_ERR_INVALID_ARGUMENT when cfg is NULL or has no public key (the
  * detail is in millis_config_last_error(cfg)), MILLIS_ERR_INVALID_STATE when the config
  * asks for application audio mode and also sets an audio input or output file (files
- * are devices), MILLIS_ERR_NO_MEMORY.
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * are devices). When memory is exhausted the Swift runtime aborts the process rather
+ * than return MILLIS_ERR_NO_MEMORY.
+ * Thread safety: any thread, under the config's rule: no other call on cfg may overlap
+ * it (it reads cfg, and records a failure there). Two more process-wide effects:
+ * the first client of the process initialises libcurl (curl_global_init), which is
+ * thread-safe only in a libcurl 7.84 or later built with thread-safe init
+ * (CURL_VERSION_THREADSAFE), so do not create it while another thread initialises
+ * libcurl; and the device probe replaces ALSA's process-wide error handler
+ * (snd_lib_error_set_handler) for its duration, so two probing creates at once, or one
+ * while the application sets that handler, can leave ALSA's error messages silenced or
+ * the application's handler replaced.
+ * Callback safety: may be called from any callback; the device probe then runs on the
+ * network thread.
  */
 millis_client *millis_client_create(const millis_config *cfg, millis_status *err);
 
 /**
- * Destroys a client. NULL is a no-op. An open connection is closed (close code 1000)
- * without waiting for the server, and no callback of this client runs after this
- * function returns; the close callback is not called. A client that writes files (an
- * audio output file, a recording under way) completes them before this returns (a few
- * milliseconds), so a process may exit right after; called from inside a callback,
- * it cannot wait, and they are completed right after the callback returns.
+ * Destroys a client. An open connection is closed (close code 1000) without waiting for
+ * the server, and no callback of this client runs after this function returns; the
+ * close callback is not called. A client that writes files (an audio output file, a
+ * recording under way) completes them before this returns (usually a few milliseconds;
+ * it stops waiting after 10 s), so a process may exit right after; called from inside
+ * any callback (of any client), it cannot wait, and they are completed right after the
+ * callback returns.
  *
- * Thread safety: any thread. If a callback of this client is running on the network
- * thread at the time, the call waits for it to return; do not call it from another
- * thread while holding a lock that this client's callbacks take.
+ * Parameters: c: nullable (NULL is a no-op). The handle, and the analysers it owns, are
+ * invalid once this returns.
+ * Returns: nothing.
+ * Thread safety: any thread, but no other call on c may overlap it or follow it. If a
+ * callback of this client is running on the network thread at the time, the call waits
+ * for it to return; do not call it from another thread while holding a lock that this
+ * client's callbacks take.
  * Callback safety: may be called from inside any callback, including this client's
- * own: the running callback finishes normally, the handle must not be used after the
- * call, and no further callback of this client runs.
+ * own: the destruction is deferred, not refused. The running callback finishes
+ * normally, the handle must not be used after the call, and no further callback of
+ * this client runs.
  */
 void millis_client_destroy(millis_client *c);
 
 /**
  * The message of the last failing call on this client, e.g. "options JSON: expected
- * ':' after object key at byte 12". Return value: owned by the client, valid until the
- * next call on it; "" when nothing failed; NULL only when c is NULL. When several
- * threads share a client, the message may belong to another thread's call.
+ * ':' after object key at byte 12".
+ * Parameters: c: nullable.
+ * Returns: owned by the client, valid until a later call on c fails or
+ * millis_client_destroy(c); "" when nothing failed; NULL only when c is NULL. A call
+ * that succeeds does not clear it.
+ * Thread safety: any thread, but when several threads share a client the message may
+ * belong to another thread's call, and another thread's failing call frees it, even
+ * while it is being read: see "Error messages" in Threads and callbacks.
+ * Callback safety: may be called from any callback.
  */
 const char *millis_client_last_error(const millis_client *c);
 
 /**
  * Starts a conversation: connects to the endpoint, opens the WebSocket and sends
  * `initiate`. Returns at once; progress arrives through callbacks (onopen, onready,
- * or onerror + onclose), always on the network thread, never inside this call.
+ * or onerror + onclose), always on the network thread, never inside this call. In
+ * device audio mode the devices and audio files are opened, and a recording's files
+ * created, by this call on the calling thread, so that their failures are its own.
  *
  * Parameters:
- *  - options_json: in, required. The web SDK's start argument, as a JSON object:
+ *  - c: required.
+ *  - options_json: in, required, UTF-8, copied. The web SDK's start argument, as a JSON
+ *    object:
  *    {"agent": {"agent_id": "...", "agent_config": {...}}, "metadata": {...},
  *     "include_metadata_in_prompt": true, "session_continuation": {"session_id": "..."}}
  *    "agent" is required and must hold "agent_id" (a non-empty string), "agent_config"
  *    (an object), or both. Every member is passed into `initiate` untouched, with the
  *    configured public key added; the options must not hold "public_key" themselves.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL), MILLIS_ERR_INVALID_JSON (does not parse,
- * not an object, no usable "agent", "public_key" present), MILLIS_ERR_INVALID_STATE
- * (a conversation is already under way: stop it and wait for onclose first),
- * MILLIS_ERR_AUDIO_DEVICE (device audio mode: a device could not be opened or
- * configured; the message names it; nothing was started).
- * Thread safety: any thread. Callback safety: may be called from callbacks (e.g. to
- * start the next conversation from onclose).
+ * Returns: MILLIS_OK (started); MILLIS_ERR_INVALID_ARGUMENT (NULL, not UTF-8),
+ * MILLIS_ERR_INVALID_JSON (does not parse, not an object, no usable "agent",
+ * "public_key" present), MILLIS_ERR_INVALID_STATE (a conversation is already under
+ * way: stop it and wait for onclose first), MILLIS_ERR_AUDIO_DEVICE (device audio
+ * mode: a device could not be opened or configured; the message names it),
+ * MILLIS_ERR_FILE (an audio input file that cannot be read or decoded, an output or
+ * recording file that cannot be created), MILLIS_ERR_INTERNAL (a thread or eventfd
+ * could not be created). When it fails, nothing was started.
+ * Thread safety: any thread; of two starts on one client that overlap, one returns
+ * MILLIS_ERR_INVALID_STATE. A millis_client_stop() made on another thread while this
+ * call has not returned yet may be lost (the conversation then starts anyway): stop
+ * after start has returned.
+ * Callback safety: may be called from any callback (e.g. to start the next
+ * conversation from onclose, where it is accepted); in device audio mode the devices
+ * are then opened on the network thread.
  */
 millis_status millis_client_start(millis_client *c, const char *options_json);
 
 /**
  * Starts a conversation with a stored agent: millis_client_start() with
  * {"agent": {"agent_id": agent_id}}.
- * Errors: as millis_client_start(); MILLIS_ERR_INVALID_ARGUMENT for an empty id.
+ * Parameters: c: required. agent_id: required, non-empty, UTF-8, copied.
+ * Returns: as millis_client_start(); MILLIS_ERR_INVALID_ARGUMENT for a NULL or empty id.
+ * Thread safety: as millis_client_start().
+ * Callback safety: as millis_client_start().
  */
 millis_status millis_client_start_agent(millis_client *c, const char *agent_id);
 
@@ -706,66 +1092,124 @@ millis_status millis_client_start_agent(millis_client *c, const char *agent_id);
  * Ends the conversation: sends a WebSocket close (1000) and, once the server answers
  * (or after 2 s), calls onclose. Harmless when nothing is under way (returns MILLIS_OK
  * and calls nothing).
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL).
- * Thread safety: any thread. Callback safety: may be called from callbacks.
+ * Parameters: c: required.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL).
+ * Thread safety: any thread; but see millis_client_start() for a stop that overlaps a
+ * start.
+ * Callback safety: may be called from any callback; onclose then follows after the
+ * callback has returned.
  */
 millis_status millis_client_stop(millis_client *c);
 
 /**
- * Mutes / unmutes the microphone. While muted, frames of silence keep being sent so
- * the server's timing stays intact (as the web client does). Muting persists across
- * conversations of the same client.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL).
+ * Mutes the microphone. While muted, frames of silence keep being sent so the server's
+ * timing stays intact (as the web client does). Muting persists across conversations of
+ * the same client.
+ * Parameters: c: required.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL).
+ * Thread safety: any thread. A mute and an unmute of one client that overlap (two
+ * threads) leave the microphone as whichever reached the network thread last, and
+ * millis_client_is_muted() may then report the other: mute and unmute from one thread.
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_client_mute(millis_client *c);
+
+/**
+ * Unmutes the microphone (see millis_client_mute()).
+ * Parameters: c: required.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL).
+ * Thread safety: as millis_client_mute().
+ * Callback safety: may be called from any callback.
+ */
 millis_status millis_client_unmute(millis_client *c);
 
-/** 1 when muted, 0 when not or when c is NULL. */
+/**
+ * Whether the microphone is muted: what the last mute or unmute recorded.
+ * Parameters: c: nullable.
+ * Returns: 1 when muted, 0 when not or when c is NULL.
+ * Thread safety: any thread (see millis_client_mute() for overlapping mutes).
+ * Callback safety: may be called from any callback.
+ */
 int millis_client_is_muted(const millis_client *c);
 
 /**
  * Hands microphone audio to the client (application audio mode): by default PCM16,
  * little-endian, 16 000 Hz, mono, in chunks of any even size; otherwise in the format
- * set by millis_config_set_application_audio_format(). The data is copied. Audio is cut into
- * frames of the configured duration and sent from the moment `initiate` is sent
- * (onopen), before the server's onready, as the web client streams its microphone from
- * the socket's opening: the user's first words while the agent gets ready are heard.
- * Every 8 s of audio sent (256 000 bytes at 16 kHz) a keep-alive `ping` follows, as
- * the web client's.
+ * set by millis_config_set_application_audio_format(). Audio is cut into frames of the
+ * configured duration and sent from the moment `initiate` is sent (onopen), before the
+ * server's onready, as the web client streams its microphone from the socket's
+ * opening: the user's first words while the agent gets ready are heard. Every 8 s of
+ * audio sent (256 000 bytes at 16 kHz) a keep-alive `ping` follows, as the web
+ * client's.
  *
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL c, NULL pcm with bytes > 0, odd byte
- * count for PCM16), MILLIS_ERR_NOT_READY (no open WebSocket: before onopen, or while a
- * dropped connection is resumed; the audio is dropped, not queued into a burst, and
- * counted in the stats), MILLIS_ERR_INVALID_STATE (not in application audio mode).
- * Thread safety: any thread; audio from several threads interleaves in call order.
+ * Parameters: c: required. pcm: in, `bytes` bytes, copied (converted first when the
+ * format is not the wire's); may be NULL when bytes is 0.
+ * Returns: MILLIS_OK (queued for the network thread); MILLIS_ERR_INVALID_ARGUMENT (NULL
+ * c, NULL pcm with bytes > 0, odd byte count for PCM16), MILLIS_ERR_NOT_READY (no open
+ * WebSocket: before onopen, or while a dropped connection is resumed; the audio is
+ * dropped, not queued into a burst, and counted in the stats),
+ * MILLIS_ERR_INVALID_STATE (not in application audio mode).
+ * Thread safety: any thread. Each call's audio is queued whole before the call returns,
+ * so calls made one after the other are sent in that order; calls that overlap (from
+ * several threads) are sent in either order, and with a format that needs conversion
+ * (not PCM16 at 16 kHz) the converter's output may then be queued in another order than
+ * it was produced. Feed one stream from one thread.
+ * Callback safety: may be called from any callback (the copy and conversion then run on
+ * the network thread).
  */
 millis_status millis_client_send_audio(millis_client *c, const void *pcm, size_t bytes);
 
 /**
  * Sends a raw JSON control message as a text frame, for methods this version does not
  * know. The text must be a JSON object; it is sent as given.
- * Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL), MILLIS_ERR_INVALID_JSON,
- * MILLIS_ERR_NOT_READY (no open WebSocket).
+ * Parameters: c: required. json: required, UTF-8, copied.
+ * Returns: MILLIS_OK (queued for the network thread); MILLIS_ERR_INVALID_ARGUMENT (NULL,
+ * not UTF-8), MILLIS_ERR_INVALID_JSON, MILLIS_ERR_NOT_READY (no open WebSocket).
+ * Thread safety: any thread; messages are queued in the order the calls queue them.
+ * Callback safety: may be called from any callback.
  */
 millis_status millis_client_send_json(millis_client *c, const char *json);
 
 /**
- * The session id from the server's onready, or NULL when there is none (yet). A
- * string id is given as is; any other JSON value is given as its JSON text (12345 ->
- * "12345"), and a reconnection sends the value back as it came (the number 12345).
- * Return value: owned by the caller, release with millis_free().
+ * The session id from the server's onready. A string id is given as is; any other JSON
+ * value is given as its JSON text (12345 -> "12345"), and a reconnection sends the
+ * value back as it came (the number 12345).
+ * Parameters: c: nullable.
+ * Returns: a copy owned by the caller (release with millis_free()), or NULL when there
+ * is none (yet), when the server gave none, or when c is NULL.
+ * Thread safety: any thread; the state the network thread last published.
+ * Callback safety: may be called from any callback.
  */
 char *millis_client_session_id(const millis_client *c);
 
-/** The connection state; MILLIS_CONNECTION_IDLE when c is NULL. */
+/**
+ * The connection state, as the network thread last published it: inside a callback,
+ * the state the event belongs to; on another thread it may change as soon as this
+ * returns.
+ * Parameters: c: nullable.
+ * Returns: the state; MILLIS_CONNECTION_IDLE when c is NULL.
+ * Thread safety: any thread.
+ * Callback safety: may be called from any callback.
+ */
 millis_connection_state millis_client_connection_state(const millis_client *c);
 
-/** The audio mode in force: MILLIS_AUDIO_MODE_APPLICATION or MILLIS_AUDIO_MODE_DEVICE
- *  (a default is resolved when the client is created); MILLIS_AUDIO_MODE_DEFAULT only
- *  when c is NULL. */
+/**
+ * The audio mode in force: MILLIS_AUDIO_MODE_APPLICATION or MILLIS_AUDIO_MODE_DEVICE
+ * (a default is resolved when the client is created, and never changes).
+ * Parameters: c: nullable.
+ * Returns: the mode; MILLIS_AUDIO_MODE_DEFAULT only when c is NULL.
+ * Thread safety: any thread.
+ * Callback safety: may be called from any callback.
+ */
 millis_audio_mode millis_client_audio_mode(const millis_client *c);
 
-/** The agent state; MILLIS_AGENT_IDLE when c is NULL. */
+/**
+ * The agent state, as the network thread last published it.
+ * Parameters: c: nullable.
+ * Returns: the state; MILLIS_AGENT_IDLE when c is NULL.
+ * Thread safety: any thread.
+ * Callback safety: may be called from any callback.
+ */
 millis_agent_state millis_client_agent_state(const millis_client *c);
 
 /**
@@ -792,7 +1236,11 @@ millis_agent_state millis_client_agent_state(const millis_client *c);
  *  echo was found), "echo_erle_db" (echo return loss enhancement of the current or
  *  last conversation, convergence included), "echo_erle_recent_db" (the same over
  *  the last 2 s of speaker activity; both null before the speaker played)}. Counters are cumulative over the client's life.
- * Return value: owned by the caller (millis_free), NULL when c is NULL.
+ * Parameters: c: nullable.
+ * Returns: owned by the caller (millis_free), NULL when c is NULL.
+ * Thread safety: any thread. The session's counters are one consistent snapshot; the
+ * device audio counters are read one by one while the audio threads run.
+ * Callback safety: may be called from any callback.
  */
 char *millis_client_stats_json(const millis_client *c);
 
@@ -801,8 +1249,14 @@ char *millis_client_stats_json(const millis_client *c);
  *
  * One setter per event. Each takes the function (NULL to remove it) and a user_data
  * pointer passed back unchanged. Setters may be called at any time from any thread; a
- * change applies to events dispatched after the setter returns. They return
+ * change applies to events dispatched after the setter returns: once it has returned,
+ * the function it replaced is not called again (unless it is the callback that called
+ * the setter, which runs to its end), so its user_data may be released. They return
  * MILLIS_ERR_INVALID_ARGUMENT when c is NULL, MILLIS_OK otherwise.
+ * Threads: a setter takes the client's dispatch lock. Called from another thread while
+ * a callback of the client runs, it waits for that callback to return (do not call one
+ * while holding a lock that the client's callbacks take); called from inside a callback
+ * of the client, it does not wait.
  * ---------------------------------------------------------------------------------- */
 
 /** The WebSocket is open (the web SDK's onopen). */
@@ -901,33 +1355,205 @@ typedef void (*millis_turn_cb)(millis_client *c, const char *turn_json, void *us
 typedef void (*millis_log_cb)(millis_client *c, millis_log_level level, const char *message,
                               void *user_data);
 
+/**
+ * Sets the open callback (millis_open_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_open(millis_client *c, millis_open_cb cb, void *user_data);
+
+/**
+ * Sets the ready callback (millis_ready_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_ready(millis_client *c, millis_ready_cb cb, void *user_data);
+
+/**
+ * Sets the session-ended callback (millis_session_ended_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_session_ended(millis_client *c, millis_session_ended_cb cb,
                                              void *user_data);
+
+/**
+ * Sets the agent audio callback (millis_audio_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_audio(millis_client *c, millis_audio_cb cb, void *user_data);
+
+/**
+ * Sets the response text callback (millis_response_text_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_response_text(millis_client *c, millis_response_text_cb cb,
                                              void *user_data);
+
+/**
+ * Sets the transcript callback (millis_transcript_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_transcript(millis_client *c, millis_transcript_cb cb,
                                           void *user_data);
+
+/**
+ * Sets the function call callback (millis_function_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_function(millis_client *c, millis_function_cb cb,
                                         void *user_data);
+
+/**
+ * Sets the latency callback (millis_latency_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_latency(millis_client *c, millis_latency_cb cb, void *user_data);
+
+/**
+ * Sets the agent state callback (millis_agent_state_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_agent_state(millis_client *c, millis_agent_state_cb cb,
                                            void *user_data);
+
+/**
+ * Sets the close callback (millis_close_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_close(millis_client *c, millis_close_cb cb, void *user_data);
+
+/**
+ * Sets the error callback (millis_error_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_error(millis_client *c, millis_error_cb cb, void *user_data);
+
+/**
+ * Sets the unknown message callback (millis_message_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_message(millis_client *c, millis_message_cb cb, void *user_data);
+
+/**
+ * Sets the log callback (millis_log_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_log(millis_client *c, millis_log_cb cb, void *user_data);
+
+/**
+ * Sets the reconnecting callback (millis_reconnecting_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_reconnecting(millis_client *c, millis_reconnecting_cb cb,
                                             void *user_data);
+
+/**
+ * Sets the reconnected callback (millis_reconnected_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_reconnected(millis_client *c, millis_reconnected_cb cb,
                                            void *user_data);
+
+/**
+ * Sets the analyzer callback (millis_analyzer_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_analyzer(millis_client *c, millis_analyzer_cb cb, void *user_data);
+
+/**
+ * Sets the user-audio-ready callback (millis_user_audio_ready_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_user_audio_ready(millis_client *c, millis_user_audio_ready_cb cb,
                                                 void *user_data);
+
+/**
+ * Sets the input-ended callback (millis_input_ended_cb).
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_input_ended(millis_client *c, millis_input_ended_cb cb,
                                           void *user_data);
+
+/**
+ * Sets the turn latency callback (millis_turn_cb).
+ * A function also turns on the voice activity analysis of the user's audio that the
+ * reports need; NULL turns it off, unless a recording needs it.
+ * Parameters: c: required. cb: nullable (NULL removes it). user_data: passed back as
+ * is, never dereferenced by the library.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT when c is NULL.
+ * Thread safety: any thread; waits while a callback of c runs (see Callbacks).
+ * Callback safety: may be called from any callback, c's own included.
+ */
 millis_status millis_client_on_turn(millis_client *c, millis_turn_cb cb, void *user_data);
 
 /* ------------------------------------------------------------------------------------
