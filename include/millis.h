@@ -10,7 +10,7 @@
  *  - Names start with millis_ / MILLIS_. Every handle is opaque.
  *  - Functions that can fail return a millis_status. MILLIS_OK is 0; the other codes are
  *    never renumbered. millis_status_string() names a code; millis_client_last_error()
- *    gives the detailed message of the last failing call on a client.
+ *    gives the detailed message of the calling thread's last failing call on a client.
  *  - NULL for a handle or a required pointer is never a crash: the function returns
  *    MILLIS_ERR_INVALID_ARGUMENT (or the documented neutral value for getters).
  *  - Strings are UTF-8 and NUL-terminated. Strings and buffers passed *into* the library
@@ -90,13 +90,13 @@ extern "C" {
  * quickly.
  *
  * Error messages. millis_config_last_error(), millis_client_last_error() and
- * millis_analyser_last_error() return a message owned by the handle. A call on that
- * handle that fails replaces the message and frees the previous one; a call that
- * succeeds leaves it. A message is therefore only safe to read while no other thread
- * makes calls on the same handle that may fail: read it, and copy it, on the thread
- * whose call failed, before another thread's call can fail (an application that pushes
- * audio from its own thread before onopen has millis_client_send_audio() fail 50 times
- * a second).
+ * millis_analyser_last_error() return the message of the calling thread's last failed
+ * call on that handle, as errno does: each thread has its own. It is owned by the
+ * handle and stays valid until the same thread's next failing call on the handle (a
+ * call that succeeds leaves it), so another thread's failures (an application that
+ * pushes audio from its own thread before onopen has millis_client_send_audio() fail
+ * 50 times a second) never free a message under its reader. Read it on the thread
+ * whose call failed; "" when none of that thread's calls on the handle failed.
  * ---------------------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------------------
@@ -346,12 +346,12 @@ millis_config *millis_config_create(void);
 void millis_config_destroy(millis_config *cfg);
 
 /**
- * The message of the last failing call that took this config (a setter, or
- * millis_client_create).
+ * The message of the calling thread's last failing call that took this config (a
+ * setter, or millis_client_create).
  * Parameters: cfg: nullable.
- * Returns: owned by the config, valid until a later call that takes cfg fails or
- * millis_config_destroy(cfg); "" when nothing failed; NULL only when cfg is NULL.
- * A call that succeeds does not clear it.
+ * Returns: owned by the config, valid until a later call of this thread that takes cfg
+ * fails, or millis_config_destroy(cfg); "" when none failed; NULL only when cfg is
+ * NULL. A call that succeeds does not clear it.
  * Thread safety: one thread at a time per config (see Configuration).
  * Callback safety: may be called from any callback.
  */
@@ -830,11 +830,12 @@ void millis_analyser_destroy(millis_analyser *a);
 millis_status millis_analyser_write_pcm16(millis_analyser *a, const int16_t *pcm, size_t count);
 
 /**
- * The message of the last failing setter on a (millis_analyser_set_*).
+ * The message of the calling thread's last failing setter on a (millis_analyser_set_*).
  * Parameters: a: nullable.
- * Returns: owned by the analyser, valid until a later setter on a fails or a is
- * destroyed; "" when none failed; NULL when a is NULL.
- * Thread safety: any thread, but see "Error messages" in Threads and callbacks.
+ * Returns: owned by the analyser, valid until this thread's next failing setter on a,
+ * or a's destroy; "" when none failed; NULL when a is NULL.
+ * Thread safety: any thread; each thread reads its own message (see "Error messages"
+ * in Threads and callbacks).
  * Callback safety: may be called from any callback.
  */
 const char *millis_analyser_last_error(const millis_analyser *a);
@@ -1031,15 +1032,14 @@ millis_client *millis_client_create(const millis_config *cfg, millis_status *err
 void millis_client_destroy(millis_client *c);
 
 /**
- * The message of the last failing call on this client, e.g. "options JSON: expected
- * ':' after object key at byte 12".
+ * The message of the calling thread's last failing call on this client, e.g.
+ * "options JSON: expected ':' after object key at byte 12".
  * Parameters: c: nullable.
- * Returns: owned by the client, valid until a later call on c fails or
- * millis_client_destroy(c); "" when nothing failed; NULL only when c is NULL. A call
- * that succeeds does not clear it.
- * Thread safety: any thread, but when several threads share a client the message may
- * belong to another thread's call, and another thread's failing call frees it, even
- * while it is being read: see "Error messages" in Threads and callbacks.
+ * Returns: owned by the client, valid until this thread's next failing call on c or
+ * millis_client_destroy(c); "" when none of this thread's calls failed; NULL only
+ * when c is NULL. A call that succeeds does not clear it.
+ * Thread safety: any thread; each thread reads its own message, which other threads'
+ * failures never touch (see "Error messages" in Threads and callbacks).
  * Callback safety: may be called from any callback.
  */
 const char *millis_client_last_error(const millis_client *c);

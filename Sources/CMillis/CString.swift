@@ -28,21 +28,27 @@ func readOptionalString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws
     pointer == nil ? nil : try readString(pointer, name)
 }
 
-/// The "last error" message of a handle: replaced by each failing call, readable by C
-/// until then.
+/// The "last error" message of a handle, per calling thread (as errno): a failing call
+/// replaces the message of the thread that made it, so a message another thread is
+/// reading is never freed under it. Readable by C until that thread's next failing call
+/// on the handle.
 final class LastError: @unchecked Sendable {
-    // The address of the current malloc'ed message (0: none).
-    private let storage = Locked<UInt>(0)
+    // pthread_self() -> the address of that thread's malloc'ed message. One entry per
+    // thread that ever failed a call on the handle, freed with the handle.
+    private let storage = Locked<[UInt: UInt]>([:])
 
     deinit {
-        storage.withLock { free(UnsafeMutableRawPointer(bitPattern: $0)) }
+        storage.withLock { messages in
+            for address in messages.values { free(UnsafeMutableRawPointer(bitPattern: address)) }
+        }
     }
 
     func set(_ message: String) {
         let copy = UInt(bitPattern: mallocCString(message))
-        let old = storage.withLock { current -> UInt in
-            defer { current = copy }
-            return current
+        let me = UInt(pthread_self())
+        let old = storage.withLock { messages -> UInt in
+            defer { messages[me] = copy }
+            return messages[me] ?? 0
         }
         free(UnsafeMutableRawPointer(bitPattern: old))
     }
@@ -58,8 +64,10 @@ final class LastError: @unchecked Sendable {
         }
     }
 
+    /// The calling thread's message ("" when none of its calls on the handle failed).
     var pointer: UnsafePointer<CChar> {
-        let address = storage.withLock { $0 }
+        let me = UInt(pthread_self())
+        let address = storage.withLock { $0[me] ?? 0 }
         return UnsafePointer(bitPattern: address) ?? staticCString("")
     }
 }

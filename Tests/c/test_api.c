@@ -788,6 +788,64 @@ static void test_unreachable(void)
     rec_fini(&r);
 }
 
+/* Two threads fail different calls on one client, each reading its own message while
+ * the other keeps failing: the message must be the thread's own, and never freed under
+ * its reader (ASan and TSan run this too). */
+struct error_thread {
+    millis_client *c;
+    int which;
+    int wrong;
+};
+
+static void *fail_and_read(void *arg)
+{
+    struct error_thread *t = arg;
+    static const unsigned char pcm[3] = {0, 0, 0};
+    int i;
+    for (i = 0; i < 20000; i++) {
+        const char *msg;
+        if (t->which == 0) {
+            if (millis_client_send_audio(t->c, pcm, 3) != MILLIS_ERR_INVALID_ARGUMENT) t->wrong++;
+            msg = millis_client_last_error(t->c);
+            if (msg == NULL || strstr(msg, "even") == NULL) t->wrong++;
+        } else {
+            if (millis_client_start(t->c, "{") == MILLIS_OK) t->wrong++;
+            msg = millis_client_last_error(t->c);
+            if (msg == NULL || strstr(msg, "JSON") == NULL) t->wrong++;
+        }
+    }
+    return NULL;
+}
+
+static void test_error_messages_per_thread(void)
+{
+    millis_config *cfg = millis_config_create();
+    millis_client *c;
+    millis_status st;
+    pthread_t threads[2];
+    struct error_thread t[2];
+    int i;
+    printf("error messages per thread\n");
+    CHECK_STATUS(millis_config_set_public_key(cfg, "k"), MILLIS_OK);
+    CHECK_STATUS(millis_config_set_audio_mode(cfg, MILLIS_AUDIO_MODE_APPLICATION), MILLIS_OK);
+    c = millis_client_create(cfg, &st);
+    CHECK(c != NULL);
+    millis_config_destroy(cfg);
+    CHECK_STR_EQ(millis_client_last_error(c), "");
+    for (i = 0; i < 2; i++) {
+        t[i].c = c;
+        t[i].which = i;
+        t[i].wrong = 0;
+        CHECK(pthread_create(&threads[i], NULL, fail_and_read, &t[i]) == 0);
+    }
+    for (i = 0; i < 2; i++) CHECK(pthread_join(threads[i], NULL) == 0);
+    CHECK_LONG_EQ(t[0].wrong, 0);
+    CHECK_LONG_EQ(t[1].wrong, 0);
+    /* The threads' failures are not this thread's. */
+    CHECK_STR_EQ(millis_client_last_error(c), "");
+    millis_client_destroy(c);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -802,6 +860,7 @@ int main(void)
     test_start_twice_and_stop();
     test_ready_timeout();
     test_unreachable();
+    test_error_messages_per_thread();
     millis_client_destroy(NULL);
     printf("test_api: %d checks passed\n", __atomic_load_n(&checks_passed, __ATOMIC_RELAXED));
     return 0;
