@@ -846,6 +846,75 @@ static void test_error_messages_per_thread(void)
     millis_client_destroy(c);
 }
 
+/* Two threads ask for a recording at the same moment, on a client with a conversation
+ * under way (connecting to a listener that never answers): one gets it, the other
+ * MILLIS_ERR_INVALID_STATE, never both, 30 rounds. */
+struct recording_thread {
+    millis_client *c;
+    pthread_barrier_t *barrier;
+    char path[128];
+    millis_status status;
+};
+
+static void *start_recording_at_once(void *arg)
+{
+    struct recording_thread *t = arg;
+    pthread_barrier_wait(t->barrier);
+    t->status = millis_client_start_recording(t->c, t->path, MILLIS_RECORD_STEREO);
+    return NULL;
+}
+
+static void test_overlapping_start_recording(void)
+{
+    char url[64], dir[] = "/tmp/millis-test-api-XXXXXX";
+    int listener = silent_listener(url, sizeof url, 16), round, i;
+    millis_config *cfg = millis_config_create();
+    millis_client *c;
+    millis_status st;
+    pthread_barrier_t barrier;
+    pthread_t threads[2];
+    struct recording_thread t[2];
+    printf("overlapping millis_client_start_recording\n");
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_STATUS(millis_config_set_public_key(cfg, "k"), MILLIS_OK);
+    CHECK_STATUS(millis_config_set_endpoint(cfg, url), MILLIS_OK);
+    CHECK_STATUS(millis_config_set_audio_mode(cfg, MILLIS_AUDIO_MODE_APPLICATION), MILLIS_OK);
+    CHECK_STATUS(millis_config_set_ready_timeout_ms(cfg, 60000), MILLIS_OK);
+    c = millis_client_create(cfg, &st);
+    CHECK(c != NULL);
+    millis_config_destroy(cfg);
+    CHECK_STATUS(millis_client_start_agent(c, "a"), MILLIS_OK);
+    CHECK(pthread_barrier_init(&barrier, NULL, 2) == 0);
+    for (round = 0; round < 30; round++) {
+        int ok = 0, refused = 0;
+        for (i = 0; i < 2; i++) {
+            t[i].c = c;
+            t[i].barrier = &barrier;
+            snprintf(t[i].path, sizeof t[i].path, "%s/r%d-%d.wav", dir, round, i);
+            CHECK(pthread_create(&threads[i], NULL, start_recording_at_once, &t[i]) == 0);
+        }
+        for (i = 0; i < 2; i++) {
+            CHECK(pthread_join(threads[i], NULL) == 0);
+            ok += t[i].status == MILLIS_OK;
+            refused += t[i].status == MILLIS_ERR_INVALID_STATE;
+        }
+        if (ok != 1 || refused != 1)
+            fprintf(stderr, "  round %d: statuses %d and %d\n", round, (int)t[0].status, (int)t[1].status);
+        CHECK(ok == 1 && refused == 1);
+        CHECK_STATUS(millis_client_stop_recording(c), MILLIS_OK);
+        for (i = 0; i < 2; i++) {
+            char jsonl[160];
+            snprintf(jsonl, sizeof jsonl, "%.*s.jsonl", (int)(strlen(t[i].path) - 4), t[i].path);
+            unlink(t[i].path);
+            unlink(jsonl);
+        }
+    }
+    pthread_barrier_destroy(&barrier);
+    millis_client_destroy(c);
+    close(listener);
+    CHECK(rmdir(dir) == 0);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -861,6 +930,7 @@ int main(void)
     test_ready_timeout();
     test_unreachable();
     test_error_messages_per_thread();
+    test_overlapping_start_recording();
     millis_client_destroy(NULL);
     printf("test_api: %d checks passed\n", __atomic_load_n(&checks_passed, __ATOMIC_RELAXED));
     return 0;

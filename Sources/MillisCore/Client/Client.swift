@@ -41,6 +41,10 @@ public final class Client: @unchecked Sendable {
         var droppedBytes = 0
         var finishedConversations = 0
         var muted = false
+        /// `start` claimed the client and has not posted the start yet.
+        var starting = false
+        /// `stop` was called meanwhile: `start` posts the stop after its start.
+        var stopAfterStart = false
     }
     private let snapshot = Locked(Snapshot())
 
@@ -59,7 +63,16 @@ public final class Client: @unchecked Sendable {
     let timeline = ConversationTimeline()
 
     /// The recording under way or last finished, and one asked for before a start.
-    private let recordings = Locked<(current: Recorder?, armed: (path: String, mono: Bool)?)>((nil, nil))
+    private struct Recordings {
+        var current: Recorder?
+        var armed: (path: String, mono: Bool)?
+        /// `startRecording` claimed the slot and is creating the files.
+        var creating = false
+
+        /// A recording is armed, being created, or writing (started, not yet finishing).
+        var underWay: Bool { armed != nil || creating || current.map { !$0.isFinishing } ?? false }
+    }
+    private let recordings = Locked(Recordings())
 
     public init(config: ClientConfig) throws(MillisError) {
         try config.validateForClient()
@@ -106,6 +119,7 @@ public final class Client: @unchecked Sendable {
         let claimed = snapshot.withLock { s -> Bool in
             guard !s.busy else { return false }
             s.busy = true
+            s.starting = true
             s.connectionState = .connecting
             return true
         }
@@ -133,33 +147,48 @@ public final class Client: @unchecked Sendable {
             engine?.stop()
             snapshot.withLock { s in
                 s.busy = false
+                s.starting = false
+                s.stopAfterStart = false
                 s.connectionState = .idle
             }
             throw error
         }
         loop.post(.start(self, NetworkLoop.StartRequest(options, engine: engine, recorder: recorder)))
+        // A stop that came while the devices and files were opening follows the start
+        // (posted from this thread, so in this order), instead of being lost before it.
+        let stopNow = snapshot.withLock { s -> Bool in
+            defer { s.starting = false; s.stopAfterStart = false }
+            return s.stopAfterStart
+        }
+        if stopNow { loop.post(.stop(self)) }
     }
 
     /// Records the conversation under way from now, or the next one from its start.
     public func startRecording(path: String, mono: Bool) throws(MillisError) {
         _ = try AudioFileFormat(path: path, what: "recording")
         let busy = snapshot.withLock { $0.busy }
-        let underWay = recordingUnderWay || recordings.withLock { $0.armed != nil }
-        guard !underWay else {
+        // Checked and claimed in one step: of two overlapping calls, one is refused.
+        let claimed = recordings.withLock { r -> Bool in
+            guard !r.underWay else { return false }
+            if busy { r.creating = true } else { r.armed = (path, mono) }
+            return true
+        }
+        guard claimed else {
             throw MillisError(.invalidState, "a recording is already under way: call millis_client_stop_recording first")
         }
-        guard busy else {
-            recordings.withLock { $0.armed = (path, mono) }
-            return
+        guard busy else { return }
+        let recorder: Recorder
+        do {
+            recorder = try Recorder(path: path, mono: mono, title: "libmillis conversation")
+        } catch {
+            recordings.withLock { $0.creating = false }
+            throw error
         }
-        let recorder = try Recorder(path: path, mono: mono, title: "libmillis conversation")
-        recordings.withLock { $0.current = recorder }
+        recordings.withLock { r in
+            r.current = recorder
+            r.creating = false
+        }
         loop.post(.recording(self, recorder, attach: true))
-    }
-
-    /// A recording is writing (started, not yet finishing).
-    private var recordingUnderWay: Bool {
-        recordings.withLock { $0.current.map { !$0.isFinishing } ?? false }
     }
 
     /// Ends the recording under way and waits for its files; the writer's failure.
@@ -196,13 +225,24 @@ public final class Client: @unchecked Sendable {
     }
 
     public func stop() {
-        guard snapshot.withLock({ $0.busy }) else { return }
-        loop.post(.stop(self))
+        let post = snapshot.withLock { s -> Bool in
+            guard s.busy else { return false }
+            if s.starting {
+                s.stopAfterStart = true  // start posts it after its own
+                return false
+            }
+            return true
+        }
+        if post { loop.post(.stop(self)) }
     }
 
     public func setMuted(_ muted: Bool) {
-        snapshot.withLock { $0.muted = muted }
-        loop.post(.mute(self, muted))
+        // Posted under the lock: overlapping mute and unmute reach the loop in the order
+        // the snapshot saw them, so is_muted always tells what the microphone does.
+        snapshot.withLock { s in
+            s.muted = muted
+            loop.post(.mute(self, muted))
+        }
     }
 
     public var isMuted: Bool { snapshot.withLock { $0.muted } }
@@ -296,7 +336,7 @@ public final class Client: @unchecked Sendable {
         }
         // A client that writes files waits for them to be complete (a process may exit
         // right after); inside a callback the loop completes them once it returns.
-        let writesFiles = config.audio.outputFile != nil || recordingUnderWay
+        let writesFiles = config.audio.outputFile != nil || recordings.withLock { $0.current.map { !$0.isFinishing } ?? false }
         guard writesFiles, !loop.isLoopThread else {
             loop.post(.destroy(self, completion: -1))
             return
