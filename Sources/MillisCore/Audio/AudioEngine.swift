@@ -333,33 +333,11 @@ final class AudioEngine: @unchecked Sendable {
                 frame.withUnsafeMutableBufferPointer { f in
                     reference.withUnsafeMutableBufferPointer { r in
                         if processor.isActive {
-                            echoReference.reference(captureIndex: capturedIndex, capturedAt: endedAt, into: r)
-                            if let estimator {
-                                let restarts = echoReference.restarts
-                                if restarts != seenRestarts {
-                                    seenRestarts = restarts
-                                    estimator.reset(searching: true)
-                                }
-                                if let lag = estimator.add(mic: UnsafeBufferPointer(f), reference: UnsafeBufferPointer(r)),
-                                   abs(lag - echoReference.leadSamples) > 24 {
-                                    echoReference.shift(by: lag - echoReference.leadSamples)
-                                    estimator.reset(searching: false)
-                                    counters.echoRealignments.add(1, ordering: .relaxed)
-                                }
-                                // Until the echo is found, the filter gets no reference, so
-                                // it holds what it learnt instead of adapting to a path
-                                // that is not there (and diverging).
-                                if estimator.searching { r.update(repeating: 0) }
-                            }
-                            processor.process(f, reference: UnsafeBufferPointer(r))
+                            process(f, reference: r, captureIndex: capturedIndex, capturedAt: endedAt,
+                                    estimator: estimator, seenRestarts: &seenRestarts)
                         }
                     }
-                    userAnalyser.write(UnsafeBufferPointer(f))
-                    if captured.write(UnsafeBufferPointer(f)) < frameSamples {
-                        counters.captureFramesDropped.add(1, ordering: .relaxed)
-                    } else {
-                        lastCapturedAt.store(endedAt, ordering: .releasing)
-                    }
+                    deliver(UnsafeBufferPointer(f), capturedAt: endedAt)
                 }
             }
             if offset > 0 {
@@ -369,6 +347,44 @@ final class AudioEngine: @unchecked Sendable {
             if counters.capturePeriods.load(ordering: .relaxed) % 50 == 0 {
                 publishERLE()
             }
+        }
+    }
+
+    /// Capture thread: one microphone frame through the echo canceller, noise
+    /// suppressor and gain control, with `reference` (the speaker's audio heard in it)
+    /// aligned by the delay estimator first. `seenRestarts`: the echo reference's
+    /// restarts the estimator has seen.
+    private func process(_ f: UnsafeMutableBufferPointer<Int16>, reference r: UnsafeMutableBufferPointer<Int16>,
+                         captureIndex: Int, capturedAt: UInt64, estimator: EchoDelayEstimator?,
+                         seenRestarts: inout Int) {
+        echoReference.reference(captureIndex: captureIndex, capturedAt: capturedAt, into: r)
+        if let estimator {
+            let restarts = echoReference.restarts
+            if restarts != seenRestarts {
+                seenRestarts = restarts
+                estimator.reset(searching: true)
+            }
+            if let lag = estimator.add(mic: UnsafeBufferPointer(f), reference: UnsafeBufferPointer(r)),
+               abs(lag - echoReference.leadSamples) > 24 {
+                echoReference.shift(by: lag - echoReference.leadSamples)
+                estimator.reset(searching: false)
+                counters.echoRealignments.add(1, ordering: .relaxed)
+            }
+            // Until the echo is found, the filter gets no reference, so it holds what it
+            // learnt instead of adapting to a path that is not there (and diverging).
+            if estimator.searching { r.update(repeating: 0) }
+        }
+        processor.process(f, reference: UnsafeBufferPointer(r))
+    }
+
+    /// Capture thread: a processed frame to the user's analyser and the network loop;
+    /// counted as dropped when the loop's ring is full.
+    private func deliver(_ f: UnsafeBufferPointer<Int16>, capturedAt: UInt64) {
+        userAnalyser.write(f)
+        if captured.write(f) < f.count {
+            counters.captureFramesDropped.add(1, ordering: .relaxed)
+        } else {
+            lastCapturedAt.store(capturedAt, ordering: .releasing)
         }
     }
 
