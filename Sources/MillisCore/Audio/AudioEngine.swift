@@ -15,6 +15,7 @@ import Synchronization
 /// writes it (resampled, upmixed, in the device's format); between answers, and to
 /// bridge a gap in one (an underrun, counted), it writes silence at real-time pace, so
 /// the device clock never stops and the echo canceller's alignment with it holds.
+/// Those decisions are `Playout`'s, a pure state machine; the thread does the I/O.
 /// `clear` drops the ring *and* the device buffer (snd_pcm_drop), so the speaker is
 /// silent within one period; `pause` holds the queue (silence plays) and `resume`
 /// continues at the exact sample.
@@ -332,33 +333,11 @@ final class AudioEngine: @unchecked Sendable {
                 frame.withUnsafeMutableBufferPointer { f in
                     reference.withUnsafeMutableBufferPointer { r in
                         if processor.isActive {
-                            echoReference.reference(captureIndex: capturedIndex, capturedAt: endedAt, into: r)
-                            if let estimator {
-                                let restarts = echoReference.restarts
-                                if restarts != seenRestarts {
-                                    seenRestarts = restarts
-                                    estimator.reset(searching: true)
-                                }
-                                if let lag = estimator.add(mic: UnsafeBufferPointer(f), reference: UnsafeBufferPointer(r)),
-                                   abs(lag - echoReference.leadSamples) > 24 {
-                                    echoReference.shift(by: lag - echoReference.leadSamples)
-                                    estimator.reset(searching: false)
-                                    counters.echoRealignments.add(1, ordering: .relaxed)
-                                }
-                                // Until the echo is found, the filter gets no reference, so
-                                // it holds what it learnt instead of adapting to a path
-                                // that is not there (and diverging).
-                                if estimator.searching { r.update(repeating: 0) }
-                            }
-                            processor.process(f, reference: UnsafeBufferPointer(r))
+                            process(f, reference: r, captureIndex: capturedIndex, capturedAt: endedAt,
+                                    estimator: estimator, seenRestarts: &seenRestarts)
                         }
                     }
-                    userAnalyser.write(UnsafeBufferPointer(f))
-                    if captured.write(UnsafeBufferPointer(f)) < frameSamples {
-                        counters.captureFramesDropped.add(1, ordering: .relaxed)
-                    } else {
-                        lastCapturedAt.store(endedAt, ordering: .releasing)
-                    }
+                    deliver(UnsafeBufferPointer(f), capturedAt: endedAt)
                 }
             }
             if offset > 0 {
@@ -371,16 +350,48 @@ final class AudioEngine: @unchecked Sendable {
         }
     }
 
-    // MARK: Playback thread
-
-    private enum PlayoutState {
-        case idle
-        case buffering(since: UInt64)
-        case playing
-        case starved(since: UInt64)
+    /// Capture thread: one microphone frame through the echo canceller, noise
+    /// suppressor and gain control, with `reference` (the speaker's audio heard in it)
+    /// aligned by the delay estimator first. `seenRestarts`: the echo reference's
+    /// restarts the estimator has seen.
+    private func process(_ f: UnsafeMutableBufferPointer<Int16>, reference r: UnsafeMutableBufferPointer<Int16>,
+                         captureIndex: Int, capturedAt: UInt64, estimator: EchoDelayEstimator?,
+                         seenRestarts: inout Int) {
+        echoReference.reference(captureIndex: captureIndex, capturedAt: capturedAt, into: r)
+        if let estimator {
+            let restarts = echoReference.restarts
+            if restarts != seenRestarts {
+                seenRestarts = restarts
+                estimator.reset(searching: true)
+            }
+            if let lag = estimator.add(mic: UnsafeBufferPointer(f), reference: UnsafeBufferPointer(r)),
+               abs(lag - echoReference.leadSamples) > 24 {
+                echoReference.shift(by: lag - echoReference.leadSamples)
+                estimator.reset(searching: false)
+                counters.echoRealignments.add(1, ordering: .relaxed)
+            }
+            // Until the echo is found, the filter gets no reference, so it holds what it
+            // learnt instead of adapting to a path that is not there (and diverging).
+            if estimator.searching { r.update(repeating: 0) }
+        }
+        processor.process(f, reference: UnsafeBufferPointer(r))
     }
 
+    /// Capture thread: a processed frame to the user's analyser and the network loop;
+    /// counted as dropped when the loop's ring is full.
+    private func deliver(_ f: UnsafeBufferPointer<Int16>, capturedAt: UInt64) {
+        userAnalyser.write(f)
+        if captured.write(f) < f.count {
+            counters.captureFramesDropped.add(1, ordering: .relaxed)
+        } else {
+            lastCapturedAt.store(capturedAt, ordering: .releasing)
+        }
+    }
 
+    // MARK: Playback thread
+
+    /// Runs `Playout`: reads the queue and the device, asks it what each period is, and
+    /// does the I/O (the queue, the device, the echo reference, the analyser, the tap).
     private func playbackMain() {
         csys_name_thread("millis-playback")
         let pcm = playback
@@ -388,34 +399,20 @@ final class AudioEngine: @unchecked Sendable {
             fail("could not create the playback resampler (16 kHz → \(pcm.rate) Hz)")
             return
         }
-        let chunkSamples = 16 * settings.periodMilliseconds
-        let prebufferSamples = 16 * settings.prebufferMilliseconds
-        let prebufferNanos = UInt64(settings.prebufferMilliseconds) * 1_000_000
-        let bufferSamples16k = pcm.bufferFrames * 16_000 / pcm.rate
+        var machine = Playout(.init(settings: settings, deviceRate: pcm.rate, deviceBufferFrames: pcm.bufferFrames))
+        let chunkSamples = machine.configuration.periodSamples
         var chunk = [Int16](repeating: 0, count: chunkSamples)
         var floats = [Float](repeating: 0, count: chunkSamples)
         var deviceMono: [Float] = []
         deviceMono.reserveCapacity(resampler.maxOutput(forInput: chunkSamples) + 32)
         var out = [UInt8](repeating: 0, count: (resampler.maxOutput(forInput: chunkSamples) + 32) * pcm.bytesPerFrame)
         var outFrames = 0, outOffset = 0
-        var state = PlayoutState.idle
-        var written16k = 0
-        var lastAgentEnd = 0
-        /// The previous period was all agent audio: the next one continues the answer.
-        var answerSounding = false
         var seenClears = clearRequests.load(ordering: .acquiring)
         /// Agent samples taken from the playout queue (read or cleared) so far, and
         /// where the period being written ends: its frames' latency is known once the
         /// write is done.
         var readPosition = 0
         var measuredUpTo = 0
-        let deviceChunkFrames = chunkSamples * pcm.rate / 16_000
-        /// Waits for room since the last period made (0 or 1).
-        var roomWaits = 0
-        // Silence is written at real-time pace, never faster: a device without a clock
-        // (ALSA's file plugin) would otherwise take silence without end.
-        var silenceSince: UInt64?
-        var silenceWritten = 0
         var fds = pcm.pollDescriptors() + [pollfd(fd: playbackWakeFD, events: Int16(POLLIN), revents: 0)]
         var wakeOnly = [pollfd(fd: playbackWakeFD, events: Int16(POLLIN), revents: 0)]
         let timeout = Int32(4 * settings.periodMilliseconds)
@@ -440,95 +437,48 @@ final class AudioEngine: @unchecked Sendable {
                 echoReference.unanchor()
                 outFrames = 0
                 outOffset = 0
-                silenceSince = nil
-                silenceWritten = 0
-                if case .idle = state {} else { lastAgentEnd = written16k }
-                answerSounding = false
-                state = .idle
+                machine.clear()
                 counters.clears.add(1, ordering: .relaxed)
                 counters.playoutQueuedSamples.store(0, ordering: .relaxed)
             }
 
             if outOffset == outFrames {
-                // The next period is made only once the device has room for it: made
-                // earlier, it would sit ready (silence, say) while an agent frame that
-                // arrives meanwhile waits behind it, a second period of latency.
-                // One wait per period at most: a device whose room shows only as it is
-                // written to (some plugins count that way) gets its period made anyway.
-                if roomWaits == 0, case let room = pcm.available(), room >= 0 && room < deviceChunkFrames {
+                if machine.waitsForRoom(deviceRoom: { pcm.available() }) {
                     if !wait(&fds, timeoutMilliseconds: timeout, device: pcm) { break }
-                    roomWaits = 1
                     continue
                 }
-                roomWaits = 0
-                // The next period: agent audio when playing, otherwise silence. The
-                // device never stops between answers, so its clock, and the echo
-                // canceller's alignment with it, stay put.
                 let now = MonotonicClock.now()
-                let queued = playout.count
-                // A pause holds the queue as it is: silence plays meanwhile, and the
-                // answer resumes at the sample where it stopped (the device buffer,
-                // 3 periods, plays out first).
-                let paused = pauseRequested.load(ordering: .acquiring)
-                if !paused {
-                    switch state {
-                    case .idle:
-                        if queued > 0 {
-                            // Drained, but the network loop has not taken the news yet (it
-                            // was held up past the grace): to the listener the answer never
-                            // ended, it had a gap. An underrun, and no idle afterwards.
-                            if drained.exchange(false, ordering: .acquiringAndReleasing) {
-                                counters.playbackUnderruns.add(1, ordering: .relaxed)
-                            }
-                            state = .buffering(since: now)
-                        }
-                    case .starved(let since):
-                        if queued > 0 {
-                            counters.playbackUnderruns.add(1, ordering: .relaxed)
-                            state = .buffering(since: now)
-                        } else if now &- since >= Session.playoutGraceNanoseconds && written16k - delay16k() >= lastAgentEnd {
-                            state = .idle
-                            drained.store(true, ordering: .releasing)
-                            Self.signal(loopWakeFD)
-                        }
-                    case .buffering, .playing:
-                        break
-                    }
-                    if case .buffering(let since) = state, queued >= prebufferSamples || now &- since >= prebufferNanos {
-                        state = .playing
-                    }
+                let step = machine.nextPeriod(now: now, queued: playout.count,
+                                              paused: pauseRequested.load(ordering: .acquiring),
+                                              deviceDelay: delay16k)
+                if step.withdrawDrained && drained.exchange(false, ordering: .acquiringAndReleasing) {
+                    machine.drainWithdrawn()
+                    counters.playbackUnderruns.add(1, ordering: .relaxed)
+                }
+                if step.underrun {
+                    counters.playbackUnderruns.add(1, ordering: .relaxed)
+                }
+                if step.drained {
+                    drained.store(true, ordering: .releasing)
+                    Self.signal(loopWakeFD)
+                }
+                if case .waitForPace = step.period {
+                    if !wait(&wakeOnly, timeoutMilliseconds: Int32(settings.periodMilliseconds)) { break }
+                    continue
                 }
                 var agentSamples = 0
-                if case .playing = state, !paused {
-                    silenceSince = nil
-                    silenceWritten = 0
-                    agentSamples = chunk.withUnsafeMutableBufferPointer { playout.read(into: $0) }
+                if case .agent(let upTo) = step.period {
+                    agentSamples = chunk.withUnsafeMutableBufferPointer { playout.read(into: UnsafeMutableBufferPointer(rebasing: $0[0..<upTo])) }
                     readPosition += agentSamples
-                    if agentSamples < chunkSamples {
-                        state = .starved(since: now)
-                    }
-                } else {
-                    let since = silenceSince ?? now
-                    silenceSince = since
-                    if silenceWritten >= Int((now &- since) / 62_500) + bufferSamples16k {
-                        if !wait(&wakeOnly, timeoutMilliseconds: Int32(settings.periodMilliseconds)) { break }
-                        continue
-                    }
-                    silenceWritten += chunkSamples
                 }
                 for i in agentSamples..<chunkSamples { chunk[i] = 0 }
-                if agentSamples > 0 {
-                    if !answerSounding {
-                        answerPlayedAt.store(now, ordering: .releasing)
-                        Self.signal(loopWakeFD)
-                    }
-                    lastAgentEnd = written16k + agentSamples
+                if machine.periodMade(agentSamples: agentSamples, now: now) {
+                    answerPlayedAt.store(now, ordering: .releasing)
+                    Self.signal(loopWakeFD)
                 }
-                answerSounding = agentSamples == chunkSamples
                 if tapping.load(ordering: .relaxed) {
-                    chunk.withUnsafeBufferPointer { playedTap.write($0, at: now &+ UInt64(delay16k()) * 62_500) }
+                    chunk.withUnsafeBufferPointer { playedTap.write($0, at: now &+ UInt64(delay16k()) * Playout.nanosecondsPerSample) }
                 }
-                written16k += chunkSamples
                 chunk.withUnsafeBufferPointer { c in
                     echoReference.append(c)
                     agentAnalyser.write(c)
@@ -555,8 +505,7 @@ final class AudioEngine: @unchecked Sendable {
             if rc < 0 {
                 if rc == -Int(EPIPE) { counters.playbackXruns.add(1, ordering: .relaxed) }
                 // The device restarts empty: the silence budget and the timeline with it.
-                silenceSince = nil
-                silenceWritten = 0
+                machine.deviceRestarted()
                 echoReference.unanchor()
                 failures += 1
                 if failures > 100 || !pcm.recover(rc) {

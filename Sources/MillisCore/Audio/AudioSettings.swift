@@ -10,6 +10,9 @@ public struct AudioSettings: Sendable, Equatable {
     /// Agent audio queued before playback starts (and restarts after a gap), absorbing
     /// network jitter. See README "Audio" for the measurement behind the default.
     public var prebufferMilliseconds = 60
+    /// How long the speaker's queue may run dry before an answer counts as over
+    /// (`drained`): the same grace as application audio mode's simulated playout.
+    public var playoutGraceNanoseconds = Playout.defaultGraceNanoseconds
     /// A file as the microphone (millis_config_set_audio_input_file), read in real time
     /// or, with `inputFast`, as fast as the connection takes it.
     public var inputFile: String?

@@ -28,8 +28,9 @@ public final class Session {
         /// How long the simulated playout may run dry before the agent counts as idle:
         /// the jitter a real playout buffer absorbs. Frames paced exactly in real time
         /// arrive just as the previous one "finishes"; without this the state would
-        /// flicker between answer and idle on every frame.
-        public var playoutGraceNanoseconds = Session.playoutGraceNanoseconds
+        /// flicker between answer and idle on every frame. The device's playout has the
+        /// same default, so an agent turns idle after the same gap in either mode.
+        public var playoutGraceNanoseconds = Playout.defaultGraceNanoseconds
         /// A real speaker plays the agent's audio (device audio mode): the agent turns
         /// idle when the playback reports it ran dry (`playoutDrained`), not on a timer.
         public var externalPlayout = false
@@ -54,10 +55,6 @@ public final class Session {
 
     /// Pings remembered for their pong: a server answers the latest, maybe a little late.
     static let outstandingPingsKept = 4
-
-    /// The playout grace both playouts use: this simulated one and the device's
-    /// (AudioEngine), so an agent turns idle after the same gap in either mode.
-    public static let playoutGraceNanoseconds: UInt64 = 80_000_000
 
     public enum Action: Equatable, Sendable {
         /// Open the transport (TCP, TLS, WebSocket upgrade) to the endpoint.
