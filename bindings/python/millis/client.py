@@ -18,6 +18,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Opti
 from . import _native
 from ._native import lib
 from .analyser import Analyser, _Gate
+from .analyser import _after_fork_in_child as _analysers_after_fork_in_child
 from .enums import (
     AgentState,
     AudioEncoding,
@@ -73,6 +74,23 @@ def _close_live_clients() -> None:
             client.close()
         except Exception:
             pass
+
+
+def _after_fork_in_child() -> None:
+    # A child made by fork() has only the thread that forked: the dispatcher threads
+    # and the library's network thread are gone, and a lock any of them held at that
+    # moment stays held in the child forever. The parent's clients get fresh locks
+    # here; the library refuses their calls in the child (MILLIS_ERR_INVALID_STATE,
+    # "Processes and fork" in millis.h), so they raise MillisError with its message.
+    _analysers_after_fork_in_child()
+    for client in list(_live_clients):
+        try:
+            client._inherited_by_fork()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 Event = Tuple[str, tuple]
 
@@ -465,6 +483,7 @@ class Client:
     ) -> None:
         self._handle = None
         self._closed = True  # until the native client exists; makes __del__ safe
+        self._inherited = False  # a client of the parent, in a child made by fork()
         # Analyser calls pass through this gate; close() shuts it before destroying.
         self._analyser_gate = _Gate("the client of this analyser is closed (close() was called)")
         if loop is not None:
@@ -809,6 +828,34 @@ class Client:
             await asyncio.sleep(0.02)
         return True
 
+    def _inherited_by_fork(self) -> None:
+        """In a child made by fork(): this client is the parent's (see
+        _after_fork_in_child). Its locks, queue and analyser gate are replaced (their
+        holders and waiters were the parent's threads); its dispatcher thread and
+        asyncio loop stay the parent's. It counts as closed here, so that nothing waits
+        for events that only the parent receives; its native calls raise the library's
+        MillisError(INVALID_STATE), and close() forgets it without touching the parent's
+        connection."""
+        self._lock = threading.RLock()
+        self._handlers_lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._events = queue.SimpleQueue()
+        self._aqueues = []
+        self._thread = None
+        self._loop = None
+        self._inherited = True
+        self._closed = True
+        self._analyser_gate._reset_after_fork(
+            "this client belongs to the process that created it (this is a child made by "
+            "fork()): create a new Client here")
+
+    def _refused(self, handle, fallback: str) -> MillisError:
+        """The error for a native getter that returned NULL: the library's message
+        for a client of the parent process, ``fallback`` otherwise."""
+        if self._inherited:
+            return MillisError(Status.INVALID_STATE, _native.decode(lib.millis_client_last_error(handle)))
+        return MillisError(Status.INTERNAL, fallback)
+
     # --- native calls -------------------------------------------------------------------
 
     def _raise_closed(self):
@@ -994,8 +1041,8 @@ class Client:
             if self._handle is None:
                 self._raise_closed()
             ptr = getter(self._handle)
-        if not ptr:
-            raise MillisError(Status.INTERNAL, f"millis_client_{kind}_analyser returned NULL")
+            if not ptr:
+                raise self._refused(self._handle, f"millis_client_{kind}_analyser returned NULL")
         return Analyser._of_client(self, kind, ptr)
 
     @property
@@ -1023,8 +1070,8 @@ class Client:
             if self._handle is None:
                 self._raise_closed()
             text = _native.take_string(lib.millis_client_stats_json(self._handle))
-        if text is None:
-            raise MillisError(Status.INTERNAL, "millis_client_stats_json returned NULL")
+            if text is None:
+                raise self._refused(self._handle, "millis_client_stats_json returned NULL")
         return json.loads(text)
 
     @property
