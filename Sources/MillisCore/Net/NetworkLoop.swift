@@ -63,6 +63,11 @@ final class NetworkLoop: @unchecked Sendable {
     /// safely from the old loop's tables, which its thread may have been changing), so
     /// the child holds them until it exits or calls exec.
     ///
+    /// Nothing else of the engine is process-wide: the timers, curl shares and random
+    /// pool live in the loop (the child's draws fresh bytes from the kernel), the audio
+    /// engines and their threads in the parent's clients, which the child does not use
+    /// (`Client.belongsToThisProcess`).
+    ///
     /// The current loop is found through an atomic pointer, not a lock: a lock here could
     /// be held by another thread of the parent when it forks, and the child's first
     /// client would wait for it forever.
