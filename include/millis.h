@@ -28,6 +28,36 @@
  *    (including millis_client_stop() and millis_client_destroy(): see their remarks).
  *  - A callback blocks the network thread, and so every client of the process, while it
  *    runs: return quickly and hand heavy work to your own thread.
+ *
+ * Processes and fork
+ *  - A client belongs to the process that created it. A child made by fork() may use
+ *    the library as if it had never been used: its first millis_client_create() starts
+ *    a network thread of the child's own (fork keeps only the calling thread), and its
+ *    clients connect, converse and close as anywhere else, whatever the parent was
+ *    doing at the fork and at any depth (a child of a child). Python's multiprocessing
+ *    forks by default on Linux; the Python binding resets its own locks in the child.
+ *  - The clients a child inherits are its parent's: their connections, network thread
+ *    and locks stay the parent's, and the child never touches them (the epoll instance
+ *    and the sockets are shared with the parent across fork). In the child, every call
+ *    on such a client that would act (start, stop, mute, unmute, send, recording, the
+ *    callback setters) returns MILLIS_ERR_INVALID_STATE, and millis_client_last_error()
+ *    says that the client belongs to another process; getters return their neutral
+ *    value (MILLIS_CONNECTION_IDLE, MILLIS_AGENT_IDLE, 0, NULL for the session id, the
+ *    stats and the analysers; millis_client_audio_mode() still tells the mode), and an
+ *    analyser of such a client obtained before the fork behaves as NULL. None of its
+ *    callbacks runs in the child. millis_client_destroy() forgets it (its memory stays
+ *    allocated in the child) without closing or sending anything: the parent's
+ *    conversation goes on. None of these calls waits on a lock, whatever the parent's
+ *    threads held at the fork. Configs and standalone analysers are plain data: a
+ *    child may use its copies.
+ *  - The child keeps copies of the descriptors of the parent's connections until it
+ *    exits or calls exec (which ones were open cannot be told safely after the fork):
+ *    a connection the parent closes meanwhile sends its WebSocket close as usual, but
+ *    its TCP close (FIN) waits for the child's copy to be closed too.
+ *  - fork() from inside a callback makes a child whose only thread is a copy of the
+ *    network thread: it must call exec or _exit before the callback returns. If the
+ *    callback returns in the child, the library ends that child with _exit(127) rather
+ *    than let it serve the parent's connections.
  */
 #ifndef MILLIS_H
 #define MILLIS_H

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MillisCore
 
 // Device audio, application audio formats and the analysers of include/millis.h.
@@ -58,13 +61,23 @@ public func millis_client_audio_mode(_ c: UnsafeRawPointer?) -> Int32 {
 final class AnalyserHandle {
     let analyser: Analyser
     let lastError = LastError()
+    /// A client's analyser: the process that created the client (0: a standalone one).
+    private let clientProcess: pid_t
 
-    init(_ analyser: Analyser) {
+    init(_ analyser: Analyser, clientProcess: pid_t = 0) {
         self.analyser = analyser
+        self.clientProcess = clientProcess
     }
 
+    /// nil for NULL and, in a child made by fork(), for an analyser of the parent's
+    /// client: the parent's network thread feeds it under its lock, which may have
+    /// been held at the fork. Such an analyser then behaves as NULL does.
     static func from(_ pointer: UnsafeRawPointer?) -> AnalyserHandle? {
-        pointer.map { Unmanaged<AnalyserHandle>.fromOpaque($0).takeUnretainedValue() }
+        guard let handle = pointer.map({ Unmanaged<AnalyserHandle>.fromOpaque($0).takeUnretainedValue() }) else {
+            return nil
+        }
+        guard handle.clientProcess == 0 || handle.clientProcess == getpid() else { return nil }
+        return handle
     }
 
     var pointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
@@ -72,12 +85,12 @@ final class AnalyserHandle {
 
 @_cdecl("millis_client_agent_analyser")
 public func millis_client_agent_analyser(_ c: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    ClientHandle.from(c)?.agentAnalyserHandle.pointer
+    ClientHandle.local(c)?.agentAnalyserHandle.pointer
 }
 
 @_cdecl("millis_client_user_analyser")
 public func millis_client_user_analyser(_ c: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    ClientHandle.from(c)?.userAnalyserHandle.pointer
+    ClientHandle.local(c)?.userAnalyserHandle.pointer
 }
 
 @_cdecl("millis_analyser_last_error")

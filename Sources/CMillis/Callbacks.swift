@@ -119,11 +119,12 @@ extension ClientHandle {
 /// Registers a callback; the shape of every millis_client_on_* function.
 private func register<F>(_ c: Handle?, _ keyPath: WritableKeyPath<CallbackTable, Registration<F>>,
                          _ function: F?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
-    guard let handle = ClientHandle.from(c) else { return MillisStatus.invalidArgument.rawValue }
-    handle.core.withDispatchLock {
-        handle.callbacks[keyPath: keyPath] = Registration(function: function, userData: userData)
+    ClientHandle.run(c) { handle in
+        handle.core.withDispatchLock {
+            handle.callbacks[keyPath: keyPath] = Registration(function: function, userData: userData)
+        }
+        return MillisStatus.ok.rawValue
     }
-    return MillisStatus.ok.rawValue
 }
 
 @_cdecl("millis_client_on_open")
@@ -219,6 +220,6 @@ public func millis_client_on_input_ended(_ c: Handle?, _ cb: InputEndedCallback?
 @_cdecl("millis_client_on_turn")
 public func millis_client_on_turn(_ c: Handle?, _ cb: TurnCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     // The user's voice activity is analysed only for someone: this callback or a recording.
-    ClientHandle.from(c)?.core.reportsTurns.store(cb != nil, ordering: .relaxed)
+    ClientHandle.local(c)?.core.reportsTurns.store(cb != nil, ordering: .relaxed)
     return register(c, \.turn, cb, ud)
 }

@@ -128,8 +128,8 @@ public func millis_config_set_event_queue(_ cfg: UnsafeMutableRawPointer?, _ max
 @_cdecl("millis_client_next_event")
 public func millis_client_next_event(_ c: UnsafeMutableRawPointer?, _ event: UnsafeMutablePointer<millis_event>?,
                                      _ timeoutMs: Int32) -> Int32 {
-    guard let handle = ClientHandle.from(c) else { return nullClient }
-    return handle.call { () throws(MillisError) in
+    // A parent's client in a forked child is refused: its eventfd is the parent's too.
+    ClientHandle.run(c) { handle in handle.call { () throws(MillisError) in
         guard let event else { throw MillisError(.invalidArgument, "event is NULL: pass a millis_event initialised with MILLIS_EVENT_INIT") }
         // Only `size` is read before it is checked: the caller's struct may be older.
         let size = UnsafeRawPointer(event).load(as: Int.self)
@@ -151,10 +151,10 @@ public func millis_client_next_event(_ c: UnsafeMutableRawPointer?, _ event: Uns
             return
         }
         event.pointee = handle.lent.withLock { lent in handle.cEvent(next, lent) }
-    }
+    } }
 }
 
 @_cdecl("millis_client_event_fd")
 public func millis_client_event_fd(_ c: UnsafeRawPointer?) -> Int32 {
-    ClientHandle.from(c)?.events?.fd ?? -1
+    ClientHandle.local(c)?.events?.fd ?? -1
 }

@@ -38,14 +38,12 @@ public func millis_config_set_recording(_ cfg: UnsafeMutableRawPointer?, _ path:
 
 @_cdecl("millis_client_start_recording")
 public func millis_client_start_recording(_ c: UnsafeMutableRawPointer?, _ path: UnsafePointer<CChar>?, _ flags: UInt32) -> Int32 {
-    guard let handle = ClientHandle.from(c) else { return nullClient }
-    return handle.call { () throws(MillisError) in
+    ClientHandle.run(c) { handle in handle.call { () throws(MillisError) in
         try handle.core.startRecording(path: try readString(path, "recording path"), mono: try isMono(flags))
-    }
+    } }
 }
 
 @_cdecl("millis_client_stop_recording")
 public func millis_client_stop_recording(_ c: UnsafeMutableRawPointer?) -> Int32 {
-    guard let handle = ClientHandle.from(c) else { return nullClient }
-    return handle.call { () throws(MillisError) in try handle.core.stopRecording() }
+    ClientHandle.run(c) { handle in handle.call { () throws(MillisError) in try handle.core.stopRecording() } }
 }

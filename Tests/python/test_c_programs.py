@@ -103,6 +103,11 @@ def test_conversation_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
 
 
 @pytest.fixture(scope="module")
+def test_fork_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
+    return compile_c(repo_root / "Tests" / "c" / "test_fork.c", build_dir / "test_fork", millis_flags, pkg_env)
+
+
+@pytest.fixture(scope="module")
 def example_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
     """Built exactly as the README says: cc millis_example.c $(pkg-config --cflags --libs millis)."""
     source = repo_root / "bindings" / "c" / "millis_example.c"
@@ -124,7 +129,7 @@ def user_wav(repo_root: Path) -> Path:
 def test_c_sources_compile_warning_free(repo_root, millis_flags, pkg_env, build_dir):
     """All C sources compile as C99 and C11 with -Wall -Wextra -Werror -pedantic."""
     sources = [repo_root / "Tests" / "c" / "test_api.c", repo_root / "Tests" / "c" / "test_conversation.c",
-               repo_root / "bindings" / "c" / "millis_example.c"]
+               repo_root / "Tests" / "c" / "test_fork.c", repo_root / "bindings" / "c" / "millis_example.c"]
     for std in ("c99", "c11"):
         for source in sources:
             compile_c(source, build_dir / f"{source.stem}.{std}", millis_flags, pkg_env, std=std)
@@ -156,6 +161,18 @@ def test_c_conversation(test_conversation_exe, devserver, repo_root, pkg_env):
     result = run([test_conversation_exe, devserver.url, devserver.record_dir, user_wav(repo_root)],
                  timeout=120, env=pkg_env)
     assert "test_conversation:" in result.stdout, _show(result)
+
+
+def test_c_fork(test_fork_exe, devserver, pkg_env):
+    """A child forked after the parent used the library holds conversations of its own
+    (and so does a grandchild forked by each child); the parent's client refuses its calls there with
+    MILLIS_ERR_INVALID_STATE instead of hanging; the parent's conversation and new
+    parent clients go on (Tests/c/test_fork.c). Each child's checks come back as its
+    exit status; a hang becomes SIGALRM in the child (60 s) or a kill by the parent."""
+    result = run([test_fork_exe, devserver.url, "--children", "3"], timeout=300, env=pkg_env)
+    assert "test_fork: 3 children" in result.stdout, _show(result)
+    assert result.stdout.count("child at depth 1:") == 3, _show(result)
+    assert result.stdout.count("child at depth 2:") == 3, _show(result)
 
 
 # ------------------------------------------------------------------------------------

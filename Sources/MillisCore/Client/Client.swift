@@ -74,6 +74,21 @@ public final class Client: @unchecked Sendable {
     }
     private let recordings = Locked(Recordings())
 
+    /// Whether the calling process created this client. A child made by fork() gets a
+    /// copy of its parent's clients, but not the network thread that served them, and
+    /// their connections are the parent's (see `NetworkLoop.shared`). Their locks may
+    /// even have been held by a thread of the parent at the moment of the fork, and stay
+    /// locked in the child: callers ask this before anything else, and a client of
+    /// another process takes no lock and touches nothing of its connection.
+    public var belongsToThisProcess: Bool { loop.processID == getpid() }
+
+    /// Why a client of another process refuses a call.
+    public static let otherProcessMessage: StaticString = "this client belongs to the process that created it: this process is a child made by fork() after the client was created, and a client is used only by the process that created it; create a new client here (millis_client_destroy on this one releases nothing of the other process's)"
+
+    private static var otherProcess: MillisError {
+        MillisError(.invalidState, otherProcessMessage.description)
+    }
+
     public init(config: ClientConfig) throws(MillisError) {
         try config.validateForClient()
         self.config = config
@@ -116,6 +131,7 @@ public final class Client: @unchecked Sendable {
     // MARK: API
 
     public func start(_ options: StartOptions) throws(MillisError) {
+        guard belongsToThisProcess else { throw Self.otherProcess }
         let claimed = snapshot.withLock { s -> Bool in
             guard !s.busy else { return false }
             s.busy = true
@@ -165,6 +181,7 @@ public final class Client: @unchecked Sendable {
 
     /// Records the conversation under way from now, or the next one from its start.
     public func startRecording(path: String, mono: Bool) throws(MillisError) {
+        guard belongsToThisProcess else { throw Self.otherProcess }
         _ = try AudioFileFormat(path: path, what: "recording")
         let busy = snapshot.withLock { $0.busy }
         // Checked and claimed in one step: of two overlapping calls, one is refused.
@@ -193,6 +210,7 @@ public final class Client: @unchecked Sendable {
 
     /// Ends the recording under way and waits for its files; the writer's failure.
     public func stopRecording() throws(MillisError) {
+        guard belongsToThisProcess else { throw Self.otherProcess }
         let recorder = recordings.withLock { r -> Recorder? in
             r.armed = nil
             defer { r.current = nil }
@@ -225,6 +243,7 @@ public final class Client: @unchecked Sendable {
     }
 
     public func stop() {
+        guard belongsToThisProcess else { return }
         let post = snapshot.withLock { s -> Bool in
             guard s.busy else { return false }
             if s.starting {
@@ -237,6 +256,7 @@ public final class Client: @unchecked Sendable {
     }
 
     public func setMuted(_ muted: Bool) {
+        guard belongsToThisProcess else { return }
         // Posted under the lock: overlapping mute and unmute reach the loop in the order
         // the snapshot saw them, so is_muted always tells what the microphone does.
         snapshot.withLock { s in
@@ -248,6 +268,7 @@ public final class Client: @unchecked Sendable {
     public var isMuted: Bool { snapshot.withLock { $0.muted } }
 
     public func sendAudio(_ input: UnsafeRawBufferPointer) throws(MillisError) {
+        guard belongsToThisProcess else { throw Self.otherProcess }
         guard input.count % config.applicationAudioFormat.bytesPerSample == 0 else {
             throw MillisError(.invalidArgument, "audio of \(input.count) bytes: PCM16 needs an even number of bytes")
         }
@@ -281,6 +302,7 @@ public final class Client: @unchecked Sendable {
     }
 
     public func sendJSON(_ text: String) throws(MillisError) {
+        guard belongsToThisProcess else { throw Self.otherProcess }
         let value: JSONValue
         do {
             value = try JSONParser.parse(text)
@@ -328,8 +350,11 @@ public final class Client: @unchecked Sendable {
     }
 
     /// Ends the client: no event is dispatched after this returns (it waits for a
-    /// handler running on another thread), and the connection is dropped.
+    /// handler running on another thread), and the connection is dropped. In a process
+    /// that did not create the client it does nothing: the connection, the handler and
+    /// the memory are the creating process's.
     public func destroy() {
+        guard belongsToThisProcess else { return }
         dispatchLock.withLock {
             destroyed = true
             handler = nil
@@ -376,6 +401,12 @@ public final class Client: @unchecked Sendable {
             guard !destroyed, let handler else { return }
             handler(event)
         }
+        // A handler that called fork() returns here in the child too, where this thread
+        // is the only one and a copy of the parent's network thread: going on would
+        // read the parent's sockets, steal its epoll events and write into its
+        // conversations. That child had to exec or _exit inside the callback; if it
+        // returns, it ends here, as a child whose exec failed conventionally does.
+        if loop.processID != getpid() { _exit(127) }
     }
 }
 

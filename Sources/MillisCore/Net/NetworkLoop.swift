@@ -39,7 +39,64 @@ final class NetworkLoop: @unchecked Sendable {
         }
     }
 
-    static let shared = NetworkLoop()
+    /// The loop of this process, created on first use.
+    ///
+    /// Not a plain `static let`: fork() copies the parent's loop into the child with its
+    /// "started" flag set and its thread gone (only the forking thread survives a fork),
+    /// so a client created in the child would queue its start where nothing reads it and
+    /// never connect, fail or close. A loop therefore belongs to the process that made
+    /// it, and a process that finds another's makes its own: a new epoll instance, curl
+    /// multi handle, eventfd, command queue and thread.
+    ///
+    /// The parent's loop stays in the child, leaked on purpose and never used again:
+    /// - its epoll instance is shared with the parent (fork copies the descriptor, not
+    ///   the instance), so an epoll_ctl or epoll_wait from the child would change or
+    ///   steal the parent's registrations and events;
+    /// - its curl handles drive the parent's connections: curl_multi_cleanup or
+    ///   curl_easy_cleanup would send TLS close_notify alerts on the parent's sockets,
+    ///   and a WebSocket close would end the parent's conversations;
+    /// - its locks (the command queue's) may have been held by a parent thread at the
+    ///   moment of the fork, and then stay locked in the child forever.
+    /// Only the child's copies of its epoll and eventfd descriptors are closed: that
+    /// frees two descriptors and changes nothing for the parent. The copies of the
+    /// parent's sockets stay open (which of them were open at the fork cannot be read
+    /// safely from the old loop's tables, which its thread may have been changing), so
+    /// the child holds them until it exits or calls exec.
+    ///
+    /// Nothing else of the engine is process-wide: the timers, curl shares and random
+    /// pool live in the loop (the child's draws fresh bytes from the kernel), the audio
+    /// engines and their threads in the parent's clients, which the child does not use
+    /// (`Client.belongsToThisProcess`).
+    ///
+    /// The current loop is found through an atomic pointer, not a lock: a lock here could
+    /// be held by another thread of the parent when it forks, and the child's first
+    /// client would wait for it forever.
+    static var shared: NetworkLoop {
+        let pid = getpid()
+        while true {
+            let bits = current.load(ordering: .acquiring)
+            let existing = UnsafeRawPointer(bitPattern: bits).map {
+                Unmanaged<NetworkLoop>.fromOpaque($0).takeUnretainedValue()
+            }
+            if let existing, existing.processID == pid { return existing }
+            // Retained for the life of the process: the published loop is never released.
+            let fresh = NetworkLoop()
+            let freshBits = UInt(bitPattern: Unmanaged.passRetained(fresh).toOpaque())
+            if current.compareExchange(expected: bits, desired: freshBits, ordering: .acquiringAndReleasing).exchanged {
+                existing?.abandonInheritedDescriptors()
+                return fresh
+            }
+            // Another thread of this process published its loop first: use that one.
+            fresh.discard()
+            Unmanaged.passUnretained(fresh).release()
+        }
+    }
+
+    /// The loop of this process (an `Unmanaged` pointer's bits; 0 before the first).
+    private static let current = Atomic<UInt>(0)
+
+    /// The process that made this loop: only there do its thread and objects exist.
+    let processID: pid_t
 
     private let commands = Locked<[Command]>([])
     private let epollFD: Int32
@@ -77,6 +134,9 @@ final class NetworkLoop: @unchecked Sendable {
     private let random = RandomSource()
 
     private init() {
+        processID = getpid()
+        // In a forked child curl is initialised already (the parent's state is copied);
+        // the call then only counts one more user.
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         epollFD = csys_epoll_create()
         wakeFD = csys_eventfd()
@@ -88,6 +148,21 @@ final class NetworkLoop: @unchecked Sendable {
             let me = Unmanaged.passUnretained(self).toOpaque()
             ccurl_multi_set_callbacks(multi, NetworkLoop.curlSocketCallback, NetworkLoop.curlTimerCallback, me)
         }
+    }
+
+    /// Frees a loop that lost the race to be published (no thread, no handles in it).
+    private func discard() {
+        if let multi { curl_multi_cleanup(multi) }
+        if epollFD >= 0 { close(epollFD) }
+        if wakeFD >= 0 { close(wakeFD) }
+    }
+
+    /// In a forked child, the parent's loop: closes the child's copies of its epoll and
+    /// eventfd descriptors, which only ends the child's reference (the parent keeps its
+    /// own); everything else is left alone (see `shared`).
+    private func abandonInheritedDescriptors() {
+        if epollFD >= 0 { close(epollFD) }
+        if wakeFD >= 0 { close(wakeFD) }
     }
 
     /// The caller is the loop thread (inside a callback).

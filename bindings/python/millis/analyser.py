@@ -30,6 +30,7 @@ import ctypes
 import math
 import sys
 import threading
+import weakref
 from typing import Any, Iterator, Optional
 
 from . import _native
@@ -51,6 +52,9 @@ CLIENT_ANALYSER_SAMPLE_RATE = 16000.0
 # message raised is the message of that call (setters are rare: no contention).
 _setter_lock = threading.Lock()
 
+# Every gate, for _after_fork_in_child.
+_gates: "weakref.WeakSet[_Gate]" = weakref.WeakSet()
+
 _PCM16_FORMATS = ("h", "<h", "=h", "@h") if sys.byteorder == "little" else ("<h",)
 
 
@@ -61,13 +65,25 @@ class _Gate:
     returns when no call is inside any more (True the first time, False afterwards).
     """
 
-    __slots__ = ("_cv", "_active", "_closed", "_why")
+    __slots__ = ("_cv", "_active", "_closed", "_why", "__weakref__")
 
     def __init__(self, why: str) -> None:
         self._cv = threading.Condition(threading.Lock())
         self._active = 0
         self._closed = False
         self._why = why
+        _gates.add(self)
+
+    def _reset_after_fork(self, closed_because: Optional[str] = None) -> None:
+        """In a child made by fork(): the calls counted in, and the lock, were the
+        parent's threads', which the child does not have; a lock one of them held stays
+        held, and close() would wait for calls that never end. Closes the gate when
+        ``closed_because`` is given."""
+        self._cv = threading.Condition(threading.Lock())
+        self._active = 0
+        if closed_because is not None:
+            self._closed = True
+            self._why = closed_because
 
     @property
     def closed(self) -> bool:
@@ -403,3 +419,11 @@ def _uint(value: Any, what: str) -> int:
     if not 0 <= number <= 0xFFFFFFFF:
         raise MillisError(Status.INVALID_ARGUMENT, f"{what} {number} is out of range")
     return number
+
+
+def _after_fork_in_child() -> None:
+    """Called by the client module's os.register_at_fork hook, in the child."""
+    global _setter_lock
+    _setter_lock = threading.Lock()
+    for gate in list(_gates):
+        gate._reset_after_fork()

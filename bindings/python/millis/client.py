@@ -19,6 +19,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Opti
 from . import _native
 from ._native import lib
 from .analyser import Analyser, _Gate
+from .analyser import _after_fork_in_child as _analysers_after_fork_in_child
 from .enums import (
     AgentState,
     AudioEncoding,
@@ -74,6 +75,23 @@ def _close_live_clients() -> None:
             client.close()
         except Exception:
             pass
+
+
+def _after_fork_in_child() -> None:
+    # A child made by fork() has only the thread that forked: the dispatcher threads
+    # and the library's network thread are gone, and a lock any of them held at that
+    # moment stays held in the child forever. The parent's clients get fresh locks
+    # here; the library refuses their calls in the child (MILLIS_ERR_INVALID_STATE,
+    # "Processes and fork" in millis.h), so they raise MillisError with its message.
+    _analysers_after_fork_in_child()
+    for client in list(_live_clients):
+        try:
+            client._inherited_by_fork()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 Event = Tuple[str, tuple]
 
@@ -289,6 +307,22 @@ class _Pump:
             pass
         return handle
 
+    def _inherited_by_fork(self, lock: "threading.RLock") -> None:
+        """In a child made by fork(): the library's queue is the parent's (the library
+        refuses it here), and the wake pipe is shared with the parent's waiters. Nothing
+        is taken any more; a new pipe wakes only this process's waiters."""
+        self.lock = lock
+        self.handle = None
+        self.leftovers = queue.SimpleQueue()
+        self.leftovers.put(_STOP)
+        for fd in (self.wake_r, self.wake_w):
+            try:
+                os.close(fd)  # this process's copies: the parent's stay open
+            except OSError:
+                pass
+        self.wake_r, self.wake_w = os.pipe()
+        os.write(self.wake_w, b"x")
+
     def __del__(self) -> None:
         for fd in (getattr(self, "fd", -1), getattr(self, "wake_r", -1), getattr(self, "wake_w", -1)):
             if fd >= 0:
@@ -497,6 +531,7 @@ class Client:
     ) -> None:
         self._handle = None
         self._closed = True  # until the native client exists; makes __del__ safe
+        self._inherited = False  # a client of the parent, in a child made by fork()
         # Analyser calls pass through this gate; close() shuts it before destroying.
         self._analyser_gate = _Gate("the client of this analyser is closed (close() was called)")
         if loop is not None:
@@ -627,8 +662,8 @@ class Client:
 
         self._handle = handle
         self._closed = False
-        _live_clients.add(self)
         self._pump = _Pump(handle, self._lock)
+        _live_clients.add(self)
         if dispatch == "thread":
             self._thread = threading.Thread(
                 target=_thread_dispatcher, args=(self._pump, weakref.ref(self)),
@@ -895,6 +930,37 @@ class Client:
             self._consumers -= 1
             self._consumers_changed()
 
+    def _inherited_by_fork(self) -> None:
+        """In a child made by fork(): this client is the parent's (see
+        _after_fork_in_child). Its locks, queue and analyser gate are replaced (their
+        holders and waiters were the parent's threads); its dispatcher thread and
+        asyncio loop stay the parent's. It counts as closed here, so that nothing waits
+        for events that only the parent receives; its native calls raise the library's
+        MillisError(INVALID_STATE), and close() forgets it without touching the parent's
+        connection."""
+        self._lock = threading.RLock()
+        self._handlers_lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._pump._inherited_by_fork(self._lock)
+        self._aqueues = []
+        self._aclose_waiters = []
+        self._consumers = 0
+        self._reader_on = False
+        self._thread = None
+        self._loop = None
+        self._inherited = True
+        self._closed = True
+        self._analyser_gate._reset_after_fork(
+            "this client belongs to the process that created it (this is a child made by "
+            "fork()): create a new Client here")
+
+    def _refused(self, handle, fallback: str) -> MillisError:
+        """The error for a native getter that returned NULL: the library's message
+        for a client of the parent process, ``fallback`` otherwise."""
+        if self._inherited:
+            return MillisError(Status.INVALID_STATE, _native.decode(lib.millis_client_last_error(handle)))
+        return MillisError(Status.INTERNAL, fallback)
+
     # --- native calls -------------------------------------------------------------------
 
     def _raise_closed(self):
@@ -1080,8 +1146,8 @@ class Client:
             if self._handle is None:
                 self._raise_closed()
             ptr = getter(self._handle)
-        if not ptr:
-            raise MillisError(Status.INTERNAL, f"millis_client_{kind}_analyser returned NULL")
+            if not ptr:
+                raise self._refused(self._handle, f"millis_client_{kind}_analyser returned NULL")
         return Analyser._of_client(self, kind, ptr)
 
     @property
@@ -1109,8 +1175,8 @@ class Client:
             if self._handle is None:
                 self._raise_closed()
             text = _native.take_string(lib.millis_client_stats_json(self._handle))
-        if text is None:
-            raise MillisError(Status.INTERNAL, "millis_client_stats_json returned NULL")
+            if text is None:
+                raise self._refused(self._handle, "millis_client_stats_json returned NULL")
         return json.loads(text)
 
     @property
