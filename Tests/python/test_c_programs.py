@@ -103,6 +103,12 @@ def test_conversation_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
 
 
 @pytest.fixture(scope="module")
+def example_flows_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
+    return compile_c(repo_root / "Tests" / "c" / "test_example_flows.c", build_dir / "test_example_flows",
+                     millis_flags, pkg_env)
+
+
+@pytest.fixture(scope="module")
 def example_exe(repo_root, build_dir, millis_flags, pkg_env) -> Path:
     """Built exactly as the README says: cc millis_example.c $(pkg-config --cflags --libs millis)."""
     source = repo_root / "bindings" / "c" / "millis_example.c"
@@ -124,7 +130,7 @@ def user_wav(repo_root: Path) -> Path:
 def test_c_sources_compile_warning_free(repo_root, millis_flags, pkg_env, build_dir):
     """All C sources compile as C99 and C11 with -Wall -Wextra -Werror -pedantic."""
     sources = [repo_root / "Tests" / "c" / "test_api.c", repo_root / "Tests" / "c" / "test_conversation.c",
-               repo_root / "bindings" / "c" / "millis_example.c"]
+               repo_root / "Tests" / "c" / "test_example_flows.c", repo_root / "bindings" / "c" / "millis_example.c"]
     for std in ("c99", "c11"):
         for source in sources:
             compile_c(source, build_dir / f"{source.stem}.{std}", millis_flags, pkg_env, std=std)
@@ -253,6 +259,70 @@ def test_example_exit_codes(example_exe, pkg_env, tmp_path, repo_root):
     assert "onerror" in unreachable.stdout and "onclose 1006" in unreachable.stdout, _show(unreachable)
 
 
+def test_example_flows_conversation(example_flows_exe, devserver, repo_root, pkg_env, tmp_path):
+    """Application audio, streamed by the program from onready until the close; the agent's
+    audio (onaudio) to a WAV file: the flow the example held before it became short."""
+    out_wav = tmp_path / "agent.wav"
+    result = run([example_flows_exe, "--endpoint", devserver.url, "--agent-id", "demo-agent",
+                  "--input", user_wav(repo_root), "--output", out_wav, "--timeout", "60"],
+                 timeout=120, env=pkg_env, cwd=tmp_path)
+    text = result.stdout
+    for final in EXPECTED_FINALS:
+        assert f'ontranscript (final) "{final}"' in text, _show(result)
+    assert re.search(r"^\[\s*\d+\.\d{3}\] onopen$", text, re.M), _show(result)
+    assert re.search(r"^\[\s*\d+\.\d{3}\] onready ", text, re.M), _show(result)
+    assert re.search(r"onresponsetext \(final\) \".+\"", text), _show(result)
+    assert re.search(r'onfunction get_weather \{.*"Paris".*\}', text), _show(result)
+    assert re.search(r"onlatency \d+\.\d ms", text), _show(result)
+    assert "onsessionended" in text and 'onclose 1000 "' in text, _show(result)
+    # Agent audio is summarised, not printed per frame.
+    assert text.count("onaudio ") <= 2 * len(EXPECTED_FINALS), _show(result)
+
+    pcm = read_wav_checked(out_wav)
+    assert len(pcm) > 0
+    assert any(pcm), "the agent's audio is all zeros"
+
+    session = re.search(r"^session id:\s+(\S+)$", text, re.M)
+    assert session, _show(result)
+    record = devserver.record(session.group(1), timeout=15)
+    assert record["agent_audio_bytes_sent"] == len(pcm)
+    assert record["audio_bytes_received_before_ready"] == 0
+    sent = re.search(r"^user audio sent:\s+(\d+) bytes", text, re.M)
+    assert sent and int(sent.group(1)) >= user_wav(repo_root).stat().st_size - 44 - 640
+    assert record["audio_bytes_received"] <= int(sent.group(1))
+    assert record["close"]["code"] == 1000
+
+
+def test_example_flows_exit_codes(example_flows_exe, pkg_env, tmp_path, repo_root):
+    help_ = run([example_flows_exe, "--help"], timeout=30, env=pkg_env)
+    assert "--endpoint" in help_.stdout and "--timeout" in help_.stdout
+    run([example_flows_exe, "--bogus"], timeout=30, env=pkg_env, expect=1)
+    run([example_flows_exe, "--timeout", "soon"], timeout=30, env=pkg_env, expect=1)
+    run([example_flows_exe, "--input"], timeout=30, env=pkg_env, expect=1)
+
+    missing = run([example_flows_exe, "--input", tmp_path / "nope.wav"], timeout=30, env=pkg_env, expect=2)
+    assert "nope.wav" in missing.stderr
+
+    stereo = tmp_path / "stereo.wav"
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(bytes(4 * 441))
+    wrong = run([example_flows_exe, "--input", stereo], timeout=30, env=pkg_env, expect=2)
+    assert "44100 Hz" in wrong.stderr and "2 channels" in wrong.stderr, _show(wrong)
+    assert "sox" in wrong.stderr, _show(wrong)
+
+    not_wav = tmp_path / "text.wav"
+    not_wav.write_text("hello")
+    run([example_flows_exe, "--input", not_wav], timeout=30, env=pkg_env, expect=2)
+
+    unreachable = run([example_flows_exe, "--endpoint", "ws://127.0.0.1:1/millis", "--input", user_wav(repo_root),
+                       "--output", tmp_path / "none.wav", "--timeout", "10"],
+                      timeout=60, env=pkg_env, cwd=tmp_path, expect=3)
+    assert "onerror" in unreachable.stdout and "onclose 1006" in unreachable.stdout, _show(unreachable)
+
+
 # ------------------------------------------------------------------------------------
 # ABI
 # ------------------------------------------------------------------------------------
@@ -282,6 +352,33 @@ def test_example_device_mode_through_alsa(example_exe, devserver, pkg_env, tmp_p
     listing = run([example_exe, "--list-devices"], timeout=30, env=devices.env(pkg_env))
     assert '"name":"mic"' in listing.stdout.replace(" ", "")
     result = run([example_exe, "--capture", "mic", "--playback", "spk", "--endpoint", devserver.url,
+                  "--agent-id", "demo-agent", "--timeout", "8"], timeout=60, env=devices.env(pkg_env), expect=None)
+    assert result.returncode in (0, 3), _show(result)  # 3: stopped by --timeout before the server's close
+    assert "Hello, what is the weather like today?" in result.stdout, _show(result)
+    assert "It's sunny" in result.stdout, _show(result)
+    played = np.frombuffer(out.read_bytes(), "<i2")
+    assert np.sqrt(np.mean(played.astype(float) ** 2)) > 100, "the speaker file holds no agent speech"
+
+
+def test_example_flows_device_mode_through_alsa(example_flows_exe, devserver, pkg_env, tmp_path):
+    """--capture/--playback: the example flows talk through ALSA devices (file-backed PCMs of
+    Tests/python/audio_bed.py: a 44.1 kHz stereo microphone reading the user's speech and
+    a 48 kHz speaker writing a file), prints the transcripts and the analysers' levels."""
+    import numpy as np
+    from audio_bed import FileDevices
+
+    devices = FileDevices(tmp_path / "alsa")
+    speech = tmp_path / "in.raw"
+    sox = subprocess.run(["sox", str(Path(__file__).resolve().parents[2] / "bindings" / "audio" / "user.wav"),
+                          "-r", "44100", "-c", "2", "-t", "raw", "-e", "signed", "-b", "16", "-"],
+                         capture_output=True, check=True)
+    speech.write_bytes(sox.stdout + bytes(44100 * 2 * 2 * 8))
+    out = tmp_path / "speaker.raw"
+    devices.capture("mic", speech, rate=44100, channels=2, formats=["S16_LE"])
+    devices.playback("spk", out, rate=48000, channels=1, formats=["S16_LE"])
+    listing = run([example_flows_exe, "--list-devices"], timeout=30, env=devices.env(pkg_env))
+    assert '"name":"mic"' in listing.stdout.replace(" ", "")
+    result = run([example_flows_exe, "--capture", "mic", "--playback", "spk", "--endpoint", devserver.url,
                   "--agent-id", "demo-agent", "--timeout", "8"], timeout=60, env=devices.env(pkg_env), expect=None)
     assert result.returncode in (0, 3), _show(result)  # 3: stopped by --timeout before the server's close
     assert "Hello, what is the weather like today?" in result.stdout, _show(result)
