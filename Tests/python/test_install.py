@@ -326,7 +326,7 @@ def test_c_example_against_install(installed, devserver, tmp_path):
 
     out_wav = tmp_path / "agent.wav"
     result = run([exe, "--endpoint", devserver.url, "--agent-id", "demo-agent",
-                  "--input", USER_WAV, "--output", out_wav, "--timeout", "60"],
+                  "--input", USER_WAV, "--output", out_wav],
                  timeout=120, env=env, cwd=tmp_path)
     text = result.stdout
     for final in EXPECTED_FINALS:
@@ -337,7 +337,8 @@ def test_c_example_against_install(installed, devserver, tmp_path):
     assert session, _show(result)
     record = devserver.record(session.group(1), timeout=15)
     assert record["close"]["code"] == 1000
-    assert record["agent_audio_bytes_sent"] == out_wav.stat().st_size - 44
+    # The output file holds the agent's audio as a speaker plays it, silences included.
+    assert out_wav.stat().st_size - 44 >= record["agent_audio_bytes_sent"] > 0
 
 
 # Runs a script (argv[1]) as __main__ and, at exit, says which millis package and which

@@ -1,0 +1,152 @@
+/*
+ * talk.h — what the files of `millis talk` share (internal to tools/millis).
+ *
+ *   talk.c          the command: configure the client, start it, the main loop, the end
+ *   talk_args.c     --help, the options, the start options JSON
+ *   talk_events.c   the callbacks (network thread) and the event queue, signals
+ *   talk_session.c  the events as the main thread handles them: state, plain output,
+ *                   the transcript kept for the live screen
+ *   talk_screen.c   the terminal (raw keyboard, alternate screen) and the live screen
+ *
+ * Threads: the library calls the callbacks on its network thread; they only copy what
+ * they get into an event queue (mutex) and wake the main thread through a self-pipe.
+ * The main thread owns everything else: it reads the queue, the keyboard and the
+ * analysers, and draws. Signal handlers write to the same pipe.
+ */
+#ifndef MILLIS_CLI_TALK_H
+#define MILLIS_CLI_TALK_H
+
+#include <millis.h>
+
+#include <signal.h>
+#include <stddef.h>
+
+#define FRAME_SECONDS 0.05       /* the live screen is redrawn 20 times a second */
+#define STOP_GRACE_SECONDS 5.0   /* after stop, how long onclose may take */
+#define DEFAULT_LINGER 10.0
+#define METER_FLOOR_DB (-60.0)
+#define TRANSCRIPT_MAX 2000      /* lines kept for the live screen */
+#define MAX_HEADERS 64           /* millis_config_add_header's limit */
+
+/* ------------------------------------------------------------------------------------
+ * Options (talk_args.c)
+ * ---------------------------------------------------------------------------------- */
+
+struct options {
+    const char *agent_id, *agent_config, *metadata, *session_id, *endpoint;
+    const char *input, *output, *record, *capture, *playback, *ca_file;
+    int metadata_in_prompt, fast, record_mono, plain, verbose;
+    int echo_cancellation, noise_suppression, gain_control;
+    double timeout, linger;
+    int timeout_set;
+    /* --header "Name: value", in order (argv strings). */
+    const char *headers[MAX_HEADERS];
+    size_t header_count;
+};
+
+/** Parses talk's arguments into *o: 0, -1 after --help (printed), else the exit code
+ *  of a usage error (printed). */
+int talk_parse_options(int argc, char **argv, struct options *o);
+/** The options object of millis_client_start (free()); NULL after a usage error. */
+char *talk_start_options(const struct options *o);
+
+/* ------------------------------------------------------------------------------------
+ * Events: from the network thread to the main thread (talk_events.c)
+ * ---------------------------------------------------------------------------------- */
+
+enum event_kind {
+    EV_OPEN, EV_READY, EV_SESSION_ENDED, EV_TRANSCRIPT, EV_RESPONSE, EV_FUNCTION, EV_LATENCY,
+    EV_STATE, EV_CLOSE, EV_ERROR, EV_MESSAGE, EV_RECONNECTING, EV_RECONNECTED, EV_USER_AUDIO,
+    EV_INPUT_ENDED, EV_TURN, EV_LOG
+};
+
+struct event {
+    enum event_kind kind;
+    int i1, i2;
+    double d;
+    char *s1, *s2, *s3;
+    struct event *next;
+};
+
+/** Set by the signal handlers (SIGINT, SIGTERM, SIGHUP; SIGWINCH). */
+extern volatile sig_atomic_t talk_signal_count, talk_last_signal, talk_winch;
+
+/** Opens the wake pipe (non-blocking, close-on-exec); 0 on success. */
+int talk_wake_open(void);
+/** The descriptor the main thread polls: readable after an event or a signal. */
+int talk_wake_fd(void);
+/** Empties the wake pipe (after poll). */
+void talk_wake_drain(void);
+void talk_wake_close(void);
+/** SIGINT, SIGTERM, SIGHUP and SIGWINCH wake the main thread; SIGPIPE is ignored. */
+void talk_install_signal_handlers(void);
+/** Every callback of talk on this client (the log too when verbose). */
+void talk_register_callbacks(millis_client *c, int verbose);
+/** The oldest queued event, or NULL; free it with talk_free_event. */
+struct event *talk_pop_event(void);
+void talk_free_event(struct event *e);
+
+/* ------------------------------------------------------------------------------------
+ * The session as the main thread sees it (talk_session.c)
+ * ---------------------------------------------------------------------------------- */
+
+enum line_kind { LINE_USER, LINE_AGENT, LINE_TURN, LINE_INFO, LINE_ERROR };
+
+struct tline {
+    enum line_kind kind;
+    char *text;
+    int partial;
+};
+
+struct session {
+    const struct options *opt;
+    millis_client *client;
+    millis_analyser *user_meter, *agent_meter;
+    const char *endpoint, *agent_label;
+    int live;       /* the live screen is on */
+    int keyboard;   /* keys are read */
+    int utf8;
+    char *session_id;
+    char device_info[256];
+    int agent_state;
+    int ready, closed, close_code;
+    char *close_reason;
+    int failed;          /* an error that makes the exit status 1 */
+    int stopping;        /* stop was called */
+    double stop_deadline;
+    int quit_by_user;
+    int input_ended, busy_since_input;
+    double linger_deadline;
+    int turns;
+    struct tline *lines;
+    size_t line_count;
+    long user_partial, agent_partial; /* index of the partial line being updated, or -1 */
+    int rows, cols;
+    int col, esc, clipping; /* emit()'s position in the row being drawn */
+    char *frame;
+    size_t frame_len, frame_cap;
+};
+
+/** Updates the session with one event and prints it (a line, or the transcript). */
+void talk_handle_event(struct session *s, struct event *e);
+/** Stops the conversation once (millis_client_stop), noting why. */
+void talk_stop(struct session *s, const char *why);
+/** A line of the live screen's transcript. */
+void talk_info(struct session *s, enum line_kind kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Plain output: one line, flushed at once. */
+void talk_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------------------------------------------------
+ * The terminal and the live screen (talk_screen.c)
+ * ---------------------------------------------------------------------------------- */
+
+/** Alternate screen, and raw keys when `keyboard`; restored at exit and on a crash. */
+void talk_enter_screen(int keyboard);
+/** Leaves the alternate screen and restores the keyboard (async-signal-safe). */
+void talk_restore_terminal(void);
+/** The terminal's rows and columns into s (24 x 80 when unknown). */
+void talk_update_size(struct session *s);
+/** Draws the live screen: status, meters, the transcript's last lines. */
+void talk_draw(struct session *s);
+
+#endif

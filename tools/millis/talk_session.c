@@ -1,0 +1,301 @@
+/*
+ * talk_session.c — `millis talk`'s events as the main thread handles them: the
+ * session's state, the plain output (one stable line per final event, for scripts and
+ * tests) and the transcript the live screen draws.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "talk.h"
+
+#include "common.h"
+
+#include <millis.h>
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_line(struct session *s, enum line_kind kind, const char *text, int partial)
+{
+    struct tline *l;
+    if (s->line_count == TRANSCRIPT_MAX) {
+        /* Drop the oldest line; the partial indexes move with the rest. */
+        free(s->lines[0].text);
+        memmove(s->lines, s->lines + 1, (TRANSCRIPT_MAX - 1) * sizeof *s->lines);
+        s->line_count--;
+        if (s->user_partial >= 0) s->user_partial--;
+        if (s->agent_partial >= 0) s->agent_partial--;
+    }
+    l = &s->lines[s->line_count++];
+    l->kind = kind;
+    l->text = strdup(text ? text : "");
+    l->partial = partial;
+}
+
+/* A transcript or response: a partial updates the speaker's partial line in place; the
+ * final replaces it. */
+static void speech_line(struct session *s, enum line_kind kind, const char *text, int is_final)
+{
+    long *partial = kind == LINE_USER ? &s->user_partial : &s->agent_partial;
+    if (*partial >= 0 && (size_t)*partial < s->line_count) {
+        struct tline *l = &s->lines[*partial];
+        free(l->text);
+        l->text = strdup(text ? text : "");
+        l->partial = !is_final;
+    } else {
+        add_line(s, kind, text, !is_final);
+        if (!is_final) *partial = (long)s->line_count - 1;
+    }
+    if (is_final) *partial = -1;
+}
+
+void talk_info(struct session *s, enum line_kind kind, const char *fmt, ...)
+{
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    add_line(s, kind, text, 0);
+}
+
+/* Plain output: one line, flushed at once. */
+void talk_out(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+void talk_stop(struct session *s, const char *why)
+{
+    if (s->stopping || s->closed) return;
+    s->stopping = 1;
+    s->stop_deadline = now_seconds() + STOP_GRACE_SECONDS;
+    if (s->live)
+        talk_info(s, LINE_INFO, "stopping: %s", why);
+    else if (s->opt->verbose)
+        fprintf(stderr, "stopping: %s\n", why);
+    millis_client_stop(s->client);
+}
+
+/* "612" or "-" for a latency figure. */
+static void figure(const cJSON *obj, const char *key, int decimals, char *out_buf, size_t size)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsNumber(v))
+        snprintf(out_buf, size, "%.*f", decimals, v->valuedouble);
+    else
+        snprintf(out_buf, size, decimals ? "null" : "-");
+}
+
+static void handle_turn(struct session *s, const char *json)
+{
+    cJSON *t = cJSON_Parse(json ? json : "");
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(t, "latency_ms");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "turn");
+    int number = cJSON_IsNumber(n) ? n->valueint : s->turns + 1;
+    char a[32], b[32], c[32], total[32];
+    s->turns++;
+    if (t == NULL) {
+        if (s->live)
+            talk_info(s, LINE_ERROR, "turn: unreadable breakdown %s", json ? json : "");
+        else
+            fprintf(stderr, "warning: unreadable turn breakdown: %s\n", json ? json : "");
+        return;
+    }
+    if (s->live) {
+        const char *arrow = s->utf8 ? "→" : "->";
+        figure(lat, "total", 0, total, sizeof total);
+        figure(lat, "end_of_speech_to_start_answering", 0, a, sizeof a);
+        figure(lat, "start_answering_to_first_audio", 0, b, sizeof b);
+        figure(lat, "first_audio_to_played", 0, c, sizeof c);
+        talk_info(s, LINE_TURN, "turn %d: %s ms (end of speech %s start_answering %s, %s first audio %s, %s played %s)",
+             number, total, arrow, a, arrow, b, arrow, c);
+    } else {
+        figure(lat, "total", 1, total, sizeof total);
+        figure(lat, "end_of_speech_to_start_answering", 1, a, sizeof a);
+        figure(lat, "start_answering_to_first_audio", 1, b, sizeof b);
+        figure(lat, "first_audio_to_played", 1, c, sizeof c);
+        talk_out("turn %d: total %s ms (end_of_speech_to_start_answering %s, start_answering_to_first_audio %s, "
+            "first_audio_to_played %s)",
+            number, total, a, b, c);
+    }
+    cJSON_Delete(t);
+}
+
+/* "mic NAME 48000 Hz" for a device, "in FILE" for a file (the basename). */
+static void describe_stream(const cJSON *side, const char *device_word, const char *file_word, char *out_buf,
+                            size_t size)
+{
+    const cJSON *device = cJSON_GetObjectItemCaseSensitive(side, "device");
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(side, "file");
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(side, "rate");
+    out_buf[0] = '\0';
+    if (cJSON_IsString(file)) {
+        const char *slash = strrchr(file->valuestring, '/');
+        snprintf(out_buf, size, "%s %s", file_word, slash ? slash + 1 : file->valuestring);
+    } else if (cJSON_IsString(device) && cJSON_IsNumber(rate)) {
+        snprintf(out_buf, size, "%s %s %.0f Hz", device_word, device->valuestring, rate->valuedouble);
+    } else if (cJSON_IsString(device)) {
+        snprintf(out_buf, size, "%s %s", device_word, device->valuestring);
+    }
+}
+
+static void handle_user_audio(struct session *s, const char *json)
+{
+    cJSON *j = cJSON_Parse(json ? json : "");
+    char mic[96], speaker[96];
+    if (j == NULL) return;
+    describe_stream(j, "mic", "in", mic, sizeof mic);
+    describe_stream(cJSON_GetObjectItemCaseSensitive(j, "playback"), "speaker", "out", speaker, sizeof speaker);
+    snprintf(s->device_info, sizeof s->device_info, "%s%s%s", mic, mic[0] && speaker[0] ? "   " : "", speaker);
+    cJSON_Delete(j);
+}
+
+static const char *log_level_name(int level)
+{
+    static const char *const names[] = {"none", "error", "warn", "info", "debug"};
+    return level >= 0 && level <= 4 ? names[level] : "log";
+}
+
+/* Events that change the session's state. */
+static void handle_ready(struct session *s, const char *session_id)
+{
+    s->ready = 1;
+    free(s->session_id);
+    s->session_id = strdup(session_id ? session_id : "");
+    if (s->live)
+        talk_info(s, LINE_INFO, "ready: session %s", session_id && session_id[0] ? session_id : "(no id)");
+    else
+        talk_out("ready %s", session_id && session_id[0] ? session_id : "-");
+}
+
+static void handle_state(struct session *s, int state)
+{
+    s->agent_state = state;
+    if (!s->live) talk_out("state: %s", millis_agent_state_string((millis_agent_state)state));
+    if (s->input_ended && !s->stopping) {
+        if (state != MILLIS_AGENT_IDLE) {
+            s->busy_since_input = 1;
+        } else if (s->busy_since_input) {
+            talk_stop(s, "the input ended and the agent has answered");
+        }
+    }
+}
+
+static void handle_close(struct session *s, int code, const char *reason)
+{
+    s->closed = 1;
+    s->close_code = code;
+    free(s->close_reason);
+    s->close_reason = strdup(reason ? reason : "");
+    if (s->live)
+        talk_info(s, code == 1000 ? LINE_INFO : LINE_ERROR, "closed %d %s", code, reason ? reason : "");
+    else
+        talk_out("closed %d%s%s", code, reason && reason[0] ? " " : "", reason ? reason : "");
+}
+
+static void handle_error(struct session *s, millis_status status, const char *message)
+{
+    /* A malformed server message is reported but does not end the conversation. */
+    if (status != MILLIS_ERR_BAD_MESSAGE) s->failed = 1;
+    if (s->live)
+        talk_info(s, LINE_ERROR, "error: %s: %s", millis_status_string(status), message ? message : "");
+    else
+        error_msg("%s: %s", millis_status_string(status), message ? message : "");
+}
+
+static void handle_input_ended(struct session *s)
+{
+    s->input_ended = 1;
+    s->busy_since_input = s->agent_state != MILLIS_AGENT_IDLE;
+    s->linger_deadline = now_seconds() + s->opt->linger;
+    if (s->live)
+        talk_info(s, LINE_INFO, "the input file ended; silence follows");
+    else
+        talk_out("input ended");
+}
+
+/* Events that are only shown: a line of the live screen, or a plain line. */
+static void show_event(struct session *s, const struct event *e)
+{
+    const char *s1 = e->s1 ? e->s1 : "";
+    switch (e->kind) {
+    case EV_OPEN:
+        if (s->live) talk_info(s, LINE_INFO, "connected to %s", s->endpoint);
+        break;
+    case EV_SESSION_ENDED:
+        if (s->live)
+            talk_info(s, LINE_INFO, "the agent ended the session");
+        else
+            talk_out("session ended");
+        break;
+    case EV_TRANSCRIPT:
+        if (s->live)
+            speech_line(s, LINE_USER, e->s1, e->i1);
+        else if (e->i1)
+            talk_out("user: %s", s1);
+        break;
+    case EV_RESPONSE:
+        if (s->live)
+            speech_line(s, LINE_AGENT, e->s1, e->i1);
+        else if (e->i1)
+            talk_out("agent: %s", s1);
+        break;
+    case EV_FUNCTION:
+        if (s->live)
+            talk_info(s, LINE_INFO, "tool call: %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "null");
+        else
+            talk_out("function: %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "null");
+        break;
+    case EV_LATENCY:
+        if (!s->live) talk_out("latency: %.1f ms", e->d);
+        break;
+    case EV_MESSAGE:
+        if (s->live)
+            talk_info(s, LINE_INFO, "message %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "");
+        else
+            talk_out("message: %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "");
+        break;
+    case EV_RECONNECTING:
+        if (s->live)
+            talk_info(s, LINE_ERROR, "connection lost: reconnecting, attempt %d in %d ms", e->i1, e->i2);
+        else
+            talk_out("reconnecting: attempt %d in %d ms", e->i1, e->i2);
+        break;
+    case EV_RECONNECTED:
+        if (s->live)
+            talk_info(s, LINE_INFO, "reconnected: session %s", s1);
+        else
+            talk_out("reconnected %s", e->s1 ? e->s1 : "-");
+        break;
+    case EV_LOG:
+        if (s->live)
+            talk_info(s, LINE_INFO, "[%s] %s", log_level_name(e->i1), s1);
+        else
+            fprintf(stderr, "[%s] %s\n", log_level_name(e->i1), s1);
+        break;
+    default:
+        break;
+    }
+}
+
+void talk_handle_event(struct session *s, struct event *e)
+{
+    switch (e->kind) {
+    case EV_READY: handle_ready(s, e->s1); break;
+    case EV_STATE: handle_state(s, e->i1); break;
+    case EV_CLOSE: handle_close(s, e->i1, e->s1); break;
+    case EV_ERROR: handle_error(s, (millis_status)e->i1, e->s1); break;
+    case EV_INPUT_ENDED: handle_input_ended(s); break;
+    case EV_USER_AUDIO: handle_user_audio(s, e->s1); break;
+    case EV_TURN: handle_turn(s, e->s1); break;
+    default: show_event(s, e); break;
+    }
+}
