@@ -565,7 +565,8 @@ char *millis_audio_devices_json(void);
  * sent).
  * They are created on first request and fed from then on; they belong to the client
  * and stay valid until millis_client_destroy(). All functions are thread-safe: read
- * them from a UI thread while audio flows.
+ * them from a UI thread while audio flows. Writing never waits for a reader (the audio
+ * threads write without a lock); readers copy the samples and compute on their copy.
  * ---------------------------------------------------------------------------------- */
 
 typedef struct millis_analyser millis_analyser;
@@ -585,6 +586,9 @@ millis_analyser *millis_analyser_create(double sample_rate);
  *  analyser is undefined behaviour (it belongs to the client). */
 void millis_analyser_destroy(millis_analyser *a);
 /** Appends mono PCM16 samples (count samples, not bytes).
+ *  Thread safety: any thread, one at a time per analyser: a write that overlaps another
+ *  write to the same analyser is dropped, because writers never wait (for readers or for
+ *  each other). Meant for standalone analysers: the library itself writes a client's.
  *  Errors: MILLIS_ERR_INVALID_ARGUMENT (NULL a, NULL pcm with count > 0). */
 millis_status millis_analyser_write_pcm16(millis_analyser *a, const int16_t *pcm, size_t count);
 
