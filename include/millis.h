@@ -796,13 +796,12 @@ char *millis_audio_devices_json(void);
  * millis_client_destroy().
  *
  * Threads: every function but millis_analyser_destroy() is thread-safe: read an
- * analyser from a UI thread while audio flows. Each analyser has one lock, which its
- * writers (the audio threads in device audio mode, the network thread, the caller of
- * millis_client_send_audio() or millis_analyser_write_pcm16()) and its readers take in
- * turn. A frequency-data read holds it for one FFT of fftSize points, and an audio
- * thread that writes meanwhile (device audio mode) waits for it: read at display rate,
- * with a moderate fftSize. Every analyser function may be called from inside any
- * callback.
+ * analyser from a UI thread while audio flows. Writing never waits for a reader: the
+ * audio threads write without a lock, and readers copy the samples and compute the FFT
+ * on their copy, under a lock of their own that no writer takes. Writers do not wait
+ * for each other either: a write that overlaps another write to the same analyser is
+ * dropped (see millis_analyser_write_pcm16). Every analyser function may be called from
+ * inside any callback.
  * ---------------------------------------------------------------------------------- */
 
 typedef struct millis_analyser millis_analyser;
@@ -854,7 +853,9 @@ void millis_analyser_destroy(millis_analyser *a);
  * when count is 0.
  * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL a, NULL pcm with count > 0),
  * with no message recorded.
- * Thread safety: any thread (see Analysers).
+ * Thread safety: any thread, one at a time per analyser: a write that overlaps another
+ * write to the same analyser is dropped, because writers never wait (for readers or for
+ * each other). Meant for standalone analysers: the library itself writes a client's.
  * Callback safety: may be called from any callback.
  */
 millis_status millis_analyser_write_pcm16(millis_analyser *a, const int16_t *pcm, size_t count);

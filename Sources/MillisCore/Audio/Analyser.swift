@@ -7,7 +7,10 @@ import Glibc
 /// "FFT windowing and smoothing over time"), so that a UI written against the browser's
 /// analyser draws the same picture from this one.
 ///
-/// Thread-safe: audio threads write, any thread reads.
+/// Thread-safe: audio threads write, any thread reads. Writing takes no lock and never
+/// waits, whatever readers do (see `History`); readers copy the samples they need and
+/// compute under a lock of their own, which serializes them among themselves only. Feed
+/// an analyser from one thread at a time: a write that overlaps another one is dropped.
 ///
 /// Unlike the browser, which computes at most one frame per render quantum, every call to
 /// `getFloatFrequencyData` or `getByteFrequencyData` computes a fresh frame and advances
@@ -23,18 +26,19 @@ public final class Analyser: @unchecked Sendable {
     static let silenceDBFS = -120.0
 
     public let sampleRate: Double
-    private let state: Locked<State>
+    private let history = History()
+    private let readers: Locked<ReaderState>
 
     public init(sampleRate: Double = 16_000) {
         self.sampleRate = sampleRate
-        state = Locked(State(frame: Frame(size: 2048)))
+        readers = Locked(ReaderState(frame: Frame(size: 2048)))
     }
 
     // MARK: Writing (real-time audio threads)
 
     /// Appends mono PCM16 samples to the time-domain history.
     public func write(_ samples: UnsafeBufferPointer<Int16>) {
-        append(samples) { Float($0) * (1 / 32_768) }
+        history.append(samples) { Float($0) * (1 / 32_768) }
     }
 
     public func write(_ samples: [Int16]) {
@@ -45,40 +49,25 @@ public final class Analyser: @unchecked Sendable {
     /// specification does not clamp either), but a NaN or infinity becomes 0: one of them
     /// would otherwise poison every frequency frame and the RMS for the next 32768 samples.
     public func write(floats samples: UnsafeBufferPointer<Float>) {
-        append(samples) { $0.isFinite ? $0 : 0 }
+        history.append(samples) { $0.isFinite ? $0 : 0 }
     }
 
-    /// A ring copy in at most two contiguous runs: this runs on audio threads with
-    /// 160-sample blocks, so it must not allocate and should not do more than copy.
-    private func append<Sample>(_ samples: UnsafeBufferPointer<Sample>, _ convert: (Sample) -> Float) {
-        let capacity = Self.historyCapacity
-        // Older samples than the history holds would be overwritten within this call anyway.
-        let source = samples.count > capacity ? UnsafeBufferPointer(rebasing: samples.suffix(capacity)) : samples
-        guard !source.isEmpty else { return }
-        state.withLock { s in
-            s.history.withUnsafeMutableBufferPointer { ring in
-                let head = s.head
-                let first = min(source.count, capacity - head)
-                for i in 0..<first { ring[head + i] = convert(source[i]) }
-                for i in first..<source.count { ring[i - first] = convert(source[i]) }
-                s.head = (head + source.count) & (capacity - 1)
-            }
-        }
-    }
+    /// Writes dropped because they overlapped another write on another thread.
+    var droppedWrites: Int { history.collisions.load(ordering: .relaxed) }
 
     // MARK: Parameters
 
-    public var fftSize: Int { state.withLock { $0.frame.size } }
+    public var fftSize: Int { readers.withLock { $0.frame.size } }
 
     public func setFFTSize(_ n: Int) throws(MillisError) {
         guard Self.fftSizeRange.contains(n), n & (n - 1) == 0 else {
             throw MillisError(.invalidArgument, "fftSize \(n) is not allowed: use a power of two from 32 to 32768 (32, 64, 128, …, 32768)")
         }
         guard fftSize != n else { return }
-        // Allocated before taking the lock and freed after releasing it, so that an audio
-        // thread writing meanwhile waits only for the swap, not for malloc or the twiddles.
+        // Allocated before taking the lock and freed after releasing it, so that other
+        // readers wait only for the swap, not for malloc or the twiddles.
         var replacement = Frame(size: n)
-        state.withLock { s in
+        readers.withLock { s in
             // Another thread may have set this size meanwhile: keep its smoothing.
             guard s.frame.size != n else { return }
             swap(&s.frame, &replacement)
@@ -87,8 +76,8 @@ public final class Analyser: @unchecked Sendable {
 
     public var frequencyBinCount: Int { fftSize / 2 }
 
-    public var minDecibels: Double { state.withLock { $0.minDecibels } }
-    public var maxDecibels: Double { state.withLock { $0.maxDecibels } }
+    public var minDecibels: Double { readers.withLock { $0.minDecibels } }
+    public var maxDecibels: Double { readers.withLock { $0.maxDecibels } }
 
     /// Sets both ends together: setting them one at a time, as the browser does, makes a
     /// move to a range that does not overlap the current one fail half-way.
@@ -99,19 +88,19 @@ public final class Analyser: @unchecked Sendable {
         guard min < max else {
             throw MillisError(.invalidArgument, "decibel range [\(min), \(max)] is not allowed: min must be less than max (default -100 and -30)")
         }
-        state.withLock { s in
+        readers.withLock { s in
             s.minDecibels = min
             s.maxDecibels = max
         }
     }
 
-    public var smoothingTimeConstant: Double { state.withLock { $0.smoothing } }
+    public var smoothingTimeConstant: Double { readers.withLock { $0.smoothing } }
 
     public func setSmoothingTimeConstant(_ s: Double) throws(MillisError) {
         guard s.isFinite, (0...1).contains(s) else {
             throw MillisError(.invalidArgument, "smoothingTimeConstant \(s) is not allowed: use a number from 0 (no smoothing) to 1 (frozen); the default is 0.8")
         }
-        state.withLock { $0.smoothing = s }
+        readers.withLock { $0.smoothing = s }
     }
 
     // MARK: Reading
@@ -119,8 +108,8 @@ public final class Analyser: @unchecked Sendable {
     /// Writes 20·log10 of the smoothed magnitudes, -infinity for a zero magnitude as the
     /// specification says; returns min(out.count, frequencyBinCount).
     public func getFloatFrequencyData(_ out: UnsafeMutableBufferPointer<Float>) -> Int {
-        state.withLock { s in
-            s.computeFrequencyFrame()
+        readers.withLock { s in
+            s.computeFrequencyFrame(history)
             return s.frame.smoothed.withUnsafeBufferPointer { smoothed in
                 let count = min(out.count, smoothed.count)
                 for k in 0..<count { out[k] = Float(20 * log10(smoothed[k])) }
@@ -132,8 +121,8 @@ public final class Analyser: @unchecked Sendable {
     /// Writes the smoothed dB values mapped linearly from [minDecibels, maxDecibels] onto
     /// 0…255 and clamped; returns min(out.count, frequencyBinCount).
     public func getByteFrequencyData(_ out: UnsafeMutableBufferPointer<UInt8>) -> Int {
-        state.withLock { s in
-            s.computeFrequencyFrame()
+        readers.withLock { s in
+            s.computeFrequencyFrame(history)
             let low = s.minDecibels
             let scale = 255 / (s.maxDecibels - s.minDecibels)
             return s.frame.smoothed.withUnsafeBufferPointer { smoothed in
@@ -153,9 +142,9 @@ public final class Analyser: @unchecked Sendable {
     /// Writes the most recent fftSize samples, oldest first (0 for samples never written);
     /// returns min(out.count, fftSize), dropping the newest when `out` is shorter.
     public func getFloatTimeDomainData(_ out: UnsafeMutableBufferPointer<Float>) -> Int {
-        state.withLock { s in
+        readers.withLock { s in
             let count = min(out.count, s.frame.size)
-            s.forEachRecent { i, x in
+            s.forEachRecent(history) { i, x in
                 if i < count { out[i] = x }
             }
             return count
@@ -165,9 +154,9 @@ public final class Analyser: @unchecked Sendable {
     /// Writes floor(128·(1 + x)) clamped to 0…255 for the most recent fftSize samples;
     /// returns min(out.count, fftSize).
     public func getByteTimeDomainData(_ out: UnsafeMutableBufferPointer<UInt8>) -> Int {
-        state.withLock { s in
+        readers.withLock { s in
             let count = min(out.count, s.frame.size)
-            s.forEachRecent { i, x in
+            s.forEachRecent(history) { i, x in
                 if i < count {
                     let b = (128 * (1 + Double(x))).rounded(.down)
                     out[i] = UInt8(Swift.min(255, Swift.max(0, b)))
@@ -180,9 +169,9 @@ public final class Analyser: @unchecked Sendable {
     /// RMS of the most recent fftSize samples in dBFS, where a full-scale sine is -3.01;
     /// never below -120 (silence), so callers never see -inf.
     public var rmsDBFS: Double {
-        state.withLock { s in
+        readers.withLock { s in
             var sumOfSquares = 0.0
-            s.forEachRecent { _, x in sumOfSquares += Double(x) * Double(x) }
+            s.forEachRecent(history) { _, x in sumOfSquares += Double(x) * Double(x) }
             let meanSquare = sumOfSquares / Double(s.frame.size)
             guard meanSquare > 0 else { return Self.silenceDBFS }
             return Swift.max(Self.silenceDBFS, 10 * log10(meanSquare))
@@ -192,12 +181,25 @@ public final class Analyser: @unchecked Sendable {
     /// Forgets the history and the smoothing, as for a new conversation. The parameters
     /// (fftSize, decibel range, smoothing constant) stay as set.
     public func reset() {
-        state.withLock { s in
-            s.history.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            s.head = 0
+        readers.withLock { s in
+            // The history belongs to the writer: readers stop looking behind this point
+            // instead of clearing it.
+            s.resetAt = history.count
             s.frame.smoothed.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         }
     }
+
+    // MARK: Testing
+
+    /// Run by readers between copying the samples and checking the copy, with the
+    /// readers' lock held: tests hold a reader there, or write meanwhile to overtake it.
+    var duringSnapshot: (() -> Void)? {
+        get { readers.withLock { $0.duringSnapshot } }
+        set { readers.withLock { $0.duringSnapshot = newValue } }
+    }
+
+    /// Copies a reader had to make again because a writer overtook them.
+    var snapshotRetries: Int { readers.withLock { $0.retries } }
 }
 
 extension Analyser {
@@ -207,6 +209,9 @@ extension Analyser {
         let size: Int
         let fft: FFT
         let window: [Double]
+        /// The newest `size` samples, copied out of the history before any arithmetic so
+        /// that the FFT and the getters work on samples no writer can change.
+        var samples: [Float]
         var real: [Double]
         var imag: [Double]
         /// X̂prev of the specification: zeros on creation, which is its reset on a size change.
@@ -224,47 +229,61 @@ extension Analyser {
                 w[n] = a0 - a1 * cos(x) + a2 * cos(2 * x)
             }
             window = w
+            samples = [Float](repeating: 0, count: size)
             real = [Double](repeating: 0, count: size)
             imag = [Double](repeating: 0, count: size)
             smoothed = [Double](repeating: 0, count: size / 2)
         }
     }
 
-    struct State {
-        /// A ring of the last `historyCapacity` samples as floats (int16 / 32768); never-written
-        /// slots are 0, which is what the specification shows for audio before the start.
-        var history = [Float](repeating: 0, count: Analyser.historyCapacity)
-        /// Where the next sample goes; the newest sample is just before it.
-        var head = 0
+    /// What readers share, behind their own lock; the writer never takes it.
+    struct ReaderState {
         var frame: Frame
         var minDecibels = -100.0
         var maxDecibels = -30.0
         var smoothing = 0.8
+        /// Samples before this position read as 0: where `reset` forgot the history.
+        var resetAt = 0
+        var retries = 0
+        var duringSnapshot: (() -> Void)?
+
+        init(frame: Frame) {
+            self.frame = frame
+        }
+
+        /// Fills `frame.samples` with a consistent copy of the newest samples.
+        mutating func snapshot(_ history: History) {
+            let resetAt = resetAt
+            let hook = duringSnapshot
+            while !frame.samples.withUnsafeMutableBufferPointer({
+                history.copyNewest(into: $0, floor: resetAt, duringCopy: hook)
+            }) {
+                retries += 1
+            }
+        }
 
         /// Calls body(i, x) for the most recent fftSize samples, oldest first (i = 0).
-        func forEachRecent(_ body: (Int, Float) -> Void) {
-            let mask = Analyser.historyCapacity - 1
-            let start = (head - frame.size) & mask
-            history.withUnsafeBufferPointer { ring in
-                for i in 0..<frame.size { body(i, ring[(start + i) & mask]) }
+        mutating func forEachRecent(_ history: History, _ body: (Int, Float) -> Void) {
+            snapshot(history)
+            frame.samples.withUnsafeBufferPointer { recent in
+                for i in 0..<recent.count { body(i, recent[i]) }
             }
         }
 
         /// Windows the time-domain block, transforms it and folds |X[k]|/N into the
         /// smoothed magnitudes once.
-        mutating func computeFrequencyFrame() {
+        mutating func computeFrequencyFrame(_ history: History) {
+            snapshot(history)
             let size = frame.size
-            let mask = Analyser.historyCapacity - 1
-            let start = (head - size) & mask
             let tau = smoothing
             let scale = 1 / Double(size)
             let fft = frame.fft
-            history.withUnsafeBufferPointer { ring in
+            frame.samples.withUnsafeBufferPointer { recent in
                 frame.window.withUnsafeBufferPointer { window in
                     frame.real.withUnsafeMutableBufferPointer { re in
                         frame.imag.withUnsafeMutableBufferPointer { im in
                             for n in 0..<size {
-                                re[n] = Double(ring[(start + n) & mask]) * window[n]
+                                re[n] = Double(recent[n]) * window[n]
                                 im[n] = 0
                             }
                             fft.transform(real: re, imag: im)
