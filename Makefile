@@ -1,6 +1,8 @@
 # libmillis — build, test, demo, install.  `make help` lists the targets.
 SHELL := /bin/bash
-VERSION   := 0.1.0
+# The version, from the MILLIS_VERSION_MAJOR/MINOR/PATCH lines of include/millis.h.
+VERSION   := $(shell awk '$$1 == "#define" && $$2 ~ /^MILLIS_VERSION_(MAJOR|MINOR|PATCH)$$/ \
+	{ v = v (v == "" ? "" : ".") $$3 } END { print v }' $(CURDIR)/include/millis.h)
 SOVERSION := 0
 PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib

@@ -26,10 +26,11 @@ let package = Package(
             cSettings: [.unsafeFlags(["-I/usr/include/opus"])],
             linkerSettings: [.linkedLibrary("opusenc"), .linkedLibrary("opusfile"), .linkedLibrary("opus")]
         ),
-        // The session engine: WebSocket, Millis protocol, network loop. No C callers here.
+        // The session engine: WebSocket, Millis protocol, network loop. No C callers here
+        // (it reads only the version from millis.h).
         .target(
             name: "MillisCore",
-            dependencies: ["CCurl", "CSystem", "CAudio", "COpus"],
+            dependencies: ["CCurl", "CSystem", "CAudio", "COpus", "CMillisHeader"],
             // libopusenc's and libopusfile's headers include <opus.h> from /usr/include/opus.
             // Release builds skip the run-time exclusivity checks on class properties:
             // a fifth of the network loop's instructions per frame at scale (callgrind,

@@ -35,7 +35,8 @@ for target in "${targets[@]}"; do
     "$SWIFTC" -sanitize="$SANITIZERS" -parse-as-library -O -wmo -g -use-ld=lld \
         -module-name MillisCore -D MILLIS_FUZZ_BUILD \
         -I "$ROOT/Fuzz/modulemaps/CCurl" -I "$ROOT/Fuzz/modulemaps/CSystem" \
-        -I "$ROOT/Fuzz/modulemaps/CAudio" -I "$ROOT/Fuzz/modulemaps/COpus" -Xcc -I/usr/include/opus \
+        -I "$ROOT/Fuzz/modulemaps/CAudio" -I "$ROOT/Fuzz/modulemaps/COpus" \
+        -I "$ROOT/Fuzz/modulemaps/CMillisHeader" -Xcc -I/usr/include/opus \
         "${core[@]}" "$ROOT/Tests/MillisCoreTests/Fuzz/FuzzHarness.swift" "$entry" \
         "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" "$OUT/obj/copus.o" \
         -lcurl -lasound -lspeexdsp -lopusenc -lopusfile -lopus \

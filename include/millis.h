@@ -133,12 +133,20 @@ extern "C" {
  * Version
  * ---------------------------------------------------------------------------------- */
 
+/* The version is written here and nowhere else: the library, the Makefile and the
+ * package files take it from these three lines. */
 #define MILLIS_VERSION_MAJOR 0
 #define MILLIS_VERSION_MINOR 1
 #define MILLIS_VERSION_PATCH 0
 /** MAJOR * 1000000 + MINOR * 1000 + PATCH: compare with millis_version_number(). */
-#define MILLIS_VERSION_NUMBER 1000
-#define MILLIS_VERSION_STRING "0.1.0"
+#define MILLIS_VERSION_NUMBER \
+    (MILLIS_VERSION_MAJOR * 1000000 + MILLIS_VERSION_MINOR * 1000 + MILLIS_VERSION_PATCH)
+/** "MAJOR.MINOR.PATCH", as millis_version() returns it. */
+#define MILLIS_VERSION_STRING \
+    MILLIS_VERSION_TEXT_(MILLIS_VERSION_MAJOR) "." MILLIS_VERSION_TEXT_(MILLIS_VERSION_MINOR) \
+    "." MILLIS_VERSION_TEXT_(MILLIS_VERSION_PATCH)
+#define MILLIS_VERSION_TEXT_(n) MILLIS_VERSION_TEXT__(n)
+#define MILLIS_VERSION_TEXT__(n) #n
 
 /**
  * The version of the library actually loaded, as MILLIS_VERSION_NUMBER computes it.

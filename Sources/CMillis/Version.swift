@@ -1,7 +1,11 @@
 import MillisCore
 
-// Static strings live in the binary's read-only data: safe to hand to C for ever.
-private let versionString: StaticString = "0.1.0"
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Made once and never freed: safe to hand to C for ever (kept as an address: Sendable).
+private let versionAddress = UInt(bitPattern: strdup(MillisVersion.string))
 
 @_cdecl("millis_version_number")
 public func millis_version_number() -> Int32 {
@@ -10,7 +14,7 @@ public func millis_version_number() -> Int32 {
 
 @_cdecl("millis_version")
 public func millis_version() -> UnsafePointer<CChar> {
-    staticCString(versionString)
+    UnsafePointer(bitPattern: versionAddress) ?? staticCString("")
 }
 
 func staticCString(_ s: StaticString) -> UnsafePointer<CChar> {

@@ -142,7 +142,8 @@ def test_top_level_help_and_version(cli, repo_root):
     for code in ("0  success", "1  runtime failure", "2  usage error", "3  the server refused"):
         assert code in proc.stdout
     header = (repo_root / "include" / "millis.h").read_text()
-    version = re.search(r'#define MILLIS_VERSION_STRING "([^"]+)"', header).group(1)
+    version = ".".join(re.search(rf"^#define MILLIS_VERSION_{part} (\d+)$", header, re.M).group(1)
+                       for part in ("MAJOR", "MINOR", "PATCH"))
     proc = run(cli, "--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"millis {version} (libmillis {version})", show(proc)
     # `millis help talk` is `millis talk --help`.

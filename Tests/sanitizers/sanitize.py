@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _make_var(name: str, default: str) -> str:
-    """VERSION / SOVERSION as the Makefile sets them, so the staged names match make build's."""
+    """SOVERSION as the Makefile sets it, so the staged names match make build's."""
     for line in (ROOT / "Makefile").read_text().splitlines():
         parts = line.split(":=", 1)
         if len(parts) == 2 and parts[0].strip() == name:
@@ -48,7 +49,14 @@ def _make_var(name: str, default: str) -> str:
     return default
 
 
-VERSION, SOVERSION = _make_var("VERSION", "0.1.0"), _make_var("SOVERSION", "0")
+def _header_version() -> str:
+    """MAJOR.MINOR.PATCH from include/millis.h, where the version is written."""
+    text = (ROOT / "include" / "millis.h").read_text()
+    return ".".join(re.search(rf"^#define MILLIS_VERSION_{part} (\d+)$", text, re.M).group(1)
+                    for part in ("MAJOR", "MINOR", "PATCH"))
+
+
+VERSION, SOVERSION = _header_version(), _make_var("SOVERSION", "0")
 
 KINDS = {
     # Swift code gets ASan (swiftc has no -sanitize=undefined on Linux; Swift traps on
