@@ -219,7 +219,10 @@ public func millis_client_on_input_ended(_ c: Handle?, _ cb: InputEndedCallback?
 
 @_cdecl("millis_client_on_turn")
 public func millis_client_on_turn(_ c: Handle?, _ cb: TurnCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
-    // The user's voice activity is analysed only for someone: this callback or a recording.
-    ClientHandle.local(c)?.core.reportsTurns.store(cb != nil, ordering: .relaxed)
+    // The user's voice activity is analysed only for someone: this callback, the event
+    // queue (which keeps every event) or a recording.
+    if let handle = ClientHandle.local(c) {
+        handle.core.reportsTurns.store(cb != nil || handle.events != nil, ordering: .relaxed)
+    }
     return register(c, \.turn, cb, ud)
 }

@@ -74,6 +74,8 @@ public func millis_client_create(_ cfg: UnsafeRawPointer?, _ err: UnsafeMutableP
     do {
         let events = config.eventQueueBytes > 0 ? try EventQueue(limitBytes: config.eventQueueBytes) : nil
         let handle = ClientHandle(core: try Client(config: config.config), events: events)
+        // The queue keeps every event, turns included: they are analysed for it.
+        handle.core.reportsTurns.store(events != nil, ordering: .relaxed)
         // The handler holds the handle until destroy clears it.
         handle.core.setEventHandler { [handle] event in handle.deliver(event) }
         err?.pointee = MillisStatus.ok.rawValue

@@ -148,7 +148,7 @@ static void test_refusals(const char *url)
 static const char *const expected_finals[] = {"Hello, what is the weather like today?", "Thank you, goodbye."};
 
 struct reader_log {
-    int count, opens, readies, closes, finals, audio_events, latencies, sessions_ended;
+    int count, opens, readies, closes, finals, audio_events, latencies, sessions_ended, turns;
     int first_type, last_type, close_code;
     size_t audio_bytes;
     double ready_at;
@@ -211,6 +211,11 @@ static void take(millis_client *c, struct reader_log *log, const millis_event *e
         break;
     case MILLIS_EVENT_SESSION_ENDED:
         log->sessions_ended++;
+        break;
+    case MILLIS_EVENT_TURN:
+        /* The queue keeps every event: turns are analysed for it, with no callback. */
+        CHECK(valid_text(ev->json) && strstr(ev->json, "\"turn\"") != NULL);
+        log->turns++;
         break;
     case MILLIS_EVENT_CLOSE:
         log->closes++;
@@ -290,6 +295,7 @@ static void test_poll_loop(const char *url, const char *wav)
     CHECK(log.opens == 1 && log.readies == 1);
     CHECK(log.finals == 2);
     CHECK(log.latencies >= 1);
+    CHECK(log.turns >= 1);
     CHECK(log.audio_events > 10 && log.audio_bytes > 32000);
     CHECK(log.sessions_ended == 1);
     CHECK(log.closes == 1 && log.close_code == 1000);
