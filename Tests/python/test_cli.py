@@ -591,6 +591,49 @@ def test_talk_conversation_from_files(cli, repo_root, devserver, tmp_path):
     assert re.search(r"^\d\d:\d\d\.\d{3}  close       1000$", replay.stdout, re.M), replay.stdout
 
 
+def test_talk_events_wait_while_its_output_is_blocked(cli, repo_root, devserver, tmp_path):
+    """talk takes its events from the library's event queue on its main thread: while
+    that thread cannot (its stdout is a full pipe, from its first line on), the
+    conversation goes on and the events wait in the queue, the agent's audio included.
+    None is lost and the order is kept."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        while True:
+            os.write(write_end, b"\n" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
+    out = tmp_path / "agent.wav"
+    proc = subprocess.Popen([str(cli), "talk", "--input", str(repo_root / "bindings" / "audio" / "user.wav"),
+                             "--output", str(out), "--agent-id", "demo-agent", "--endpoint", devserver.url],
+                            env=cli_env(), stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    watchdog = threading.Timer(90, proc.kill)
+    watchdog.start()
+    try:
+        time.sleep(6)  # the first answer comes in the meantime
+        with os.fdopen(read_end, "rb") as pipe:
+            stdout = pipe.read().lstrip(b"\n").decode()
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=30)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and stderr == "", f"{proc.returncode}\n{stdout}\n{stderr}"
+    lines = stdout.splitlines()
+    assert re.fullmatch(r"ready [0-9a-f]{32}", lines[0]), stdout
+    assert [line[6:] for line in lines if line.startswith("user: ")] == SCRIPT_FINALS
+    assert [line[7:] for line in lines if line.startswith("agent: ")] == SCRIPT_RESPONSES
+    assert [t[0] for t in turn_lines(stdout)] == [1, 2], stdout
+    assert lines.index("input ended") > lines.index("user: " + SCRIPT_FINALS[-1])
+    assert lines[-1] == "closed 1000", stdout
+    with wave.open(str(out)) as w:
+        assert any(w.readframes(w.getnframes())), "the agent's audio is all zeros"
+
+
 def test_talk_start_options_reach_the_server(cli, devserver, tmp_path):
     """--agent-config, --metadata (@FILE), --metadata-in-prompt and --session-id go
     into `initiate` as given; --linger bounds the wait after the input ended."""

@@ -78,7 +78,9 @@ static int configure(const struct options *o, const char *key, const char *endpo
     SET(millis_config_set_public_key(cfg, key), ENV_PUBLIC_KEY, "(hidden)");
     SET(millis_config_set_endpoint(cfg, endpoint), o->endpoint ? "--endpoint" : ENV_ENDPOINT, endpoint);
     SET(millis_config_set_ready_timeout_ms(cfg, (unsigned)(o->timeout * 1000)), "--timeout", "");
-    SET(millis_config_set_log_level(cfg, o->verbose ? MILLIS_LOG_DEBUG : MILLIS_LOG_WARN), "--verbose", "");
+    /* The log is shown only with --verbose: without it, none is queued. */
+    SET(millis_config_set_log_level(cfg, o->verbose ? MILLIS_LOG_DEBUG : MILLIS_LOG_NONE), "--verbose", "");
+    SET(talk_enable_events(cfg), "event queue", "");
     if (o->ca_file) SET(millis_config_set_ca_file(cfg, o->ca_file), "--ca-file", o->ca_file);
     if ((rc = add_headers(cfg, o)) != 0) return rc;
     /* Device audio, explicitly: a missing device is an error at start, not a silent
@@ -100,8 +102,9 @@ static int configure(const struct options *o, const char *key, const char *endpo
     return 0;
 }
 
-/* The client, its analysers, the transcript's lines and the wake pipe; signal handlers
- * and callbacks in place. Returns 0, else the exit code (cfg is destroyed either way). */
+/* The client, its event queue's descriptor, its analysers, the transcript's lines and
+ * the signals' self-pipe, their handlers in place. Returns 0, else the exit code (cfg
+ * is destroyed either way). */
 static int create_client(struct session *s, millis_config *cfg)
 {
     millis_status st;
@@ -112,17 +115,22 @@ static int create_client(struct session *s, millis_config *cfg)
         return EXIT_FAILURE_RUNTIME;
     }
     millis_config_destroy(cfg);
+    s->event_fd = talk_events_fd(s->client);
+    if (s->event_fd < 0) {
+        error_msg("cannot take the client's events: %s", millis_client_last_error(s->client));
+        millis_client_destroy(s->client);
+        return EXIT_FAILURE_RUNTIME;
+    }
     s->user_meter = millis_client_user_analyser(s->client);
     s->agent_meter = millis_client_agent_analyser(s->client);
     s->lines = calloc(TRANSCRIPT_MAX, sizeof *s->lines);
-    if (s->lines == NULL || talk_wake_open() != 0) {
+    if (s->lines == NULL || talk_signals_open() != 0) {
         error_msg("out of memory or descriptors");
         millis_client_destroy(s->client);
         free(s->lines);
         return EXIT_FAILURE_RUNTIME;
     }
     talk_install_signal_handlers();
-    talk_register_callbacks(s->client, s->opt->verbose);
     return 0;
 }
 
@@ -144,7 +152,7 @@ static int start(struct session *s, const char *options_json)
     }
     millis_client_destroy(s->client);
     free(s->lines);
-    talk_wake_close();
+    talk_signals_close();
     return st == MILLIS_ERR_INVALID_JSON || st == MILLIS_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 }
 
@@ -202,30 +210,39 @@ static int check_deadlines(struct session *s, double ready_deadline)
     return 0;
 }
 
-/* Events, keys, signals, deadlines; the screen 20 times a second. Returns 1 when it
+/* The live screen: drawn after what it shows changed (`changed`) and at least once a
+ * frame. The agent's audio events wake the main loop many times a frame: they alone do
+ * not redraw. Returns how long poll() may wait: until the next frame, or 100 ms (the
+ * deadlines) without the live screen. */
+static int draw_when_due(struct session *s, int changed, double *next_frame)
+{
+    double now = now_seconds();
+    if (!s->live) return 100;
+    if (changed || now >= *next_frame) {
+        talk_draw(s);
+        *next_frame = now + FRAME_SECONDS;
+    }
+    return (int)((*next_frame - now) * 1000.0) + 1;
+}
+
+/* Events, keys, signals, deadlines; the screen 20 times a second. One poll() waits on
+ * the client's event queue, the signals' self-pipe and the keyboard. Returns 1 when it
  * ended without waiting for onclose (a second Ctrl-C or quit). */
 static int run(struct session *s)
 {
-    int handled_signals = 0;
+    int handled_signals = 0, changed = 1;
     double ready_deadline = now_seconds() + s->opt->timeout + 2.0; /* the library's own timeout comes first */
+    double next_frame = 0;
     for (;;) {
-        struct pollfd fds[2];
-        int nfds = 1;
-        struct event *e;
-        fds[0].fd = talk_wake_fd();
-        fds[0].events = POLLIN;
-        if (s->keyboard) {
-            fds[1].fd = STDIN_FILENO;
-            fds[1].events = POLLIN;
-            nfds = 2;
-        }
-        if (s->live) talk_draw(s);
-        if (poll(fds, (nfds_t)nfds, s->live ? (int)(FRAME_SECONDS * 1000) : 100) < 0 && errno != EINTR) return 0;
-        talk_wake_drain();
-        while ((e = talk_pop_event()) != NULL) {
-            talk_handle_event(s, e);
-            talk_free_event(e);
-        }
+        struct pollfd fds[3] = {{-1, POLLIN, 0}, {-1, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+        nfds_t nfds = s->keyboard ? 3 : 2;
+        int shown;
+        fds[0].fd = s->event_fd;
+        fds[1].fd = talk_signals_fd();
+        if (poll(fds, nfds, draw_when_due(s, changed, &next_frame)) < 0 && errno != EINTR) return 0;
+        talk_signals_drain();
+        if ((shown = talk_take_events(s)) < 0) return 0;
+        changed = shown > 0 || fds[1].revents != 0 || (nfds == 3 && fds[2].revents != 0);
         if (talk_winch) {
             talk_winch = 0;
             if (s->live) talk_update_size(s);
@@ -236,7 +253,7 @@ static int run(struct session *s)
             s->quit_by_user = 1;
             talk_stop(s, talk_last_signal == SIGINT ? "interrupted" : "terminated");
         }
-        if (s->keyboard && nfds == 2 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && handle_keys(s)) return 1;
+        if (s->keyboard && nfds == 3 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) && handle_keys(s)) return 1;
         if (s->closed) return 0;
         if (check_deadlines(s, ready_deadline)) return 0;
     }
@@ -295,13 +312,11 @@ static int exit_status(const struct session *s, int forced)
 static int finish(struct session *s, int forced)
 {
     const struct options *o = s->opt;
-    struct event *e;
     size_t i;
     int exit_code;
     /* Complete the recording's files before telling where they are. */
     if (o->record && !forced) millis_client_stop_recording(s->client);
-    millis_client_destroy(s->client);
-    while ((e = talk_pop_event()) != NULL) talk_free_event(e);
+    millis_client_destroy(s->client); /* the events still queued with it */
     if (s->live) {
         talk_restore_terminal();
         print_transcript(s);
@@ -320,7 +335,7 @@ static int finish(struct session *s, int forced)
     free(s->session_id);
     free(s->close_reason);
     free(s->frame);
-    talk_wake_close();
+    talk_signals_close();
     return exit_code;
 }
 

@@ -3,15 +3,16 @@
  *
  *   talk.c          the command: configure the client, start it, the main loop, the end
  *   talk_args.c     --help, the options, the start options JSON
- *   talk_events.c   the callbacks (network thread) and the event queue, signals
+ *   talk_events.c   the client's events, from the library's event queue; signals
  *   talk_session.c  the events as the main thread handles them: state, plain output,
  *                   the transcript kept for the live screen
  *   talk_screen.c   the terminal (raw keyboard, alternate screen) and the live screen
  *
- * Threads: the library calls the callbacks on its network thread; they only copy what
- * they get into an event queue (mutex) and wake the main thread through a self-pipe.
- * The main thread owns everything else: it reads the queue, the keyboard and the
- * analysers, and draws. Signal handlers write to the same pipe.
+ * Threads: the client keeps its events in the library's event queue (millis.h, "Event
+ * queue"); the main thread takes them when the queue's descriptor is readable. It owns
+ * everything: it reads the events, the keyboard and the analysers, and draws. The
+ * signal handlers only set flags and write to a self-pipe the main thread polls too.
+ * talk's one callback does nothing: it asks the library for the turn reports.
  */
 #ifndef MILLIS_CLI_TALK_H
 #define MILLIS_CLI_TALK_H
@@ -27,6 +28,13 @@
 #define METER_FLOOR_DB (-60.0)
 #define TRANSCRIPT_MAX 2000      /* lines kept for the live screen */
 #define MAX_HEADERS 64           /* millis_config_add_header's limit */
+/* The library's event queue holds every event, the agent's audio too (16 kHz PCM16:
+ * 32 kB a second), though talk uses none of it: 32 MiB keep about a quarter of an hour
+ * of it (with each event's 64 bytes of overhead) while the main thread cannot take
+ * events (its stdout blocked by a slow terminal or a reader that does not read), before
+ * the queue drops events and says so (an error: exit status 1). A bound, not an
+ * allocation: the queue holds only what is waiting. */
+#define TALK_EVENT_QUEUE_BYTES ((size_t)32 << 20)
 
 /* ------------------------------------------------------------------------------------
  * Options (talk_args.c)
@@ -51,40 +59,31 @@ int talk_parse_options(int argc, char **argv, struct options *o);
 char *talk_start_options(const struct options *o);
 
 /* ------------------------------------------------------------------------------------
- * Events: from the network thread to the main thread (talk_events.c)
+ * Events and signals: what the main loop waits on beside the keyboard (talk_events.c)
  * ---------------------------------------------------------------------------------- */
 
-enum event_kind {
-    EV_OPEN, EV_READY, EV_SESSION_ENDED, EV_TRANSCRIPT, EV_RESPONSE, EV_FUNCTION, EV_LATENCY,
-    EV_STATE, EV_CLOSE, EV_ERROR, EV_MESSAGE, EV_RECONNECTING, EV_RECONNECTED, EV_USER_AUDIO,
-    EV_INPUT_ENDED, EV_TURN, EV_LOG
-};
-
-struct event {
-    enum event_kind kind;
-    int i1, i2;
-    double d;
-    char *s1, *s2, *s3;
-    struct event *next;
-};
+struct session;
 
 /** Set by the signal handlers (SIGINT, SIGTERM, SIGHUP; SIGWINCH). */
 extern volatile sig_atomic_t talk_signal_count, talk_last_signal, talk_winch;
 
-/** Opens the wake pipe (non-blocking, close-on-exec); 0 on success. */
-int talk_wake_open(void);
-/** The descriptor the main thread polls: readable after an event or a signal. */
-int talk_wake_fd(void);
-/** Empties the wake pipe (after poll). */
-void talk_wake_drain(void);
-void talk_wake_close(void);
+/** Opens the signals' self-pipe (non-blocking, close-on-exec); 0 on success. */
+int talk_signals_open(void);
+/** The descriptor the main thread polls: readable after a signal. */
+int talk_signals_fd(void);
+/** Empties the self-pipe (after poll). */
+void talk_signals_drain(void);
+void talk_signals_close(void);
 /** SIGINT, SIGTERM, SIGHUP and SIGWINCH wake the main thread; SIGPIPE is ignored. */
 void talk_install_signal_handlers(void);
-/** Every callback of talk on this client (the log too when verbose). */
-void talk_register_callbacks(millis_client *c, int verbose);
-/** The oldest queued event, or NULL; free it with talk_free_event. */
-struct event *talk_pop_event(void);
-void talk_free_event(struct event *e);
+/** The client of cfg keeps its events in the library's queue (TALK_EVENT_QUEUE_BYTES). */
+millis_status talk_enable_events(millis_config *cfg);
+/** Asks for the turn reports and returns the queue's descriptor (readable while an
+ *  event is queued); -1 on failure. */
+int talk_events_fd(millis_client *c);
+/** Handles every queued event (talk_handle_event) but the agent's audio and analyser;
+ *  returns how many, or -1 when the queue failed (reported, s->failed set). */
+int talk_take_events(struct session *s);
 
 /* ------------------------------------------------------------------------------------
  * The session as the main thread sees it (talk_session.c)
@@ -101,6 +100,7 @@ struct tline {
 struct session {
     const struct options *opt;
     millis_client *client;
+    int event_fd;   /* the client's event queue (millis_client_event_fd) */
     millis_analyser *user_meter, *agent_meter;
     const char *endpoint, *agent_label;
     int live;       /* the live screen is on */
@@ -128,7 +128,7 @@ struct session {
 };
 
 /** Updates the session with one event and prints it (a line, or the transcript). */
-void talk_handle_event(struct session *s, struct event *e);
+void talk_handle_event(struct session *s, const millis_event *e);
 /** Stops the conversation once (millis_client_stop), noting why. */
 void talk_stop(struct session *s, const char *why);
 /** A line of the live screen's transcript. */

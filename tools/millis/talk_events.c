@@ -1,188 +1,121 @@
 /*
- * talk_events.c — `millis talk`: the callbacks, which run on the library's network
- * thread and only queue what they get, the queue, and the self-pipe that wakes the
- * main thread (written by the callbacks and the signal handlers).
+ * talk_events.c — `millis talk`: what the main loop waits on beside the keyboard. The
+ * client's events come from the library's event queue (millis.h, "Event queue"),
+ * taken on the main thread; the signals come through a self-pipe.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "talk.h"
 
+#include "common.h"
+
 #include <millis.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct event *queue_head, *queue_tail;
-static int wake_pipe[2] = {-1, -1};
+static int signal_pipe[2] = {-1, -1};
 volatile sig_atomic_t talk_signal_count, talk_last_signal, talk_winch;
 
-static void wake(void)
+/* ------------------------------------------------------------------------------------
+ * The client's events
+ * ---------------------------------------------------------------------------------- */
+
+/* The library analyses the user's voice activity, which the turn reports need, only
+ * for a turn callback (or a recording): this one asks for the reports, which then come
+ * through the queue like every event. It runs on the network thread and does nothing. */
+static void want_turns(millis_client *c, const char *json, void *ud)
 {
-    int saved = errno;
-    if (wake_pipe[1] >= 0) {
-        ssize_t n = write(wake_pipe[1], "x", 1);
-        (void)n; /* a full pipe already wakes the main thread */
+    (void)c;
+    (void)json;
+    (void)ud;
+}
+
+millis_status talk_enable_events(millis_config *cfg)
+{
+    return millis_config_set_event_queue(cfg, TALK_EVENT_QUEUE_BYTES);
+}
+
+int talk_events_fd(millis_client *c)
+{
+    if (millis_client_on_turn(c, want_turns, NULL) != MILLIS_OK) return -1;
+    return millis_client_event_fd(c);
+}
+
+int talk_take_events(struct session *s)
+{
+    millis_event ev = MILLIS_EVENT_INIT;
+    int shown = 0;
+    for (;;) {
+        millis_status st = millis_client_next_event(s->client, &ev, 0);
+        if (st != MILLIS_OK) {
+            const char *why = millis_client_last_error(s->client);
+            if (s->live)
+                talk_info(s, LINE_ERROR, "cannot take the client's events: %s: %s", millis_status_string(st), why);
+            else
+                error_msg("cannot take the client's events: %s: %s", millis_status_string(st), why);
+            s->failed = 1;
+            return -1;
+        }
+        if (ev.type == MILLIS_EVENT_NONE) return shown;
+        /* The queue holds the agent's audio too, which talk does not use (the meters
+         * read the analysers; the library plays it or writes it to --output). */
+        if (ev.type == MILLIS_EVENT_AUDIO || ev.type == MILLIS_EVENT_ANALYZER) continue;
+        talk_handle_event(s, &ev);
+        shown++;
     }
-    errno = saved;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static void push(enum event_kind kind, int i1, int i2, double d, const char *s1, const char *s2, const char *s3)
-{
-    struct event *e = calloc(1, sizeof *e);
-    if (e == NULL) return;
-    e->kind = kind;
-    e->i1 = i1;
-    e->i2 = i2;
-    e->d = d;
-    e->s1 = dup_or_null(s1);
-    e->s2 = dup_or_null(s2);
-    e->s3 = dup_or_null(s3);
-    pthread_mutex_lock(&queue_lock);
-    if (queue_tail)
-        queue_tail->next = e;
-    else
-        queue_head = e;
-    queue_tail = e;
-    pthread_mutex_unlock(&queue_lock);
-    wake();
-}
-
-struct event *talk_pop_event(void)
-{
-    struct event *e;
-    pthread_mutex_lock(&queue_lock);
-    e = queue_head;
-    if (e) {
-        queue_head = e->next;
-        if (queue_head == NULL) queue_tail = NULL;
-    }
-    pthread_mutex_unlock(&queue_lock);
-    return e;
-}
-
-void talk_free_event(struct event *e)
-{
-    free(e->s1);
-    free(e->s2);
-    free(e->s3);
-    free(e);
 }
 
 /* ------------------------------------------------------------------------------------
- * The callbacks (network thread): copy, queue, wake
+ * Signals: a self-pipe
  * ---------------------------------------------------------------------------------- */
-
-static void on_open(millis_client *c, void *ud) { (void)c; (void)ud; push(EV_OPEN, 0, 0, 0, NULL, NULL, NULL); }
-static void on_ready(millis_client *c, const char *sid, const char *payload, void *ud)
-{
-    (void)c; (void)ud; (void)payload;
-    push(EV_READY, 0, 0, 0, sid, NULL, NULL);
-}
-static void on_session_ended(millis_client *c, void *ud) { (void)c; (void)ud; push(EV_SESSION_ENDED, 0, 0, 0, NULL, NULL, NULL); }
-static void on_transcript(millis_client *c, const char *text, int is_final, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_TRANSCRIPT, is_final, 0, 0, text, NULL, NULL);
-}
-static void on_response(millis_client *c, const char *text, int is_final, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_RESPONSE, is_final, 0, 0, text, NULL, NULL);
-}
-static void on_function(millis_client *c, const char *text, const char *name, const char *params, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_FUNCTION, 0, 0, 0, name, params, text);
-}
-static void on_latency(millis_client *c, double ms, void *ud) { (void)c; (void)ud; push(EV_LATENCY, 0, 0, ms, NULL, NULL, NULL); }
-static void on_state(millis_client *c, millis_agent_state s, void *ud) { (void)c; (void)ud; push(EV_STATE, (int)s, 0, 0, NULL, NULL, NULL); }
-static void on_close(millis_client *c, int code, const char *reason, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_CLOSE, code, 0, 0, reason, NULL, NULL);
-}
-static void on_error(millis_client *c, millis_status st, const char *message, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_ERROR, (int)st, 0, 0, message, NULL, NULL);
-}
-static void on_message(millis_client *c, const char *method, const char *json, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_MESSAGE, 0, 0, 0, method, json, NULL);
-}
-static void on_reconnecting(millis_client *c, unsigned attempt, unsigned delay_ms, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_RECONNECTING, (int)attempt, (int)delay_ms, 0, NULL, NULL, NULL);
-}
-static void on_reconnected(millis_client *c, const char *sid, void *ud) { (void)c; (void)ud; push(EV_RECONNECTED, 0, 0, 0, sid, NULL, NULL); }
-static void on_user_audio_ready(millis_client *c, millis_analyser *a, const char *stream, void *ud)
-{
-    (void)c; (void)ud; (void)a;
-    push(EV_USER_AUDIO, 0, 0, 0, stream, NULL, NULL);
-}
-static void on_input_ended(millis_client *c, void *ud) { (void)c; (void)ud; push(EV_INPUT_ENDED, 0, 0, 0, NULL, NULL, NULL); }
-static void on_turn(millis_client *c, const char *json, void *ud) { (void)c; (void)ud; push(EV_TURN, 0, 0, 0, json, NULL, NULL); }
-static void on_log(millis_client *c, millis_log_level level, const char *message, void *ud)
-{
-    (void)c; (void)ud;
-    push(EV_LOG, (int)level, 0, 0, message, NULL, NULL);
-}
 
 static void on_signal(int sig)
 {
+    int saved = errno;
     if (sig == SIGWINCH) {
         talk_winch = 1;
     } else {
         talk_last_signal = sig;
         talk_signal_count += 1;
     }
-    wake();
+    if (signal_pipe[1] >= 0) {
+        ssize_t n = write(signal_pipe[1], "x", 1);
+        (void)n; /* a full pipe already wakes the main thread */
+    }
+    errno = saved;
 }
 
-/* ------------------------------------------------------------------------------------
- * Set-up, for the main thread
- * ---------------------------------------------------------------------------------- */
-
-int talk_wake_open(void)
+int talk_signals_open(void)
 {
-    if (pipe(wake_pipe) != 0) return -1;
-    fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
-    fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
-    fcntl(wake_pipe[0], F_SETFD, FD_CLOEXEC);
-    fcntl(wake_pipe[1], F_SETFD, FD_CLOEXEC);
+    if (pipe(signal_pipe) != 0) return -1;
+    fcntl(signal_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK);
+    fcntl(signal_pipe[0], F_SETFD, FD_CLOEXEC);
+    fcntl(signal_pipe[1], F_SETFD, FD_CLOEXEC);
     return 0;
 }
 
-int talk_wake_fd(void)
+int talk_signals_fd(void)
 {
-    return wake_pipe[0];
+    return signal_pipe[0];
 }
 
-void talk_wake_drain(void)
+void talk_signals_drain(void)
 {
     char drain[256];
-    while (read(wake_pipe[0], drain, sizeof drain) > 0) {
+    while (read(signal_pipe[0], drain, sizeof drain) > 0) {
     }
 }
 
-void talk_wake_close(void)
+void talk_signals_close(void)
 {
-    close(wake_pipe[0]);
-    close(wake_pipe[1]);
-    wake_pipe[0] = wake_pipe[1] = -1;
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
+    signal_pipe[0] = signal_pipe[1] = -1;
 }
 
 void talk_install_signal_handlers(void)
@@ -196,25 +129,4 @@ void talk_install_signal_handlers(void)
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGWINCH, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-}
-
-void talk_register_callbacks(millis_client *c, int verbose)
-{
-    millis_client_on_open(c, on_open, NULL);
-    millis_client_on_ready(c, on_ready, NULL);
-    millis_client_on_session_ended(c, on_session_ended, NULL);
-    millis_client_on_transcript(c, on_transcript, NULL);
-    millis_client_on_response_text(c, on_response, NULL);
-    millis_client_on_function(c, on_function, NULL);
-    millis_client_on_latency(c, on_latency, NULL);
-    millis_client_on_agent_state(c, on_state, NULL);
-    millis_client_on_close(c, on_close, NULL);
-    millis_client_on_error(c, on_error, NULL);
-    millis_client_on_message(c, on_message, NULL);
-    millis_client_on_reconnecting(c, on_reconnecting, NULL);
-    millis_client_on_reconnected(c, on_reconnected, NULL);
-    millis_client_on_user_audio_ready(c, on_user_audio_ready, NULL);
-    millis_client_on_input_ended(c, on_input_ended, NULL);
-    millis_client_on_turn(c, on_turn, NULL);
-    if (verbose) millis_client_on_log(c, on_log, NULL);
 }

@@ -222,80 +222,94 @@ static void handle_input_ended(struct session *s)
         talk_out("input ended");
 }
 
-/* Events that are only shown: a line of the live screen, or a plain line. */
-static void show_event(struct session *s, const struct event *e)
+/* Reconnections and, with --verbose (the library's log level is none without it), the
+ * library's log. */
+static void show_connection_event(struct session *s, const millis_event *e)
 {
-    const char *s1 = e->s1 ? e->s1 : "";
-    switch (e->kind) {
-    case EV_OPEN:
-        if (s->live) talk_info(s, LINE_INFO, "connected to %s", s->endpoint);
-        break;
-    case EV_SESSION_ENDED:
+    const char *message = e->message ? e->message : "";
+    switch (e->type) {
+    case MILLIS_EVENT_RECONNECTING:
         if (s->live)
-            talk_info(s, LINE_INFO, "the agent ended the session");
+            talk_info(s, LINE_ERROR, "connection lost: reconnecting, attempt %d in %d ms", (int)e->attempt,
+                      (int)e->delay_ms);
         else
-            talk_out("session ended");
+            talk_out("reconnecting: attempt %d in %d ms", (int)e->attempt, (int)e->delay_ms);
         break;
-    case EV_TRANSCRIPT:
+    case MILLIS_EVENT_RECONNECTED:
         if (s->live)
-            speech_line(s, LINE_USER, e->s1, e->i1);
-        else if (e->i1)
-            talk_out("user: %s", s1);
-        break;
-    case EV_RESPONSE:
-        if (s->live)
-            speech_line(s, LINE_AGENT, e->s1, e->i1);
-        else if (e->i1)
-            talk_out("agent: %s", s1);
-        break;
-    case EV_FUNCTION:
-        if (s->live)
-            talk_info(s, LINE_INFO, "tool call: %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "null");
+            talk_info(s, LINE_INFO, "reconnected: session %s", e->session_id ? e->session_id : "");
         else
-            talk_out("function: %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "null");
+            talk_out("reconnected %s", e->session_id ? e->session_id : "-");
         break;
-    case EV_LATENCY:
-        if (!s->live) talk_out("latency: %.1f ms", e->d);
-        break;
-    case EV_MESSAGE:
+    case MILLIS_EVENT_LOG:
         if (s->live)
-            talk_info(s, LINE_INFO, "message %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "");
+            talk_info(s, LINE_INFO, "[%s] %s", log_level_name((int)e->level), message);
         else
-            talk_out("message: %s %s", e->s1 ? e->s1 : "?", e->s2 ? e->s2 : "");
-        break;
-    case EV_RECONNECTING:
-        if (s->live)
-            talk_info(s, LINE_ERROR, "connection lost: reconnecting, attempt %d in %d ms", e->i1, e->i2);
-        else
-            talk_out("reconnecting: attempt %d in %d ms", e->i1, e->i2);
-        break;
-    case EV_RECONNECTED:
-        if (s->live)
-            talk_info(s, LINE_INFO, "reconnected: session %s", s1);
-        else
-            talk_out("reconnected %s", e->s1 ? e->s1 : "-");
-        break;
-    case EV_LOG:
-        if (s->live)
-            talk_info(s, LINE_INFO, "[%s] %s", log_level_name(e->i1), s1);
-        else
-            fprintf(stderr, "[%s] %s\n", log_level_name(e->i1), s1);
+            fprintf(stderr, "[%s] %s\n", log_level_name((int)e->level), message);
         break;
     default:
         break;
     }
 }
 
-void talk_handle_event(struct session *s, struct event *e)
+/* Events that are only shown: a line of the live screen, or a plain line. The agent's
+ * audio and analyser events are not: the meters read the analysers. */
+static void show_event(struct session *s, const millis_event *e)
 {
-    switch (e->kind) {
-    case EV_READY: handle_ready(s, e->s1); break;
-    case EV_STATE: handle_state(s, e->i1); break;
-    case EV_CLOSE: handle_close(s, e->i1, e->s1); break;
-    case EV_ERROR: handle_error(s, (millis_status)e->i1, e->s1); break;
-    case EV_INPUT_ENDED: handle_input_ended(s); break;
-    case EV_USER_AUDIO: handle_user_audio(s, e->s1); break;
-    case EV_TURN: handle_turn(s, e->s1); break;
+    const char *text = e->text ? e->text : "";
+    switch (e->type) {
+    case MILLIS_EVENT_OPEN:
+        if (s->live) talk_info(s, LINE_INFO, "connected to %s", s->endpoint);
+        break;
+    case MILLIS_EVENT_SESSION_ENDED:
+        if (s->live)
+            talk_info(s, LINE_INFO, "the agent ended the session");
+        else
+            talk_out("session ended");
+        break;
+    case MILLIS_EVENT_TRANSCRIPT:
+        if (s->live)
+            speech_line(s, LINE_USER, e->text, e->is_final);
+        else if (e->is_final)
+            talk_out("user: %s", text);
+        break;
+    case MILLIS_EVENT_RESPONSE_TEXT:
+        if (s->live)
+            speech_line(s, LINE_AGENT, e->text, e->is_final);
+        else if (e->is_final)
+            talk_out("agent: %s", text);
+        break;
+    case MILLIS_EVENT_FUNCTION:
+        if (s->live)
+            talk_info(s, LINE_INFO, "tool call: %s %s", e->name ? e->name : "?", e->json ? e->json : "null");
+        else
+            talk_out("function: %s %s", e->name ? e->name : "?", e->json ? e->json : "null");
+        break;
+    case MILLIS_EVENT_LATENCY:
+        if (!s->live) talk_out("latency: %.1f ms", e->latency_ms);
+        break;
+    case MILLIS_EVENT_MESSAGE:
+        if (s->live)
+            talk_info(s, LINE_INFO, "message %s %s", e->name ? e->name : "?", e->json ? e->json : "");
+        else
+            talk_out("message: %s %s", e->name ? e->name : "?", e->json ? e->json : "");
+        break;
+    default:
+        show_connection_event(s, e);
+        break;
+    }
+}
+
+void talk_handle_event(struct session *s, const millis_event *e)
+{
+    switch (e->type) {
+    case MILLIS_EVENT_READY: handle_ready(s, e->session_id); break;
+    case MILLIS_EVENT_AGENT_STATE: handle_state(s, (int)e->agent_state); break;
+    case MILLIS_EVENT_CLOSE: handle_close(s, e->code, e->message); break;
+    case MILLIS_EVENT_ERROR: handle_error(s, e->status, e->message); break;
+    case MILLIS_EVENT_INPUT_ENDED: handle_input_ended(s); break;
+    case MILLIS_EVENT_USER_AUDIO_READY: handle_user_audio(s, e->json); break;
+    case MILLIS_EVENT_TURN: handle_turn(s, e->json); break;
     default: show_event(s, e); break;
     }
 }
