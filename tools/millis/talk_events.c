@@ -24,16 +24,6 @@ volatile sig_atomic_t talk_signal_count, talk_last_signal, talk_winch;
  * The client's events
  * ---------------------------------------------------------------------------------- */
 
-/* The library analyses the user's voice activity, which the turn reports need, only
- * for a turn callback (or a recording): this one asks for the reports, which then come
- * through the queue like every event. It runs on the network thread and does nothing. */
-static void want_turns(millis_client *c, const char *json, void *ud)
-{
-    (void)c;
-    (void)json;
-    (void)ud;
-}
-
 millis_status talk_enable_events(millis_config *cfg)
 {
     return millis_config_set_event_queue(cfg, TALK_EVENT_QUEUE_BYTES);
@@ -41,7 +31,6 @@ millis_status talk_enable_events(millis_config *cfg)
 
 int talk_events_fd(millis_client *c)
 {
-    if (millis_client_on_turn(c, want_turns, NULL) != MILLIS_OK) return -1;
     return millis_client_event_fd(c);
 }
 
