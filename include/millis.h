@@ -1684,7 +1684,10 @@ typedef struct millis_event {
  * Remarks: when an event would take the queue past max_bytes it is dropped, and the
  *   program is told where: one MILLIS_EVENT_ERROR (MILLIS_ERR_NO_MEMORY) stands in the
  *   queue where the dropped run began, saying how many events and bytes were lost. A
- *   close event is never dropped, so a program waiting for the end always sees it.
+ *   close event is never dropped, so a program waiting for the end always sees it; nor
+ *   is an event that finds the queue empty, however large (a message up to
+ *   millis_config_set_max_message_bytes, or its audio converted to the application
+ *   format), so memory stays within max_bytes plus one message.
  */
 millis_status millis_config_set_event_queue(millis_config *cfg, size_t max_bytes);
 

@@ -646,6 +646,7 @@ static millis_client *T_cli;
 static char T_buf[640];
 static millis_status T_err;
 static int T_marker;
+static millis_event T_event = MILLIS_EVENT_INIT;
 static uint8_t T_bytes[4];
 static float T_floats[4];
 
@@ -784,7 +785,11 @@ static float T_floats[4];
     X("millis_client_on_input_ended(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_input_ended(NULL, noop_open, &T_marker)) \
     X("millis_client_on_input_ended(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_input_ended(T_cli, NULL, &T_marker)) \
     X("millis_client_on_turn(NULL, cb, ud)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_on_turn(NULL, noop_turn, &T_marker)) \
-    X("millis_client_on_turn(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_turn(T_cli, NULL, &T_marker))
+    X("millis_client_on_turn(cli, NULL, ud)", 0, MILLIS_OK, millis_client_on_turn(T_cli, NULL, &T_marker)) \
+    X("millis_config_set_event_queue(NULL, 65536)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_event_queue(NULL, 65536)) \
+    X("millis_client_next_event(NULL, ev, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_next_event(NULL, &T_event, 0)) \
+    X("millis_client_next_event(cli, NULL, 0)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_client_next_event(T_cli, NULL, 0)) \
+    X("millis_client_event_fd(NULL)", 1, 1, millis_client_event_fd(NULL) == -1)
 
 #define ROW_DATA(name, kind, want, expr) {name, kind, (long)(want)},
 static const struct null_row null_rows[] = {ROWS(ROW_DATA)};

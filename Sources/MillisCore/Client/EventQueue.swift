@@ -11,7 +11,7 @@ import CSystem
 /// Bounded: each event counts its payload against `limitBytes`. An event that would pass
 /// the limit is dropped, and the program learns where: one error stands in the queue
 /// where the dropped run began, counting what it lost. A close is never dropped: a
-/// program waiting for the end must see it.
+/// program waiting for the end must see it; nor is an event that finds the queue empty.
 public final class EventQueue: @unchecked Sendable {
     public static let limitRange = (64 << 10)...(1 << 30)
     /// What an event costs beside its payload: a program that never reads cannot grow
@@ -81,7 +81,10 @@ public final class EventQueue: @unchecked Sendable {
         if case .close = event { isClose = true } else { isClose = false }
         state.withLock { s in
             let wasEmpty = s.head == s.entries.count
-            if !isClose && s.bytes + cost > limitBytes {
+            // An event bigger than the limit is kept when nothing else is queued: a
+            // message the connection accepted (max_message_bytes) is never refused
+            // for its size alone, and memory stays within the limit plus one message.
+            if !isClose && !wasEmpty && s.bytes + cost > limitBytes {
                 s.droppedTotal += 1
                 if s.dropRunOpen, case .dropped(let n, let b) = s.entries[s.entries.count - 1] {
                     s.entries[s.entries.count - 1] = .dropped(events: n + 1, bytes: b + cost)

@@ -56,6 +56,20 @@ final class EventQueueTests: XCTestCase {
         XCTAssertEqual(queue.pop(), audio(frame))
     }
 
+    /// A message the connection accepted is never refused for its size alone.
+    func testAnEventBiggerThanTheLimitIsKeptWhenTheQueueIsEmpty() throws {
+        let queue = try EventQueue(limitBytes: 64 << 10)
+        queue.push(audio(1 << 20))
+        queue.push(audio(1000))  // dropped: the queue holds more than its limit
+        XCTAssertEqual(queue.pop(), audio(1 << 20))
+        guard case .error(_, let message)? = queue.pop() else { return XCTFail("no drop report") }
+        XCTAssertTrue(message.hasPrefix("1 event ("), message)
+        XCTAssertNil(queue.pop())
+        queue.push(.open)
+        queue.push(audio(1 << 20))  // dropped: the queue is not empty
+        XCTAssertEqual(queue.droppedEvents, 2)
+    }
+
     func testTwoRunsOfDropsAreTwoReports() throws {
         let queue = try EventQueue(limitBytes: 64 << 10)
         queue.push(audio(60_000))

@@ -323,13 +323,21 @@ class _Pump:
         self.wake_r, self.wake_w = os.pipe()
         os.write(self.wake_w, b"x")
 
-    def __del__(self) -> None:
-        for fd in (getattr(self, "fd", -1), getattr(self, "wake_r", -1), getattr(self, "wake_w", -1)):
+    def release(self) -> None:
+        """Closes the descriptors, once nothing will wait on them again: after
+        close_native nothing selects (the leftovers end with _STOP), and a waiter still
+        inside select wakes, since the wake pipe's closed write end reads as end of file."""
+        for name in ("fd", "wake_w", "wake_r"):
+            fd = getattr(self, name, -1)
+            setattr(self, name, -1)
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def _materialize(event: Event, client: "Optional[Client]" = None) -> Event:
@@ -481,7 +489,8 @@ class Client:
         loop: an asyncio event loop; implies dispatch="asyncio".
         event_queue_bytes: how much the library keeps of the events not yet
             dispatched (payload bytes: audio, text, JSON), from 65536 to 2**30; default
-            :data:`DEFAULT_EVENT_QUEUE_BYTES` (8 MiB, about four minutes of agent audio).
+            :data:`DEFAULT_EVENT_QUEUE_BYTES` (8 MiB, about four minutes of agent audio),
+            or four times ``max_message_bytes`` when that is larger.
             Events past it are dropped, and an ``onerror`` (NO_MEMORY) stands where
             they were, counting them; ``onclose`` is never dropped.
 
@@ -592,9 +601,12 @@ class Client:
                     raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
 
             check(lib.millis_config_set_public_key(cfg, public_key.encode("utf-8")))
-            check(lib.millis_config_set_event_queue(
-                cfg, DEFAULT_EVENT_QUEUE_BYTES if event_queue_bytes is None
-                else _uint(event_queue_bytes, "event_queue_bytes")))
+            if event_queue_bytes is None:
+                # Room for a few of the largest messages accepted (their audio may grow
+                # threefold in the application format), beside the default.
+                largest = max_message_bytes if isinstance(max_message_bytes, int) and max_message_bytes > 0 else 0
+                event_queue_bytes = min(1 << 30, max(DEFAULT_EVENT_QUEUE_BYTES, 4 * largest))
+            check(lib.millis_config_set_event_queue(cfg, _uint(event_queue_bytes, "event_queue_bytes")))
             if endpoint is not None:
                 check(lib.millis_config_set_endpoint(cfg, endpoint.encode("utf-8")))
             if log_level is not None:
@@ -1232,14 +1244,27 @@ class Client:
             self._cv.notify_all()
         if self._dispatch_mode == "asyncio" and self._loop is not None:
             try:
-                # The leftovers reach aevents(); the reader goes (closed: not wanted).
-                self._loop.call_soon_threadsafe(_asyncio_drain, weakref.ref(self))
-                self._consumers_changed()
+                running = asyncio.get_running_loop()
             except RuntimeError:
-                pass
+                running = None
+            if running is self._loop:
+                self._finish_close_on_loop()
+            else:
+                try:
+                    self._loop.call_soon_threadsafe(self._finish_close_on_loop)
+                except RuntimeError:  # the loop is closed: no reader can be left on it
+                    self._pump.release()
+            return
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
+        self._pump.release()
+
+    def _finish_close_on_loop(self) -> None:
+        # The reader goes before its descriptor; the leftovers still reach aevents().
+        self._update_reader()
+        self._pump.release()
+        self._drain_async()
 
     def __enter__(self) -> "Client":
         return self
