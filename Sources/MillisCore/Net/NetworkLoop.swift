@@ -328,9 +328,6 @@ final class NetworkLoop: @unchecked Sendable {
         for action in actions {
             perform(action, client)
         }
-        if client.audioEngine != nil && client.session.connectionState == .idle {
-            stopAudio(client)
-        }
         // Only an earlier deadline is pushed: a later one (the playout end moves with
         // every agent frame) waits for the entry already in the heap, whose expiry
         // ticks the session and schedules what is then next. One push per frame would
@@ -377,6 +374,73 @@ final class NetworkLoop: @unchecked Sendable {
             deliver(event, client)
         case .playout(let control):
             playout(control, client)
+        case .enableCapture:
+            client.audioEngine?.enableCapture()
+        case .announceStreams:
+            client.emit(.analyzer)
+            client.emit(.userAudioReady(streamJSON: client.userAudioDescriptionJSON))
+        case .flushOutputConverter:
+            if let tail = client.outputConverter?.flush(), !tail.isEmpty {
+                client.emit(.audio(tail))
+            }
+        case .stopDevices:
+            stopAudio(client)
+        case .completeRecording(let code, let reason):
+            if let turn = client.timeline.event(.close(code: code, reason: reason), now: MonotonicClock.now()) {
+                emitTurn(turn, client)
+            }
+            if let recorder = client.timeline.detach(), let failure = recorder.finishAndWait() {
+                client.emit(.error(failure.status, failure.message))
+            }
+        }
+    }
+
+    /// What happens around an event on its way to the application: the analysers and
+    /// the conversation's timeline each take their part, before the application's
+    /// callback runs.
+    private func deliver(_ event: SessionEvent, _ client: Client) {
+        let now = MonotonicClock.now()
+        switch event {
+        case .audio(let pcm):
+            // Application mode has no speaker: handing the audio over is playing it.
+            if let turn = client.timeline.agentAudio(pcm, now: now, playedNow: client.audioEngine == nil) {
+                emitTurn(turn, client)
+            }
+            if let engine = client.audioEngine {
+                engine.enqueue(pcm, receivedAt: now)
+            } else if let agent = client.existingAnalysers.agent {
+                pcm.withUnsafeBytes { agent.write($0.bindMemory(to: Int16.self)) }
+            }
+            client.emit(.audio(client.outputConverter?.fromWire(pcm) ?? pcm))
+        case .log:
+            client.emit(event)
+        case .close:
+            // completeRecording noted it in the timeline.
+            client.emit(event)
+        default:
+            if let turn = client.timeline.event(event, now: now) { emitTurn(turn, client) }
+            client.emit(event)
+        }
+    }
+
+    /// Barge-in, pause, resume: for the speaker, the converter and the timeline.
+    private func playout(_ control: Session.PlayoutControl, _ client: Client) {
+        if control == .clear {
+            client.outputConverter?.reset()
+            if let turn = client.timeline.cleared(now: MonotonicClock.now()) { emitTurn(turn, client) }
+        }
+        guard let engine = client.audioEngine else { return }
+        switch control {
+        case .clear: engine.clear()
+        case .pause: engine.pause()
+        case .resume: engine.resume()
+        }
+    }
+
+    private func emitTurn(_ turn: TurnTracker.Turn, _ client: Client) {
+        let asked = client.reportsTurns.load(ordering: .relaxed)
+        if let json = client.timeline.report(turn, now: MonotonicClock.now(), forApplication: asked) {
+            client.emit(.turn(json: json))
         }
     }
 

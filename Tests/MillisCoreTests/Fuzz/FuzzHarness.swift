@@ -504,7 +504,13 @@ struct FuzzConsumers {
             case .playout(.clear):
                 converter.reset()
                 if let turn = timeline.cleared(now: now) { report(turn, now: now) }
-            case .connect, .closeHandshake, .disconnect, .playout:
+            case .flushOutputConverter:
+                let tail = converter.flush()
+                precondition(tail.count % converter.format.bytesPerSample == 0)
+            case .completeRecording(let code, let reason):
+                note(.close(code: code, reason: reason), now: now)
+                _ = timeline.detach()
+            case .connect, .closeHandshake, .disconnect, .playout, .enableCapture, .announceStreams, .stopDevices:
                 break
             }
         }
@@ -526,21 +532,13 @@ struct FuzzConsumers {
             return
         case .log:
             return
+        case .close:
+            // completeRecording noted it.
+            return
         default:
-            if let turn = timeline.event(event, now: now) { report(turn, now: now) }
-            var differs = false
-            switch event {
-            case .ready, .reconnected, .latency: differs = true
-            default: break
-            }
-            if checkLines || differs, let fields = ConversationTimeline.fields(of: event) {
-                Self.checkLine([("type", .string("event"))] + fields)
-            }
+            note(event, now: now)
         }
         switch event {
-        case .agentState(.idle):
-            let tail = converter.flush()
-            precondition(tail.count % converter.format.bytesPerSample == 0)
         case .ready(let id, let payloadJSON):
             precondition((try? JSONParser.parse(payloadJSON)) != nil, "ready payload is not JSON: \(payloadJSON.prefix(200))")
             _ = id
@@ -548,6 +546,19 @@ struct FuzzConsumers {
             precondition((try? JSONParser.parse(paramsJSON)) != nil, "function params are not JSON: \(paramsJSON.prefix(200))")
         default:
             break
+        }
+    }
+
+    /// An event in the timeline, and its line.
+    private mutating func note(_ event: SessionEvent, now: UInt64) {
+        if let turn = timeline.event(event, now: now) { report(turn, now: now) }
+        var differs = false
+        switch event {
+        case .ready, .reconnected, .latency: differs = true
+        default: break
+        }
+        if checkLines || differs, let fields = ConversationTimeline.fields(of: event) {
+            Self.checkLine([("type", .string("event"))] + fields)
         }
     }
 
