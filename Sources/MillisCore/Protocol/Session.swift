@@ -1,6 +1,8 @@
 /// The Millis protocol for one client, as a pure state machine: inputs (API calls,
-/// transport events, messages, time) go in; `Action`s come out for the network loop
-/// to perform. Time is passed in as monotonic nanoseconds, so tests can script it.
+/// transport events, messages, time) go in; `Action`s come out for its `Conversation`
+/// to perform, in order: everything an input causes, the devices and the recording
+/// included, is one of them. Time is passed in as monotonic nanoseconds, so tests can
+/// script it.
 ///
 /// In application audio mode there is no speaker, so agent audio counts as played in
 /// real time from its arrival: the agent state returns to `idle` when it would have

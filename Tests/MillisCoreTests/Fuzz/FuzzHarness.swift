@@ -433,10 +433,11 @@ enum FuzzHarness {
     }
 }
 
-/// What the network loop does with a session's actions (NetworkLoop.perform and
-/// deliver, application audio mode), without a socket: the conversation timeline and
-/// its turn tracker, the converter of the agent's audio to the application's format,
-/// the agent analyser. Every JSON they make must parse.
+/// What a conversation does with its session's actions (Conversation.perform and
+/// Conversation+Delivery.swift, application audio mode), without a socket, devices or
+/// files: the conversation timeline and its turn tracker, the converter of the agent's
+/// audio to the application's format, the agent analyser. Every JSON they make must
+/// parse.
 struct FuzzConsumers {
     static let formats: [ApplicationAudioFormat] = [
         .wire, try! ApplicationAudioFormat(encoding: .pcm16, sampleRate: 8_000),
