@@ -54,7 +54,8 @@ public final class Client: @unchecked Sendable {
     private var handler: ((SessionEvent) -> Void)?
     private var destroyed = false
 
-    /// Posted to the loop in every command; this thread never touches it.
+    /// Network-loop thread only: the client names it in the commands it posts, and
+    /// touches nothing of it.
     private let conversation: Conversation
 
     /// The recording under way or last finished, and one asked for before a start.
@@ -352,7 +353,6 @@ public final class Client: @unchecked Sendable {
         _ = poll(&fd, 1, 10_000)
         Glibc.close(completion)
     }
-
 }
 
 /// The network loop's side: what the conversation reports and reads.
