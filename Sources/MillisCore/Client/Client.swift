@@ -4,10 +4,11 @@ import Glibc
 import CSystem
 import Synchronization
 
-/// One client: a conversation at a time with a Millis agent. Public methods may be
-/// called from any thread, including from inside its event handler: they check their
-/// input here and hand the work to the network loop, which alone touches the session
-/// and the connection.
+/// One client: a conversation at a time with a Millis agent. A facade: its configuration,
+/// the snapshot callers read, the dispatch of events to the handler. Public methods may
+/// be called from any thread, including from inside its event handler: they check their
+/// input here and post the work to the network loop, which alone touches the client's
+/// `Conversation` (the session, the connection, the devices, the recording).
 public final class Client: @unchecked Sendable {
     public let config: ClientConfig
     /// The audio mode in force: `.application` or `.device` (default resolved at creation).
@@ -53,14 +54,9 @@ public final class Client: @unchecked Sendable {
     private var handler: ((SessionEvent) -> Void)?
     private var destroyed = false
 
-    // Network-loop thread only.
-    var session: Session
-    var connection: Connection?
-    var scheduledDeadline: UInt64?
-    var audioEngine: AudioEngine?
-    /// The audio callback's conversion from the wire format (nil: none needed).
-    var outputConverter: ApplicationAudioConverter?
-    let timeline = ConversationTimeline()
+    /// Network-loop thread only: the client names it in the commands it posts, and
+    /// touches nothing of it.
+    private let conversation: Conversation
 
     /// The recording under way or last finished, and one asked for before a start.
     private struct Recordings {
@@ -101,20 +97,10 @@ public final class Client: @unchecked Sendable {
         let format = config.applicationAudioFormat
         let needsConversion = audioMode == .application && format != .wire
         inputConverter = needsConversion ? ApplicationAudioConverter(format: format, toWire: true).map { Locked($0) } : nil
-        outputConverter = needsConversion ? ApplicationAudioConverter(format: format, toWire: false) : nil
-        var settings = Session.Settings(
-            frameBytes: config.frameBytes,
-            readyTimeoutNanoseconds: UInt64(config.readyTimeoutMilliseconds) * 1_000_000,
-            endpointDescription: config.endpoint.url)
-        settings.publicKey = config.publicKey
-        settings.reconnectAttempts = config.reconnectAttempts
-        settings.reconnectInitialDelayNanoseconds = UInt64(config.reconnectInitialDelayMilliseconds) * 1_000_000
-        settings.reconnectMaxDelayNanoseconds = UInt64(config.reconnectMaxDelayMilliseconds) * 1_000_000
-        settings.sendQueueLimitBytes = config.sendQueueBytes
-        settings.externalPlayout = audioMode == .device
-        // Each client its own jitter, so that many dropped at once do not return at once.
-        settings.jitterSeed = UInt64.random(in: 1...UInt64.max)
-        session = Session(settings: settings)
+        conversation = Conversation(config: config, audioMode: audioMode, loop: loop)
+        // Before the loop ever sees the conversation: the queue's lock orders this write
+        // before the loop's first read.
+        conversation.owner = self
     }
 
     /// Sets the function that receives every event, on the network thread.
@@ -169,14 +155,14 @@ public final class Client: @unchecked Sendable {
             }
             throw error
         }
-        loop.post(.start(self, NetworkLoop.StartRequest(options, engine: engine, recorder: recorder)))
+        loop.post(.start(conversation, NetworkLoop.StartRequest(options, engine: engine, recorder: recorder)))
         // A stop that came while the devices and files were opening follows the start
         // (posted from this thread, so in this order), instead of being lost before it.
         let stopNow = snapshot.withLock { s -> Bool in
             defer { s.starting = false; s.stopAfterStart = false }
             return s.stopAfterStart
         }
-        if stopNow { loop.post(.stop(self)) }
+        if stopNow { loop.post(.stop(conversation)) }
     }
 
     /// Records the conversation under way from now, or the next one from its start.
@@ -205,7 +191,7 @@ public final class Client: @unchecked Sendable {
             r.current = recorder
             r.creating = false
         }
-        loop.post(.recording(self, recorder, attach: true))
+        loop.post(.recording(conversation, recorder, attach: true))
     }
 
     /// Ends the recording under way and waits for its files; the writer's failure.
@@ -217,7 +203,7 @@ public final class Client: @unchecked Sendable {
             return r.current
         }
         guard let recorder else { return }
-        loop.post(.recording(self, recorder, attach: false))
+        loop.post(.recording(conversation, recorder, attach: false))
         if let failure = recorder.finishAndWait() { throw failure }
     }
 
@@ -252,7 +238,7 @@ public final class Client: @unchecked Sendable {
             }
             return true
         }
-        if post { loop.post(.stop(self)) }
+        if post { loop.post(.stop(conversation)) }
     }
 
     public func setMuted(_ muted: Bool) {
@@ -261,7 +247,7 @@ public final class Client: @unchecked Sendable {
         // the snapshot saw them, so is_muted always tells what the microphone does.
         snapshot.withLock { s in
             s.muted = muted
-            loop.post(.mute(self, muted))
+            loop.post(.mute(conversation, muted))
         }
     }
 
@@ -298,7 +284,7 @@ public final class Client: @unchecked Sendable {
         if let user = existingAnalysers.user {
             pcm.withUnsafeBytes { user.write($0.bindMemory(to: Int16.self)) }
         }
-        loop.post(.audio(self, pcm))
+        loop.post(.audio(conversation, pcm))
     }
 
     public func sendJSON(_ text: String) throws(MillisError) {
@@ -316,7 +302,7 @@ public final class Client: @unchecked Sendable {
         guard state == .open || state == .ready else {
             throw MillisError(.notReady, "no open WebSocket: start a conversation and wait for onopen")
         }
-        loop.post(.json(self, text))
+        loop.post(.json(conversation, text))
     }
 
     /// The caller runs on the network thread: inside a callback of some client.
@@ -332,12 +318,6 @@ public final class Client: @unchecked Sendable {
         json.removeLast()
         let mode = audioMode == .device ? "device" : "application"
         return json + ",\"audio_mode\":\"\(mode)\"," + audioCounters.json + "}"
-    }
-
-    /// What `useraudioready` describes: the capture stream.
-    var userAudioDescriptionJSON: String {
-        if let engine = audioEngine { return engine.streamDescriptionJSON }
-        return config.applicationAudioFormat.json
     }
 
     public var stats: SessionStats {
@@ -363,24 +343,24 @@ public final class Client: @unchecked Sendable {
         // right after); inside a callback the loop completes them once it returns.
         let writesFiles = config.audio.outputFile != nil || recordings.withLock { $0.current.map { !$0.isFinishing } ?? false }
         guard writesFiles, !loop.isLoopThread else {
-            loop.post(.destroy(self, completion: -1))
+            loop.post(.destroy(conversation, completion: -1))
             return
         }
         let completion = csys_eventfd()
-        loop.post(.destroy(self, completion: completion))
+        loop.post(.destroy(conversation, completion: completion))
         guard completion >= 0 else { return }
         var fd = pollfd(fd: completion, events: Int16(POLLIN), revents: 0)
         _ = poll(&fd, 1, 10_000)
         Glibc.close(completion)
     }
+}
 
-    // MARK: Network loop side
-
+/// The network loop's side: what the conversation reports and reads.
+extension Client: ConversationOwner {
     /// Copies the session's state for readers on other threads. Called before the
     /// actions of an input run, so handlers see the state their event belongs to; once
     /// a conversation has finished, a new start is allowed (even from the close handler).
-    func publish() {
-        let s = session
+    func publish(_ s: Session) {
         snapshot.withLock { snap in
             if s.finishedConversations != snap.finishedConversations {
                 snap.finishedConversations = s.finishedConversations
@@ -408,5 +388,7 @@ public final class Client: @unchecked Sendable {
         // returns, it ends here, as a child whose exec failed conventionally does.
         if loop.processID != getpid() { _exit(127) }
     }
+
+    var asksForTurns: Bool { reportsTurns.load(ordering: .relaxed) }
 }
 

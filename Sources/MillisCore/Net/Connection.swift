@@ -13,7 +13,7 @@ import CCurl
 /// and a chain of filters) cost more than the system call under it. A TLS connection
 /// keeps curl, which holds the TLS session.
 final class Connection {
-    unowned let client: Client
+    unowned let conversation: Conversation
     /// nil once the socket is ours (`ownSocket`) or the connection is torn down.
     var easy: UnsafeMutableRawPointer?
     /// curl's detailed message for the last failure (CURLOPT_ERRORBUFFER), while curl
@@ -38,9 +38,9 @@ final class Connection {
         case failed(String)
     }
 
-    init?(client: Client) {
+    init?(conversation: Conversation) {
         guard let easy = curl_easy_init() else { return nil }
-        self.client = client
+        self.conversation = conversation
         self.easy = easy
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -107,5 +107,5 @@ final class Connection {
     }
 
     /// Whether bytes may sit decrypted inside curl where epoll cannot see them (TLS).
-    var mayHoldBufferedInput: Bool { easy != nil && client.config.endpoint.secure }
+    var mayHoldBufferedInput: Bool { easy != nil && conversation.config.endpoint.secure }
 }

@@ -5,22 +5,24 @@ import CCurl
 import CSystem
 import Synchronization
 
-/// The one network thread of the process. It serves every client: curl's multi
-/// interface drives connecting (DNS, TCP, TLS, proxies) without blocking, then the
-/// WebSocket runs over the socket curl hands over, all multiplexed by one epoll.
-/// API calls reach it as commands through a queue and an eventfd; timers come from a
-/// heap of session deadlines.
+/// The one network thread of the process, a reactor: it serves every client's
+/// conversation. curl's multi interface drives connecting (DNS, TCP, TLS, proxies)
+/// without blocking (NetworkLoop+Curl.swift), then the WebSocket runs over the socket
+/// curl hands over (NetworkLoop+IO.swift), all multiplexed by one epoll with the audio
+/// engines' eventfds. API calls reach it as commands through a queue and an eventfd;
+/// timers come from a heap of session deadlines. What each of these means for a
+/// conversation is the `Conversation`'s to decide.
 final class NetworkLoop: @unchecked Sendable {
     enum Command {
-        case start(Client, StartRequest)
+        case start(Conversation, StartRequest)
         /// A recording starts (attach) or stops (detach) during the conversation.
-        case recording(Client, Recorder, attach: Bool)
-        case stop(Client)
-        case audio(Client, [UInt8])
-        case json(Client, String)
-        case mute(Client, Bool)
+        case recording(Conversation, Recorder, attach: Bool)
+        case stop(Conversation)
+        case audio(Conversation, [UInt8])
+        case json(Conversation, String)
+        case mute(Conversation, Bool)
         /// With an eventfd to signal once the client's files are complete (-1: none).
-        case destroy(Client, completion: Int32)
+        case destroy(Conversation, completion: Int32)
     }
 
     /// A start's payload, boxed: the queue copies commands, and the audio command,
@@ -99,39 +101,42 @@ final class NetworkLoop: @unchecked Sendable {
     let processID: pid_t
 
     private let commands = Locked<[Command]>([])
-    private let epollFD: Int32
+    let epollFD: Int32
     private let wakeFD: Int32
-    private let multi: UnsafeMutableRawPointer?
+    let multi: UnsafeMutableRawPointer?
     /// Whether the loop's thread runs (started on first use, never stopped).
     private let started = Locked(false)
     /// The loop thread's pthread_t, once it runs.
     private let loopThread = Atomic<UInt>(0)
 
     // Loop thread only.
-    private var connectionsByFD: [Int32: Connection] = [:]
-    private var connectionsByEasy: [UnsafeMutableRawPointer: Connection] = [:]
-    private var curlFDs: Set<Int32> = []
+    var connectionsByFD: [Int32: Connection] = [:]
+    var connectionsByEasy: [UnsafeMutableRawPointer: Connection] = [:]
+    var curlFDs: Set<Int32> = []
     /// Device audio mode: each engine's eventfd, readable when it has microphone frames,
     /// drained its playout, or failed.
-    private var audioClientsByFD: [Int32: Client] = [:]
+    private var audioConversationsByFD: [Int32: Conversation] = [:]
+    /// Microphone frames on their way from an engine to its session (one for all).
     private var captureBuffer = [Int16](repeating: 0, count: 16_000)
-    private var curlDeadline: UInt64?
-    private let shares = CurlSharePool()
-    /// Entries name their client by identity, resolved through `timedClients`: a stale
-    /// entry (lazy deletion) must not keep a destroyed client alive until its deadline,
-    /// which can be a ready timeout or a reconnection delay away (with strong entries a
-    /// process that churns calls held every client of the last ready timeout, 10 s, in
-    /// memory: 3 MB at 150 calls a second). Not weak references either: one gives the
-    /// client a side table, and then every retain and release of it, several per audio
-    /// frame, takes the runtime's slow path.
+    var curlDeadline: UInt64?
+    let shares = CurlSharePool()
+    /// Entries name their conversation by identity, resolved through
+    /// `timedConversations`: a stale entry (lazy deletion) must not keep a destroyed
+    /// client's conversation (and its buffers) alive until its deadline, which can be a
+    /// ready timeout or a reconnection delay away (with strong entries a process that
+    /// churns calls held every client of the last ready timeout, 10 s, in memory: 3 MB
+    /// at 150 calls a second). Not weak references either: one gives the object a side
+    /// table, and then every retain and release of it, several per audio frame, takes
+    /// the runtime's slow path.
     private var timers = TimerHeap<ObjectIdentifier>()
-    /// The clients that may have timers, until destroyed. An identity that outlives its
-    /// client and comes back with a new one at the same address only costs that one a
-    /// spurious tick, which finds nothing due (`scheduledDeadline` usually filters it).
-    private var timedClients: [ObjectIdentifier: Client] = [:]
-    private var readBuffer = [UInt8](repeating: 0, count: 65536)
+    /// The conversations that may have timers, until destroyed. An identity that
+    /// outlives its conversation and comes back with a new one at the same address only
+    /// costs that one a spurious tick, which finds nothing due (`scheduledDeadline`
+    /// usually filters it).
+    private var timedConversations: [ObjectIdentifier: Conversation] = [:]
+    var readBuffer = [UInt8](repeating: 0, count: 65536)
     /// Masking keys and nonces for every connection (one pool, not one each).
-    private let random = RandomSource()
+    let random = RandomSource()
 
     private init() {
         processID = getpid()
@@ -205,9 +210,9 @@ final class NetworkLoop: @unchecked Sendable {
         }
     }
 
-    private static let add: Int32 = 0, modify: Int32 = 1, delete: Int32 = 2
-    private static let readable = UInt32(CSYS_EPOLLIN), writable = UInt32(CSYS_EPOLLOUT)
-    private static let failed = UInt32(CSYS_EPOLLERR | CSYS_EPOLLHUP)
+    static let add: Int32 = 0, modify: Int32 = 1, delete: Int32 = 2
+    static let readable = UInt32(CSYS_EPOLLIN), writable = UInt32(CSYS_EPOLLOUT)
+    static let failed = UInt32(CSYS_EPOLLERR | CSYS_EPOLLHUP)
 
     // MARK: The loop
 
@@ -229,8 +234,8 @@ final class NetworkLoop: @unchecked Sendable {
                     _ = read(wakeFD, &value, 8)
                 } else if let connection = connectionsByFD[fd] {
                     handleIO(connection, flags: flags)
-                } else if let client = audioClientsByFD[fd] {
-                    serviceAudio(client)
+                } else if let conversation = audioConversationsByFD[fd] {
+                    conversation.serviceAudio(captureBuffer: &captureBuffer)
                 } else if curlFDs.contains(fd) {
                     var mask: Int32 = 0
                     if flags & Self.readable != 0 { mask |= CURL_CSELECT_IN }
@@ -263,38 +268,21 @@ final class NetworkLoop: @unchecked Sendable {
         let now = MonotonicClock.now()
         for command in batch {
             switch command {
-            case .start(let client, let request):
-                client.timeline.begin(now: now)
-                if let engine = request.engine { startAudio(client, engine) }
-                if let recorder = request.recorder { attach(recorder, client, now: now) }
-                drive(client) { $0.start(request.options, now: now) }
-            case .recording(let client, let recorder, let attaching):
-                if attaching {
-                    // A conversation that ended meanwhile has nothing left to record.
-                    if client.session.connectionState == .idle { recorder.finish() } else { attach(recorder, client, now: now) }
-                } else if client.timeline.recorder === recorder {
-                    detachRecording(client)
-                }
-            case .stop(let client):
-                drive(client) { $0.stop(now: now) }
-            case .audio(let client, let pcm):
-                let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
-                drive(client) { $0.userAudio(pcm, now: now, queuedBytes: queued) }
-            case .json(let client, let text):
-                drive(client) { $0.sendJSON(text) }
-            case .mute(let client, let muted):
-                client.session.setMuted(muted)
-            case .destroy(let client, let completion):
-                if let connection = client.connection {
-                    connection.webSocket?.close(code: 1000, reason: "client destroyed")
-                    flush(connection)
-                    teardown(connection)
-                }
-                drive(client) { $0.abandon() }
-                // The output file is completed as the engine closes, the recording here.
-                stopAudio(client)
-                client.timeline.detach()?.finishAndWait()
-                timedClients[ObjectIdentifier(client)] = nil
+            case .start(let conversation, let request):
+                conversation.start(request.options, engine: request.engine, recorder: request.recorder, now: now)
+            case .recording(let conversation, let recorder, let attaching):
+                conversation.recording(recorder, attach: attaching, now: now)
+            case .stop(let conversation):
+                conversation.stop(now: now)
+            case .audio(let conversation, let pcm):
+                conversation.userAudio(pcm, now: now)
+            case .json(let conversation, let text):
+                conversation.sendJSON(text)
+            case .mute(let conversation, let muted):
+                conversation.setMuted(muted)
+            case .destroy(let conversation, let completion):
+                conversation.destroy()
+                timedConversations[ObjectIdentifier(conversation)] = nil
                 if completion >= 0 { AudioEngine.signal(completion) }
             }
         }
@@ -307,468 +295,27 @@ final class NetworkLoop: @unchecked Sendable {
             curlAction(CURL_SOCKET_TIMEOUT, 0)
         }
         while let (deadline, id) = timers.popDue(now: now) {
-            guard let client = timedClients[id], client.scheduledDeadline == deadline else { continue }
-            client.scheduledDeadline = nil
-            drive(client) { $0.tick(now: now) }
+            guard let conversation = timedConversations[id], conversation.scheduledDeadline == deadline else { continue }
+            conversation.deadlineReached(now: now)
         }
     }
 
-    // MARK: Session actions
-
-    /// The transport of `client` failed now (the session decides: resume or end).
-    private func failed(_ client: Client, _ status: MillisStatus, _ message: String, closeCode: Int) {
-        drive(client) { $0.transportFailed(status, message, closeCode: closeCode, now: MonotonicClock.now()) }
-    }
-
-    /// Feeds one input to a client's session and performs the resulting actions.
-    private func drive(_ client: Client, _ input: (Session) -> [Session.Action]) {
-        let actions = input(client.session)
-        client.session.noteSendQueue(bytes: client.connection?.webSocket?.pendingOutputCount ?? 0)
-        client.publish()
-        for action in actions {
-            perform(action, client)
-        }
-        if client.audioEngine != nil && client.session.connectionState == .idle {
-            stopAudio(client)
-        }
-        // Only an earlier deadline is pushed: a later one (the playout end moves with
-        // every agent frame) waits for the entry already in the heap, whose expiry
-        // ticks the session and schedules what is then next. One push per frame would
-        // fill the heap with stale entries at 50 a second per client.
-        if let deadline = client.session.nextDeadline {
-            if client.scheduledDeadline.map({ deadline < $0 }) ?? true {
-                client.scheduledDeadline = deadline
-                timers.push(deadline, ObjectIdentifier(client))
-                timedClients[ObjectIdentifier(client)] = client
-            }
-        }
-    }
-
-    func perform(_ action: Session.Action, _ client: Client) {
-        switch action {
-        case .connect:
-            connect(client)
-        case .sendText(let text):
-            guard let connection = client.connection else { return }
-            client.timeline.sentText(text, now: MonotonicClock.now())
-            connection.webSocket?.sendText(text)
-            flush(connection)
-        case .sendBinary(let pcm):
-            guard let connection = client.connection else { return }
-            client.timeline.sentAudio(pcm, now: MonotonicClock.now(), analyse: client.reportsTurns.load(ordering: .relaxed))
-            pcm.withUnsafeBytes { connection.webSocket?.sendBinary($0) }
-            flush(connection)
-        case .closeHandshake(let code, let reason):
-            guard let connection = client.connection else { return }
-            if connection.webSocket?.close(code: code, reason: reason) == true {
-                flush(connection)
-            } else {
-                teardown(connection)
-                drive(client) { $0.transportClosed(code: code, reason: reason, now: MonotonicClock.now()) }
-            }
-        case .disconnect(let code, let reason):
-            guard let connection = client.connection else { return }
-            if let code {
-                connection.webSocket?.close(code: code, reason: reason)
-                flush(connection)
-            }
-            teardown(connection)
-        case .emit(let event):
-            deliver(event, client)
-        case .playout(let control):
-            playout(control, client)
-        }
-    }
-
-    // MARK: Recording
-
-    private func attach(_ recorder: Recorder, _ client: Client, now: UInt64) {
-        client.timeline.detach()?.finish()
-        client.timeline.attach(recorder, now: now)
-        if let engine = client.audioEngine {
-            recorder.attachPlayedAgent(engine.playedTap)
-            engine.tapping.store(true, ordering: .releasing)
-        }
-    }
-
-    private func detachRecording(_ client: Client) {
-        client.audioEngine?.tapping.store(false, ordering: .releasing)
-        client.timeline.detach()?.finish()
+    /// Wakes `conversation` at `deadline` (its `scheduledDeadline`).
+    func schedule(_ deadline: UInt64, for conversation: Conversation) {
+        timers.push(deadline, ObjectIdentifier(conversation))
+        timedConversations[ObjectIdentifier(conversation)] = conversation
     }
 
     // MARK: Device audio
 
-    private func startAudio(_ client: Client, _ engine: AudioEngine) {
-        stopAudio(client)
-        client.audioEngine = engine
-        audioClientsByFD[engine.loopWakeFD] = client
-        csys_epoll_ctl(epollFD, Self.add, engine.loopWakeFD, Self.readable)
-        engine.start()
+    /// The engine's eventfd wakes the loop for `conversation` (`serviceAudio`).
+    func watchAudio(_ fd: Int32, for conversation: Conversation) {
+        audioConversationsByFD[fd] = conversation
+        csys_epoll_ctl(epollFD, Self.add, fd, Self.readable)
     }
 
-    /// Joins the audio threads (they wake at once) and closes the devices.
-    func stopAudio(_ client: Client) {
-        guard let engine = client.audioEngine else { return }
-        client.audioEngine = nil
-        csys_epoll_ctl(epollFD, Self.delete, engine.loopWakeFD, 0)
-        audioClientsByFD[engine.loopWakeFD] = nil
-        engine.stop()
-    }
-
-    /// Microphone frames to the session, a drained speaker to the agent state, a failed
-    /// device to the error callback.
-    private func serviceAudio(_ client: Client) {
-        guard let engine = client.audioEngine else { return }
-        AudioEngine.consume(engine.loopWakeFD)
-        if let message = engine.failure.withLock({ m -> String? in defer { m = nil }; return m }) {
-            client.emit(.error(.audioDevice, message))
-        }
-        if engine.takeInputEnded() {
-            perform(.emit(.inputEnded), client)
-        }
-        let playedAt = engine.answerPlayedAt.exchange(0, ordering: .acquiringAndReleasing)
-        if playedAt != 0, let turn = client.timeline.played(at: playedAt) {
-            emitTurn(turn, client)
-        }
-        let frame = VoiceProcessor.frameSamples
-        var available = engine.captured.count / frame * frame
-        if engine.readsAhead {
-            // A file read ahead of real time waits for the socket instead of being
-            // dropped by the send queue's limit: take only what half the limit holds.
-            let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
-            let room = max(0, client.session.settings.sendQueueLimitBytes / 2 - queued)
-            let frameBytes = client.config.frameBytes
-            available = min(available, room / (frameBytes + 14) * frameBytes / 2 / frame * frame)
-        }
-        if available > 0 {
-            let n = captureBuffer.withUnsafeMutableBufferPointer { buffer in
-                engine.captured.read(into: UnsafeMutableBufferPointer(rebasing: buffer[0..<min(available, buffer.count)]))
-            }
-            // Before initiate (and while a cut connection waits to resume) the microphone
-            // runs but nothing is sent (nor counted as dropped).
-            if client.session.acceptsAudio {
-                let pcm = captureBuffer.withUnsafeBytes { Array($0[0..<(2 * n)]) }
-                let queued = client.connection?.webSocket?.pendingOutputCount ?? 0
-                let sentBefore = client.session.stats.framesSent
-                drive(client) { $0.userAudio(pcm, now: MonotonicClock.now(), queuedBytes: queued) }
-                // The newest frame went out now (drive writes to the socket at once).
-                if client.session.stats.framesSent > sentBefore {
-                    let age = max(0, Int64(bitPattern: MonotonicClock.now() &- engine.lastCapturedAt.load(ordering: .acquiring)))
-                    client.audioCounters.captureToWireMicroseconds.add(Int(age / 1000), ordering: .relaxed)
-                    client.audioCounters.captureToWireFrames.add(1, ordering: .relaxed)
-                }
-            }
-        }
-        if engine.drained.exchange(false, ordering: .acquiringAndReleasing) && engine.playoutIsEmpty {
-            drive(client) { $0.playoutDrained() }
-        }
-    }
-
-    // MARK: Connecting (curl)
-
-    private func connect(_ client: Client) {
-        guard isUsable, let multi, let connection = Connection(client: client), let easy = connection.easy else {
-            failed(client, .internal, "the network loop could not start (epoll, eventfd or curl unavailable)", closeCode: 1006)
-            return
-        }
-        let endpoint = client.config.endpoint
-        ccurl_easy_setopt_string(easy, CURLOPT_URL, endpoint.curlURL)
-        ccurl_easy_setopt_long(easy, CURLOPT_CONNECT_ONLY, 1)
-        ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(client.config.readyTimeoutMilliseconds))
-        ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, connection.errorBuffer)
-        // curl reads nothing into its own buffer here (the WebSocket reads through
-        // curl_easy_recv into the loop's), so its 16 KiB default is memory for nothing.
-        ccurl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 1024)
-        if let (share, index) = shares.acquire() {
-            ccurl_easy_setopt_pointer(easy, CURLOPT_SHARE, share)
-            connection.shareIndex = index
-        }
-        if endpoint.secure {
-            if let caFile = client.config.caFile {
-                ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile)
-            }
-            if client.config.tlsVerificationDisabled {
-                ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
-                ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
-                client.emit(.log(.warn, "TLS certificate verification is DISABLED for \(endpoint.url) (millis_config_set_tls_verification_disabled_insecure): anyone on the network path can read and alter this conversation, public key included"))
-            }
-        }
-        client.connection = connection
-        connectionsByEasy[easy] = connection
-        if curl_multi_add_handle(multi, easy) != CURLM_OK {
-            teardown(connection)
-            failed(client, .internal, "curl refused the connection handle", closeCode: 1006)
-        }
-    }
-
-    private func curlAction(_ fd: Int32, _ mask: Int32) {
-        guard let multi else { return }
-        var running: Int32 = 0
-        curl_multi_socket_action(multi, fd, mask, &running)
-        var remaining: Int32 = 0
-        while let message = curl_multi_info_read(multi, &remaining) {
-            guard ccurl_msg_is_done(message) != 0, let easy = ccurl_msg_easy(message),
-                  let connection = connectionsByEasy[easy], !connection.isClosed else { continue }
-            connected(connection, result: ccurl_msg_result(message))
-        }
-    }
-
-    /// curl finished connecting (or failed to): take the socket over for the WebSocket.
-    private func connected(_ connection: Connection, result: CURLcode) {
-        let client = connection.client
-        let endpoint = client.config.endpoint
-        guard result == CURLE_OK else {
-            let status: MillisStatus = Self.isTLSFailure(result) ? .tls : .connect
-            let message = Self.connectFailureMessage(result, endpoint: endpoint, caFile: client.config.caFile,
-                                                     detail: connection.curlMessage(result))
-            teardown(connection)
-            failed(client, status, message, closeCode: 1006)
-            return
-        }
-        var socket: curl_socket_t = -1
-        if let easy = connection.easy { ccurl_easy_getinfo_socket(easy, &socket) }
-        guard socket >= 0 else {
-            teardown(connection)
-            failed(client, .connect, "curl connected to \(endpoint.url) but gave no socket", closeCode: 1006)
-            return
-        }
-        connection.fd = socket
-        Self.capKernelSendBuffer(socket)
-        // Out of epoll under curl's number before anything else: a registration lives
-        // as long as the socket does, whichever descriptor closes.
-        if curlFDs.remove(socket) != nil { csys_epoll_ctl(epollFD, Self.delete, socket, 0) }
-        if !endpoint.secure, let easy = connection.ownSocket() {
-            releaseCurl(connection, easy)
-        }
-        connectionsByFD[connection.fd] = connection
-        connection.webSocket = WebSocketConnection(hostHeader: endpoint.hostHeader, path: endpoint.path,
-                                                   maxMessageBytes: client.config.maxMessageBytes,
-                                                   userAgent: "libmillis/\(MillisVersion.string)",
-                                                   extraHeaders: client.config.extraHeaders, random: random)
-        client.emit(.log(.debug, "connected to \(endpoint.host):\(endpoint.port); upgrading"))
-        flush(connection)
-    }
-
-    /// Audio must wait in the send queue, where it is bounded, counted and dropped
-    /// oldest-last, not in the kernel: an autotuned send buffer grows to megabytes
-    /// (minutes of stale audio behind a stalled server, and no backpressure to see).
-    /// One second of 16 kHz PCM16 still covers any path's bandwidth-delay product for
-    /// a voice stream. Linux doubles the value for its own bookkeeping.
-    static let kernelSendBufferBytes: Int32 = 32 * 1024
-
-    private static func capKernelSendBuffer(_ socket: Int32) {
-        var bytes = kernelSendBufferBytes
-        // Failure only loses the cap, never the connection.
-        _ = setsockopt(socket, SOL_SOCKET, SO_SNDBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
-    }
-
-    /// What went wrong while connecting, and what to do about it.
-    static func connectFailureMessage(_ code: CURLcode, endpoint: Endpoint, caFile: String?, detail: String) -> String {
-        switch code {
-        case CURLE_PEER_FAILED_VERIFICATION:
-            return "TLS certificate verification failed for \(endpoint.url): \(detail); if the server uses a private or self-signed CA, pass it with millis_config_set_ca_file"
-        case CURLE_SSL_CACERT_BADFILE:
-            return "could not use the CA file '\(caFile ?? "(system store)")' for \(endpoint.url): \(detail); check the path and that it holds PEM certificates"
-        default:
-            let what = isTLSFailure(code) ? "set up TLS with" : "connect to"
-            return "could not \(what) \(endpoint.url): \(detail)"
-        }
-    }
-
-    static func isTLSFailure(_ code: CURLcode) -> Bool {
-        [CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-         CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
-         CURLE_SSL_CRL_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
-         CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CLIENTCERT].contains(code)
-    }
-
-    private static let curlSocketCallback: ccurl_socket_cb = { _, socket, what, userp, _ in
-        guard let userp else { return 0 }
-        let loop = Unmanaged<NetworkLoop>.fromOpaque(userp).takeUnretainedValue()
-        loop.curlWantsSocket(socket, what: what)
-        return 0
-    }
-
-    private static let curlTimerCallback: ccurl_timer_cb = { _, timeoutMs, userp in
-        guard let userp else { return 0 }
-        let loop = Unmanaged<NetworkLoop>.fromOpaque(userp).takeUnretainedValue()
-        loop.curlDeadline = timeoutMs < 0 ? nil : MonotonicClock.now() + UInt64(timeoutMs) * 1_000_000
-        return 0
-    }
-
-    private func curlWantsSocket(_ fd: Int32, what: Int32) {
-        // Once a socket carries a WebSocket it is ours; curl's late wishes are ignored.
-        guard connectionsByFD[fd] == nil else { return }
-        if what == CURL_POLL_REMOVE {
-            if curlFDs.remove(fd) != nil { csys_epoll_ctl(epollFD, Self.delete, fd, 0) }
-            return
-        }
-        let events = (what & CURL_POLL_IN != 0 ? Self.readable : 0) | (what & CURL_POLL_OUT != 0 ? Self.writable : 0)
-        if curlFDs.contains(fd) {
-            csys_epoll_ctl(epollFD, Self.modify, fd, events)
-        } else {
-            curlFDs.insert(fd)
-            if csys_epoll_ctl(epollFD, Self.add, fd, events) != 0 && errno == EEXIST {
-                csys_epoll_ctl(epollFD, Self.modify, fd, events)
-            }
-        }
-    }
-
-    // MARK: WebSocket I/O
-
-    /// Writes what the WebSocket has queued; asks epoll for writability while some is left.
-    private func flush(_ connection: Connection) {
-        guard !connection.isClosed, connection.fd >= 0, let ws = connection.webSocket else { return }
-        var failure: String?
-        ws.drainOutput { bytes in
-            var total = 0
-            while total < bytes.count {
-                switch connection.send(UnsafeRawBufferPointer(rebasing: bytes[total...])) {
-                case .moved(let n): total += n
-                case .again, .ended: return total
-                case .failed(let message): failure = message; return total
-                }
-            }
-            return total
-        }
-        let pending = ws.pendingOutputCount > 0
-        if let failure {
-            lost(connection, "sending to \(connection.client.config.endpoint.url) failed: \(failure)")
-            return
-        }
-        updateInterest(connection, wantWrite: pending)
-    }
-
-    private func updateInterest(_ connection: Connection, wantWrite: Bool) {
-        let wanted = Self.readable | (wantWrite ? Self.writable : 0)
-        guard wanted != connection.registeredEvents else { return }
-        let op = connection.registeredEvents == 0 ? Self.add : Self.modify
-        if csys_epoll_ctl(epollFD, op, connection.fd, wanted) != 0 && errno == EEXIST {
-            csys_epoll_ctl(epollFD, Self.modify, connection.fd, wanted)
-        }
-        connection.registeredEvents = wanted
-    }
-
-    private func handleIO(_ connection: Connection, flags: UInt32) {
-        if flags & Self.writable != 0 {
-            flush(connection)
-        }
-        guard flags & (Self.readable | Self.failed) != 0 else { return }
-        // Read until curl says AGAIN: TLS may hold decrypted bytes the socket no longer shows.
-        while !connection.isClosed {
-            let result = readBuffer.withUnsafeMutableBytes { connection.receive(into: $0) }
-            let received: Int
-            switch result {
-            case .again:
-                return
-            case .failed(let message):
-                lost(connection, "reading from \(connection.client.config.endpoint.url) failed: \(message)")
-                return
-            case .ended:
-                ended(connection)
-                return
-            case .moved(let n):
-                received = n
-            }
-            guard let ws = connection.webSocket else { return }
-            let pingsBefore = ws.pingsReceived, coalescedBefore = ws.pongsCoalesced
-            let events = readBuffer.withUnsafeBytes { buffer in
-                ws.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<received]))
-            }
-            if ws.pingsReceived != pingsBefore {
-                connection.client.session.noteServerPings(received: ws.pingsReceived &- pingsBefore,
-                                                          coalesced: ws.pongsCoalesced &- coalescedBefore)
-                connection.client.publish()
-            }
-            for event in events where !connection.isClosed {
-                handle(event, connection)
-            }
-            if !connection.isClosed { flush(connection) }
-            // A short read emptied the socket: epoll (level-triggered) reports the next
-            // bytes, so asking again would only cost a recv that says EAGAIN. TLS may
-            // hold decrypted bytes the socket no longer shows: read those until AGAIN.
-            if received < readBuffer.count && !connection.mayHoldBufferedInput { break }
-        }
-    }
-
-    private func handle(_ event: WebSocketConnection.Event, _ connection: Connection) {
-        let client = connection.client
-        let now = MonotonicClock.now()
-        switch event {
-        case .opened:
-            drive(client) { $0.transportOpened(now: now) }
-        case .text(let text):
-            client.timeline.receivedText(text, now: now)
-            drive(client) { $0.receivedText(text, now: now) }
-        case .binary(let bytes):
-            drive(client) { $0.receivedBinary(bytes, now: now) }
-        case .closed(let code, let reason):
-            flush(connection)
-            teardown(connection)
-            drive(client) { $0.transportClosed(code: code, reason: reason, now: MonotonicClock.now()) }
-        case .failed(let error):
-            flush(connection)
-            teardown(connection)
-            let status: MillisStatus
-            switch error.kind {
-            case .handshake: status = .handshake
-            case .messageTooBig: status = .messageTooBig
-            case .protocolError, .invalidUTF8: status = .protocolError
-            }
-            let prefix = error.kind == .handshake ? "WebSocket upgrade at \(client.config.endpoint.url) failed: " : ""
-            let code = error.kind == .handshake ? 1006 : Int(error.closeCode)
-            failed(client, status, prefix + error.message, closeCode: code)
-        }
-    }
-
-    /// The peer closed TCP.
-    private func ended(_ connection: Connection) {
-        let client = connection.client
-        let failure = connection.webSocket?.transportEnded()
-        teardown(connection)
-        guard let failure else { return }
-        let url = client.config.endpoint.url
-        if failure.kind == .handshake {
-            failed(client, .handshake, "WebSocket upgrade at \(url) failed: \(failure.message)", closeCode: 1006)
-        } else {
-            failed(client, .connectionLost, "connection to \(url) lost: \(failure.message)", closeCode: 1006)
-        }
-    }
-
-    private func lost(_ connection: Connection, _ message: String) {
-        let client = connection.client
-        teardown(connection)
-        failed(client, .connectionLost, message, closeCode: 1006)
-    }
-
-    /// Frees a connection's curl handle (with a socket curl still owns, closes it).
-    private func releaseCurl(_ connection: Connection, _ easy: UnsafeMutableRawPointer) {
-        connectionsByEasy[easy] = nil
-        if let multi { curl_multi_remove_handle(multi, easy) }
-        curl_easy_cleanup(easy)
-        connection.easy = nil
-        if let index = connection.shareIndex {
-            connection.shareIndex = nil
-            shares.release(index)
-        }
-    }
-
-    /// Releases the socket and the curl handle. Nothing more is reported for it.
-    private func teardown(_ connection: Connection) {
-        guard !connection.isClosed else { return }
-        connection.isClosed = true
-        if connection.fd >= 0 {
-            if connection.registeredEvents != 0 { csys_epoll_ctl(epollFD, Self.delete, connection.fd, 0) }
-            connectionsByFD[connection.fd] = nil
-        }
-        if let easy = connection.easy {
-            releaseCurl(connection, easy)
-            // curl closed the socket with its handle.
-        } else if connection.fd >= 0 {
-            close(connection.fd)
-        }
-        if connection.client.connection === connection { connection.client.connection = nil }
+    func unwatchAudio(_ fd: Int32) {
+        csys_epoll_ctl(epollFD, Self.delete, fd, 0)
+        audioConversationsByFD[fd] = nil
     }
 }
-

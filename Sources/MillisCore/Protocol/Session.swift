@@ -1,6 +1,8 @@
 /// The Millis protocol for one client, as a pure state machine: inputs (API calls,
-/// transport events, messages, time) go in; `Action`s come out for the network loop
-/// to perform. Time is passed in as monotonic nanoseconds, so tests can script it.
+/// transport events, messages, time) go in; `Action`s come out for its `Conversation`
+/// to perform, in order: everything an input causes, the devices and the recording
+/// included, is one of them. Time is passed in as monotonic nanoseconds, so tests can
+/// script it.
 ///
 /// In application audio mode there is no speaker, so agent audio counts as played in
 /// real time from its arrival: the agent state returns to `idle` when it would have
@@ -69,6 +71,23 @@ public final class Session {
         case emit(SessionEvent)
         /// Tell the speaker: barge-in (drop everything queued and playing), pause, resume.
         case playout(PlayoutControl)
+        /// Turn the microphone on (device audio). Before the application hears of the
+        /// open: it streams from initiate on, as the web client's does from the socket's
+        /// opening, so the user's first words while the agent gets ready count.
+        case enableCapture
+        /// Tell the application its streams are ready, right after the open: the agent's
+        /// analyser (`analyzer`) and the microphone's description (`userAudioReady`).
+        case announceStreams
+        /// The agent's audio has ended: what the converter to the application's format
+        /// still holds goes out before the idle state says so.
+        case flushOutputConverter
+        /// The conversation is over: join the audio threads and close the devices (the
+        /// output file is complete once they are).
+        case stopDevices
+        /// The conversation is over for its timeline, before the application hears of
+        /// the close: the close is noted (the recording's last event line, a turn it cuts
+        /// short) and the recording completes (its failure is reported as an error).
+        case completeRecording(code: Int, reason: String)
     }
 
     public enum PlayoutControl: Equatable, Sendable {
@@ -175,7 +194,8 @@ public final class Session {
 
     /// The client is destroyed: the conversation ends at once, whatever its state, so
     /// that no deadline stays armed and no reconnection starts. Nothing is reported (the
-    /// handler is gone) and nothing is sent (the loop has closed the transport).
+    /// handler is gone), nothing is sent (the loop has closed the transport), and the
+    /// destroy stops the devices and completes the files itself, whatever the state.
     public func abandon() -> [Action] {
         guard phase != .idle else { return [] }
         _ = finish(code: 1000, reason: "client destroyed", error: nil, disconnect: nil)
@@ -259,7 +279,7 @@ public final class Session {
         if reconnectAttempt > 0, let sessionIdValue {
             options = options.continuing(sessionId: sessionIdValue)
         } else {
-            actions.append(.emit(.open))
+            actions += [.enableCapture, .emit(.open), .announceStreams]
         }
         actions.append(.emit(.log(.debug, "send \(options.redactedInitiateMessage)")))
         actions.append(.sendText(options.initiateMessage(publicKey: settings.publicKey)))
@@ -494,6 +514,7 @@ public final class Session {
     private func setAgentState(_ state: AgentState, _ actions: inout [Action]) {
         guard state != agentState else { return }
         agentState = state
+        if state == .idle { actions.append(.flushOutputConverter) }
         actions.append(.emit(.agentState(state)))
     }
 
@@ -518,7 +539,9 @@ public final class Session {
             actions.append(.emit(.log(.error, error.1)))
             actions.append(.emit(.error(error.0, error.1)))
         }
-        actions.append(.emit(.close(code: code, reason: reason)))
+        // The files are complete before the application hears of the close: the output
+        // file (the devices close it), then the recording (it may hold their last audio).
+        actions += [.stopDevices, .completeRecording(code: code, reason: reason), .emit(.close(code: code, reason: reason))]
         return actions
     }
 

@@ -433,10 +433,11 @@ enum FuzzHarness {
     }
 }
 
-/// What the network loop does with a session's actions (NetworkLoop.perform and
-/// deliver, application audio mode), without a socket: the conversation timeline and
-/// its turn tracker, the converter of the agent's audio to the application's format,
-/// the agent analyser. Every JSON they make must parse.
+/// What a conversation does with its session's actions (Conversation.perform and
+/// Conversation+Delivery.swift, application audio mode), without a socket, devices or
+/// files: the conversation timeline and its turn tracker, the converter of the agent's
+/// audio to the application's format, the agent analyser. Every JSON they make must
+/// parse.
 struct FuzzConsumers {
     static let formats: [ApplicationAudioFormat] = [
         .wire, try! ApplicationAudioFormat(encoding: .pcm16, sampleRate: 8_000),
@@ -504,7 +505,13 @@ struct FuzzConsumers {
             case .playout(.clear):
                 converter.reset()
                 if let turn = timeline.cleared(now: now) { report(turn, now: now) }
-            case .connect, .closeHandshake, .disconnect, .playout:
+            case .flushOutputConverter:
+                let tail = converter.flush()
+                precondition(tail.count % converter.format.bytesPerSample == 0)
+            case .completeRecording(let code, let reason):
+                note(.close(code: code, reason: reason), now: now)
+                _ = timeline.detach()
+            case .connect, .closeHandshake, .disconnect, .playout, .enableCapture, .announceStreams, .stopDevices:
                 break
             }
         }
@@ -526,21 +533,13 @@ struct FuzzConsumers {
             return
         case .log:
             return
+        case .close:
+            // completeRecording noted it.
+            return
         default:
-            if let turn = timeline.event(event, now: now) { report(turn, now: now) }
-            var differs = false
-            switch event {
-            case .ready, .reconnected, .latency: differs = true
-            default: break
-            }
-            if checkLines || differs, let fields = ConversationTimeline.fields(of: event) {
-                Self.checkLine([("type", .string("event"))] + fields)
-            }
+            note(event, now: now)
         }
         switch event {
-        case .agentState(.idle):
-            let tail = converter.flush()
-            precondition(tail.count % converter.format.bytesPerSample == 0)
         case .ready(let id, let payloadJSON):
             precondition((try? JSONParser.parse(payloadJSON)) != nil, "ready payload is not JSON: \(payloadJSON.prefix(200))")
             _ = id
@@ -548,6 +547,19 @@ struct FuzzConsumers {
             precondition((try? JSONParser.parse(paramsJSON)) != nil, "function params are not JSON: \(paramsJSON.prefix(200))")
         default:
             break
+        }
+    }
+
+    /// An event in the timeline, and its line.
+    private mutating func note(_ event: SessionEvent, now: UInt64) {
+        if let turn = timeline.event(event, now: now) { report(turn, now: now) }
+        var differs = false
+        switch event {
+        case .ready, .reconnected, .latency: differs = true
+        default: break
+        }
+        if checkLines || differs, let fields = ConversationTimeline.fields(of: event) {
+            Self.checkLine([("type", .string("event"))] + fields)
         }
     }
 
