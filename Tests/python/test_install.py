@@ -43,7 +43,9 @@ pytestmark = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parents[2]
 BINDINGS_PYTHON = REPO / "bindings" / "python"
 USER_WAV = REPO / "bindings" / "audio" / "user.wav"
-VERSION = re.search(r"^VERSION\s*:=\s*(\S+)", (REPO / "Makefile").read_text(), re.M).group(1)
+# The version is written in millis.h only (the Makefile reads it from there too).
+VERSION = ".".join(re.search(rf"^#define MILLIS_VERSION_{part} (\d+)$", (REPO / "include" / "millis.h").read_text(),
+                             re.M).group(1) for part in ("MAJOR", "MINOR", "PATCH"))
 SOVERSION = re.search(r"^SOVERSION\s*:=\s*(\S+)", (REPO / "Makefile").read_text(), re.M).group(1)
 CLI_PLACEHOLDER = "Placeholder" in (REPO / "tools" / "millis" / "Makefile").read_text()
 INSTALL_CLI = "no" if CLI_PLACEHOLDER else "yes"
