@@ -586,10 +586,13 @@ def _debian_build_tools() -> bool:
 
 
 def test_pip_install_into_venv(library_path, tmp_path):
-    # A copy: setuptools writes build/ and millis.egg-info next to the sources.
-    src = tmp_path / "src"
+    # A copy: setuptools writes build/ and millis.egg-info next to the sources. Laid out
+    # as in the repository: the package's version comes from include/millis.h.
+    src = tmp_path / "src" / "bindings" / "python"
     shutil.copytree(BINDINGS_PYTHON, src,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    (tmp_path / "src" / "include").mkdir()
+    shutil.copy2(REPO / "include" / "millis.h", tmp_path / "src" / "include" / "millis.h")
     venv = tmp_path / "venv"
     if _debian_build_tools():
         # Offline: Debian's python3-setuptools and python3-wheel, seen through
@@ -623,6 +626,10 @@ def test_pip_install_into_venv(library_path, tmp_path):
     assert out[0].startswith(str(venv) + "/") and out[0].endswith("/millis/__init__.py"), out
     assert out[1] == str(library_path), out
     assert out[2] == VERSION, out
+    # The package's own version: what its build read from millis.h.
+    own = run([python, "-c", "import millis, importlib.metadata as m; print(millis.__version__, m.version('millis'))"],
+              timeout=60, cwd=tmp_path, env=clean_env(MILLIS_LIBRARY=str(library_path))).stdout.split()
+    assert own == [VERSION, VERSION], own
     # Through the loader path.
     out = run([python, "-c", show], timeout=60, cwd=tmp_path,
               env=clean_env(LD_LIBRARY_PATH=str(library_path.parent))).stdout.splitlines()

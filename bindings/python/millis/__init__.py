@@ -111,10 +111,6 @@ from .enums import (
     status_string,
 )
 
-__version__ = "0.1.0"
-
-#: The MILLIS_VERSION_NUMBER this binding was written against.
-BINDING_VERSION_NUMBER = 1000
 
 __all__ = [
     "Client",
@@ -147,3 +143,27 @@ def version() -> str:
 def version_number() -> int:
     """The loaded library's MAJOR*1000000 + MINOR*1000 + PATCH (millis_version_number)."""
     return int(_native.lib.millis_version_number())
+
+
+def _own_version() -> str:
+    """Installed by pip: the version its build read from millis.h. Copied in place by
+    `make install`, or used from the checkout: the library's, from the same header."""
+    try:
+        import importlib.metadata as metadata
+        from pathlib import Path
+
+        dist = metadata.distribution("millis")
+        here = Path(__file__).resolve()
+        if any(f.name == "__init__.py" and Path(dist.locate_file(f)).resolve() == here
+               for f in dist.files or ()):
+            return dist.version
+    except Exception:  # not installed by pip (PackageNotFoundError)
+        pass
+    return version()
+
+
+__version__ = _own_version()
+
+_major, _minor, _patch = (int(part) for part in (__version__.split(".") + ["0", "0"])[:3])
+#: The MILLIS_VERSION_NUMBER this binding was written against (from __version__).
+BINDING_VERSION_NUMBER = _major * 1_000_000 + _minor * 1000 + _patch
