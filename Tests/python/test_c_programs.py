@@ -172,6 +172,8 @@ def test_c_conversation(test_conversation_exe, devserver, repo_root, pkg_env):
     assert "test_conversation:" in result.stdout, _show(result)
 
 
+@pytest.mark.skipif(os.environ.get("MILLIS_SANITIZER") == "tsan",
+                    reason="ThreadSanitizer does not support fork in a multi-threaded process")
 def test_c_fork(test_fork_exe, devserver, pkg_env):
     """A child forked after the parent used the library holds conversations of its own
     (and so does a grandchild forked by each child); the parent's client refuses its calls there with
