@@ -115,7 +115,7 @@ static int create_client(struct session *s, millis_config *cfg)
         return EXIT_FAILURE_RUNTIME;
     }
     millis_config_destroy(cfg);
-    s->event_fd = talk_events_fd(s->client);
+    s->event_fd = millis_client_event_fd(s->client);
     if (s->event_fd < 0) {
         error_msg("cannot take the client's events: %s", millis_client_last_error(s->client));
         millis_client_destroy(s->client);

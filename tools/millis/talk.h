@@ -78,9 +78,6 @@ void talk_signals_close(void);
 void talk_install_signal_handlers(void);
 /** The client of cfg keeps its events in the library's queue (TALK_EVENT_QUEUE_BYTES). */
 millis_status talk_enable_events(millis_config *cfg);
-/** Asks for the turn reports and returns the queue's descriptor (readable while an
- *  event is queued); -1 on failure. */
-int talk_events_fd(millis_client *c);
 /** Handles every queued event (talk_handle_event) but the agent's audio and analyser;
  *  returns how many, or -1 when the queue failed (reported, s->failed set). */
 int talk_take_events(struct session *s);

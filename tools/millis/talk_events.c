@@ -29,11 +29,6 @@ millis_status talk_enable_events(millis_config *cfg)
     return millis_config_set_event_queue(cfg, TALK_EVENT_QUEUE_BYTES);
 }
 
-int talk_events_fd(millis_client *c)
-{
-    return millis_client_event_fd(c);
-}
-
 int talk_take_events(struct session *s)
 {
     millis_event ev = MILLIS_EVENT_INIT;
