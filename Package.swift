@@ -15,10 +15,11 @@ let package = Package(
         ),
         // Linux calls Swift's Glibc module lacks: epoll, eventfd, getrandom.
         .target(name: "CSystem"),
-        // ALSA (devices) and speexdsp (resampler, echo canceller, preprocessor).
+        // ALSA (devices) and speexdsp (resampler, echo canceller, preprocessor). ALSA is
+        // not linked but loaded with dlopen on first device use (caudio.h says why).
         .target(
             name: "CAudio",
-            linkerSettings: [.linkedLibrary("asound"), .linkedLibrary("speexdsp")]
+            linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("speexdsp")]
         ),
         // Ogg Opus: libopusenc (recordings, output files) and libopusfile (input files).
         .target(

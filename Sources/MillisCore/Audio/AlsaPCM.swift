@@ -22,30 +22,37 @@ final class AlsaPCM {
     private(set) var format: SampleFormat = .s16
     private(set) var periodFrames = 0
     private(set) var bufferFrames = 0
+    /// What ALSA reported while opening and configuring (lines it would have printed).
+    private(set) var notes: [String] = []
 
     /// Opens and configures; the error says which device, what failed and what to try.
     init(name: String, direction: Direction, periodMilliseconds: Int, periods: Int) throws(MillisError) {
         self.name = name
         self.direction = direction
+        try Alsa.load()
+        // ALSA's own account of a failure (its lines never reach stderr) becomes the
+        // cause in our message; of a success, debug lines for the conversation's log.
+        caudio_alsa_notes_clear()
         var pcm: OpaquePointer?
-        let rc = snd_pcm_open(&pcm, name, direction.alsa, Int32(CAUDIO_NONBLOCK))
+        let rc = caudio_snd_pcm_open(&pcm, name, direction.alsa, Int32(CAUDIO_NONBLOCK))
         guard rc >= 0, let pcm else {
-            throw MillisError(.audioDevice, "could not open ALSA \(direction.word) device '\(name)': \(Self.describe(rc)); list the devices with millis_audio_devices_json() and choose them with millis_config_set_audio_devices()")
+            throw MillisError(.audioDevice, "could not open ALSA \(direction.word) device '\(name)': \(Self.describeOpenFailure(rc))\(Alsa.causeSuffix(Alsa.takeNotes())); list the devices with millis_audio_devices_json() and choose them with millis_config_set_audio_devices()")
         }
         handle = pcm
         do {
             try configure(periodMilliseconds: periodMilliseconds, periods: periods)
         } catch {
-            snd_pcm_close(pcm)
+            caudio_snd_pcm_close(pcm)
             handle = nil
             throw error
         }
+        notes = Alsa.takeNotes()
     }
 
     deinit { close() }
 
     func close() {
-        if let handle { snd_pcm_close(handle) }
+        if let handle { caudio_snd_pcm_close(handle) }
         handle = nil
     }
 
@@ -59,47 +66,47 @@ final class AlsaPCM {
     private func configure(periodMilliseconds: Int, periods: Int) throws(MillisError) {
         guard let pcm = handle else { return }
         var hwp: OpaquePointer?
-        guard snd_pcm_hw_params_malloc(&hwp) >= 0, let hw = hwp else {
+        guard caudio_snd_pcm_hw_params_malloc(&hwp) >= 0, let hw = hwp else {
             throw MillisError(.noMemory, "out of memory configuring ALSA device '\(name)'")
         }
-        defer { snd_pcm_hw_params_free(hw) }
+        defer { caudio_snd_pcm_hw_params_free(hw) }
         func fail(_ what: String, _ rc: Int32) -> MillisError {
-            MillisError(.audioDevice, "ALSA \(direction.word) device '\(name)' refused \(what): \(Self.describe(rc))")
+            MillisError(.audioDevice, "ALSA \(direction.word) device '\(name)' refused \(what): \(Self.describe(rc))\(Alsa.causeSuffix(Alsa.takeNotes()))")
         }
-        var rc = snd_pcm_hw_params_any(pcm, hw)
+        var rc = caudio_snd_pcm_hw_params_any(pcm, hw)
         guard rc >= 0 else { throw fail("its configuration space", rc) }
         // Conversions are ours: never let a plug layer resample behind our back.
-        _ = snd_pcm_hw_params_set_rate_resample(pcm, hw, 0)
-        rc = snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED)
+        _ = caudio_snd_pcm_hw_params_set_rate_resample(pcm, hw, 0)
+        rc = caudio_snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED)
         guard rc >= 0 else { throw fail("interleaved read/write access", rc) }
-        guard let chosen = SampleFormat.preference.first(where: { snd_pcm_hw_params_test_format(pcm, hw, $0.alsa) == 0 }) else {
+        guard let chosen = SampleFormat.preference.first(where: { caudio_snd_pcm_hw_params_test_format(pcm, hw, $0.alsa) == 0 }) else {
             throw MillisError(.audioDevice, "ALSA \(direction.word) device '\(name)' offers none of the sample formats libmillis reads (\(SampleFormat.preference.map(\.alsaName).joined(separator: ", ")))")
         }
-        rc = snd_pcm_hw_params_set_format(pcm, hw, chosen.alsa)
+        rc = caudio_snd_pcm_hw_params_set_format(pcm, hw, chosen.alsa)
         guard rc >= 0 else { throw fail("format \(chosen.alsaName)", rc) }
         var ch: UInt32 = 1
-        rc = snd_pcm_hw_params_set_channels_near(pcm, hw, &ch)
+        rc = caudio_snd_pcm_hw_params_set_channels_near(pcm, hw, &ch)
         guard rc >= 0 else { throw fail("every channel count", rc) }
         // 16 kHz when the device has it (no conversion at all), else its nearest rate.
         var r: UInt32 = 16_000
         var dir: Int32 = 0
-        rc = snd_pcm_hw_params_set_rate_near(pcm, hw, &r, &dir)
+        rc = caudio_snd_pcm_hw_params_set_rate_near(pcm, hw, &r, &dir)
         guard rc >= 0 else { throw fail("every sample rate", rc) }
         var periodUs = UInt32(periodMilliseconds * 1000)
         dir = 0
-        rc = snd_pcm_hw_params_set_period_time_near(pcm, hw, &periodUs, &dir)
+        rc = caudio_snd_pcm_hw_params_set_period_time_near(pcm, hw, &periodUs, &dir)
         guard rc >= 0 else { throw fail("a period of \(periodMilliseconds) ms", rc) }
         var bufferUs = periodUs * UInt32(periods)
         dir = 0
-        rc = snd_pcm_hw_params_set_buffer_time_near(pcm, hw, &bufferUs, &dir)
+        rc = caudio_snd_pcm_hw_params_set_buffer_time_near(pcm, hw, &bufferUs, &dir)
         guard rc >= 0 else { throw fail("a buffer of \(periods) periods", rc) }
-        rc = snd_pcm_hw_params(pcm, hw)
+        rc = caudio_snd_pcm_hw_params(pcm, hw)
         guard rc >= 0 else { throw fail("the configuration \(chosen.alsaName) \(ch) ch \(r) Hz", rc) }
         var period = snd_pcm_uframes_t(0)
         var buffer = snd_pcm_uframes_t(0)
         dir = 0
-        snd_pcm_hw_params_get_period_size(hw, &period, &dir)
-        snd_pcm_hw_params_get_buffer_size(hw, &buffer)
+        caudio_snd_pcm_hw_params_get_period_size(hw, &period, &dir)
+        caudio_snd_pcm_hw_params_get_buffer_size(hw, &buffer)
         format = chosen
         channels = Int(ch)
         rate = Int(r)
@@ -114,40 +121,42 @@ final class AlsaPCM {
     private func configureSoftware() throws(MillisError) {
         guard let pcm = handle else { return }
         var swp: OpaquePointer?
-        guard snd_pcm_sw_params_malloc(&swp) >= 0, let sw = swp else {
+        guard caudio_snd_pcm_sw_params_malloc(&swp) >= 0, let sw = swp else {
             throw MillisError(.noMemory, "out of memory configuring ALSA device '\(name)'")
         }
-        defer { snd_pcm_sw_params_free(sw) }
-        snd_pcm_sw_params_current(pcm, sw)
-        snd_pcm_sw_params_set_avail_min(pcm, sw, snd_pcm_uframes_t(periodFrames))
+        defer { caudio_snd_pcm_sw_params_free(sw) }
+        caudio_snd_pcm_sw_params_current(pcm, sw)
+        caudio_snd_pcm_sw_params_set_avail_min(pcm, sw, snd_pcm_uframes_t(periodFrames))
         if direction == .playback {
             // Start once the buffer is full: starting on one period leaves a single
             // period of slack for the first wake-up, and a sound server (PulseAudio)
             // underruns at once. The prebuffer upstream decides when audio is ready.
-            snd_pcm_sw_params_set_start_threshold(pcm, sw, snd_pcm_uframes_t(bufferFrames))
+            caudio_snd_pcm_sw_params_set_start_threshold(pcm, sw, snd_pcm_uframes_t(bufferFrames))
         }
-        let rc = snd_pcm_sw_params(pcm, sw)
+        let rc = caudio_snd_pcm_sw_params(pcm, sw)
         guard rc >= 0 else {
-            throw MillisError(.audioDevice, "ALSA \(direction.word) device '\(name)' refused its software parameters: \(Self.describe(rc))")
+            throw MillisError(.audioDevice, "ALSA \(direction.word) device '\(name)' refused its software parameters: \(Self.describe(rc))\(Alsa.causeSuffix(Alsa.takeNotes()))")
         }
     }
 
     /// Frames read (≥ 0) or a negative errno (-EAGAIN when nothing is ready).
     func read(into buffer: UnsafeMutableRawPointer, frames: Int) -> Int {
         guard let handle else { return -Int(EBADF) }
-        return Int(snd_pcm_readi(handle, buffer, snd_pcm_uframes_t(frames)))
+        return Int(caudio_snd_pcm_readi(handle, buffer, snd_pcm_uframes_t(frames)))
     }
 
     /// Frames written (≥ 0) or a negative errno.
     func write(_ buffer: UnsafeRawPointer, frames: Int) -> Int {
         guard let handle else { return -Int(EBADF) }
-        return Int(snd_pcm_writei(handle, buffer, snd_pcm_uframes_t(frames)))
+        return Int(caudio_snd_pcm_writei(handle, buffer, snd_pcm_uframes_t(frames)))
     }
 
     /// Brings the stream back after an xrun or a suspend; false when it cannot.
     func recover(_ error: Int) -> Bool {
         guard let handle else { return false }
-        return snd_pcm_recover(handle, Int32(error), 1) >= 0
+        // A failure's notes are then this recovery's, for the message (Alsa.takeNotes).
+        caudio_alsa_notes_clear()
+        return caudio_snd_pcm_recover(handle, Int32(error), 1) >= 0
     }
 
     /// Frames between the application and the converter: queued for playback, or
@@ -155,12 +164,12 @@ final class AlsaPCM {
     func delay() -> Int? {
         guard let handle else { return nil }
         var frames = snd_pcm_sframes_t(0)
-        return snd_pcm_delay(handle, &frames) >= 0 ? Int(frames) : nil
+        return caudio_snd_pcm_delay(handle, &frames) >= 0 ? Int(frames) : nil
     }
 
     func available() -> Int {
         guard let handle else { return 0 }
-        return Int(snd_pcm_avail_update(handle))
+        return Int(caudio_snd_pcm_avail_update(handle))
     }
 
     /// Stops at once, discarding what is in the device buffer, and prepares again.
@@ -168,22 +177,22 @@ final class AlsaPCM {
     /// buffer (preparing again can take a sound server a round trip or two).
     func dropAndPrepare(silenced: () -> Void) {
         guard let handle else { return }
-        snd_pcm_drop(handle)
+        caudio_snd_pcm_drop(handle)
         silenced()
-        snd_pcm_prepare(handle)
+        caudio_snd_pcm_prepare(handle)
     }
 
     func start() {
         guard let handle else { return }
-        snd_pcm_start(handle)
+        caudio_snd_pcm_start(handle)
     }
 
     func pollDescriptors() -> [pollfd] {
         guard let handle else { return [] }
-        let n = Int(snd_pcm_poll_descriptors_count(handle))
+        let n = Int(caudio_snd_pcm_poll_descriptors_count(handle))
         guard n > 0 else { return [] }
         var fds = [pollfd](repeating: pollfd(), count: n)
-        let got = fds.withUnsafeMutableBufferPointer { snd_pcm_poll_descriptors(handle, $0.baseAddress, UInt32(n)) }
+        let got = fds.withUnsafeMutableBufferPointer { caudio_snd_pcm_poll_descriptors(handle, $0.baseAddress, UInt32(n)) }
         return Array(fds.prefix(max(0, Int(got))))
     }
 
@@ -192,10 +201,15 @@ final class AlsaPCM {
     func acknowledgePoll(_ fds: UnsafeMutableBufferPointer<pollfd>) {
         guard let handle, let base = fds.baseAddress, fds.contains(where: { $0.revents != 0 }) else { return }
         var revents: UInt16 = 0
-        _ = snd_pcm_poll_descriptors_revents(handle, base, UInt32(fds.count), &revents)
+        _ = caudio_snd_pcm_poll_descriptors_revents(handle, base, UInt32(fds.count), &revents)
+    }
+
+    /// ALSA answers an unknown PCM or card with ENOENT, "No such file or directory".
+    static func describeOpenFailure(_ rc: Int32) -> String {
+        rc == -ENOENT ? "no such device" : describe(rc)
     }
 
     static func describe(_ rc: some BinaryInteger) -> String {
-        String(cString: snd_strerror(Int32(rc)))
+        Alsa.describe(rc)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CAudio
 import CSystem
 import Synchronization
 
@@ -97,6 +98,11 @@ final class AudioEngine: @unchecked Sendable {
     deinit {
         stop()
         for fd in [loopWakeFD, captureWakeFD, playbackWakeFD] { Glibc.close(fd) }
+    }
+
+    /// What ALSA reported while the devices opened, for the conversation's debug log.
+    var alsaNotes: [String] {
+        ((capture as? AlsaPCM)?.notes ?? []) + ((playback as? AlsaPCM)?.notes ?? [])
     }
 
     /// The streams as `useraudioready` describes them: the capture device's own format
@@ -240,6 +246,9 @@ final class AudioEngine: @unchecked Sendable {
 
     private func captureMain() {
         csys_name_thread("millis-capture")
+        // This thread's ALSA notes exist from here on: ALSA reporting on a recovery
+        // then writes into them without the first-use allocation of thread-local storage.
+        caudio_alsa_notes_clear()
         let pcm = capture
         guard let resampler = Resampler(inputRate: pcm.rate, outputRate: 16_000) else {
             fail("could not create the capture resampler (\(pcm.rate) Hz → 16 kHz)")
@@ -306,7 +315,7 @@ final class AudioEngine: @unchecked Sendable {
                 if got == -Int(EPIPE) { counters.captureOverruns.add(1, ordering: .relaxed) }
                 failures += 1
                 if failures > 100 || !pcm.recover(got) {
-                    fail("the \(pcm.label) failed: \(AlsaPCM.describe(got)); the microphone is off for the rest of this conversation")
+                    fail("the \(pcm.label) failed: \(AlsaPCM.describe(got))\(Alsa.causeSuffix(Alsa.takeNotes())); the microphone is off for the rest of this conversation")
                     return
                 }
                 pcm.start()
@@ -394,6 +403,7 @@ final class AudioEngine: @unchecked Sendable {
     /// does the I/O (the queue, the device, the echo reference, the analyser, the tap).
     private func playbackMain() {
         csys_name_thread("millis-playback")
+        caudio_alsa_notes_clear() // see captureMain
         let pcm = playback
         guard let resampler = Resampler(inputRate: 16_000, outputRate: pcm.rate) else {
             fail("could not create the playback resampler (16 kHz → \(pcm.rate) Hz)")
@@ -509,7 +519,7 @@ final class AudioEngine: @unchecked Sendable {
                 echoReference.unanchor()
                 failures += 1
                 if failures > 100 || !pcm.recover(rc) {
-                    let why = (pcm as? FilePCM)?.outputFailure?.message ?? AlsaPCM.describe(rc)
+                    let why = (pcm as? FilePCM)?.outputFailure?.message ?? AlsaPCM.describe(rc) + Alsa.causeSuffix(Alsa.takeNotes())
                     fail("the \(pcm.label) failed: \(why); the speaker is off for the rest of this conversation")
                     return
                 }

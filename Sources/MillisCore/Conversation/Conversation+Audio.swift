@@ -4,6 +4,7 @@ extension Conversation {
     func startAudio(_ engine: AudioEngine) {
         stopAudio()
         audioEngine = engine
+        for line in engine.alsaNotes { emit(.log(.debug, "ALSA: \(line)")) }
         loop.watchAudio(engine.loopWakeFD, for: self)
         engine.start()
     }
