@@ -249,7 +249,13 @@ typedef enum millis_audio_mode {
      *  (millis_config_set_audio_devices), with echo cancellation, noise suppression and
      *  gain control (millis_config_set_audio_processing). The devices are opened by
      *  millis_client_start() and closed when the conversation ends. The audio callback
-     *  still receives the agent's audio (16 kHz PCM16), for recording or display. */
+     *  still receives the agent's audio (16 kHz PCM16), for recording or display.
+     *  libmillis does not link ALSA: it loads the machine's libasound.so.2 on first
+     *  device use. Where it cannot, millis_client_start() of this mode (unless both
+     *  ends are files) returns MILLIS_ERR_AUDIO_DEVICE saying so, and the default mode
+     *  chooses application audio. ALSA's own error lines never reach stderr: a
+     *  failure's cause is quoted in its error message, and what ALSA reports while a
+     *  conversation's devices open goes to the log at debug level. */
     MILLIS_AUDIO_MODE_DEVICE = 2
 } millis_audio_mode;
 
@@ -783,12 +789,24 @@ millis_status millis_client_stop_recording(millis_client *c);
  * (ALSA's device name hints, as `arecord -L` / `aplay -L` print them; descriptions may
  * hold '\n').
  * Parameters: none.
- * Returns: owned by the caller (millis_free), NULL when ALSA cannot list its devices.
+ * Returns: owned by the caller (millis_free), NULL when ALSA cannot list its devices
+ * or cannot be loaded at all (millis_audio_devices_last_error() says which, and why).
  * Thread safety: any thread; ALSA is asked on the calling thread.
  * Callback safety: may be called from any callback; the network thread waits for ALSA
  * meanwhile.
  */
 char *millis_audio_devices_json(void);
+
+/**
+ * Why the calling thread's last millis_audio_devices_json() returned NULL (e.g.
+ * "device audio needs ALSA (libasound.so.2), which could not be loaded: ...").
+ * Parameters: none.
+ * Returns: owned by the library, valid until the same thread's next failing
+ * millis_audio_devices_json(); "" when none of that thread's calls failed. Never NULL.
+ * Thread safety: any thread; each thread has its own message, as with errno.
+ * Callback safety: may be called from any callback.
+ */
+const char *millis_audio_devices_last_error(void);
 
 /* ------------------------------------------------------------------------------------
  * Analysers

@@ -44,10 +44,22 @@ public func millis_config_set_application_audio_format(_ cfg: UnsafeMutableRawPo
     }
 }
 
+/// Each thread's message of its last failed listing (millis_audio_devices_last_error).
+private let audioDevicesLastError = LastError()
+
 @_cdecl("millis_audio_devices_json")
 public func millis_audio_devices_json() -> UnsafeMutablePointer<CChar>? {
-    guard let json = try? AudioDevices.listJSON() else { return nil }
-    return mallocCString(json)
+    do {
+        return mallocCString(try AudioDevices.listJSON())
+    } catch {
+        audioDevicesLastError.set(error.message)
+        return nil
+    }
+}
+
+@_cdecl("millis_audio_devices_last_error")
+public func millis_audio_devices_last_error() -> UnsafePointer<CChar>? {
+    audioDevicesLastError.pointer
 }
 
 @_cdecl("millis_client_audio_mode")

@@ -58,6 +58,13 @@ try:
     found["devices"] = "listed"
 except millis.MillisError as exc:
     found["devices"] = [exc.status, exc.message]
+# The C API's account of the listing's failure (the binding may not use it yet).
+import os
+native = ctypes.CDLL(os.environ["MILLIS_LIBRARY"])
+native.millis_audio_devices_json.restype = ctypes.c_void_p
+native.millis_audio_devices_last_error.restype = ctypes.c_char_p
+found["devices_json"] = native.millis_audio_devices_json()
+found["devices_error"] = native.millis_audio_devices_last_error().decode()
 
 # An application-audio conversation.
 c = millis.Client(PUBLIC_KEY, endpoint, audio_mode="application")
@@ -187,6 +194,8 @@ def test_works_without_alsa(library_path, devserver, tmp_path, millis):
 
     status, _ = found["devices"]
     assert status == int(millis.Status.AUDIO_DEVICE), found["devices"]
+    assert found["devices_json"] is None
+    assert found["devices_error"] == message, found["devices_error"]
 
     events = found["application_events"]
     for name in ("onopen", "onready", "ontranscript", "onclose"):
