@@ -19,7 +19,8 @@ static struct {
 } alsa;
 
 static pthread_once_t alsa_once = PTHREAD_ONCE_INIT;
-/* Written once inside pthread_once, read only after it: pthread_once orders them. */
+/* Written once inside pthread_once. Read after it, except by caudio_snd_strerror, which
+ * a file stream may call before ALSA is ever asked for: hence atomic. */
 static int alsa_loaded;
 static char alsa_error[512];
 
@@ -57,24 +58,41 @@ static void notes_append(const char *line) {
 /* Replaces alsa-lib's default handler, which prints "ALSA lib file:line:(function) ..."
  * on stderr, from any thread that calls ALSA, including the audio threads (on their
  * open and recover paths): the line is formatted on the stack and kept in the thread's
- * notes, no allocation, no lock. Swift cannot define a variadic C function. */
-static void keep_error(const char *file, int line, const char *function, int err, const char *fmt, ...) {
+ * notes, no allocation, no lock. */
+static void keep_line(const char *file, int line, const char *function, int err, const char *fmt, va_list args) {
     char text[320];
     int n = snprintf(text, sizeof text, "%s:%d:(%s) ", file != NULL ? file : "?", line,
                      function != NULL ? function : "?");
     if (n < 0) return;
-    if ((size_t)n < sizeof text && fmt != NULL) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text + n, sizeof text - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
+    if ((size_t)n < sizeof text && fmt != NULL) vsnprintf(text + n, sizeof text - (size_t)n, fmt, args);
     size_t used = strnlen(text, sizeof text);
     if (err != 0 && used < sizeof text)
         snprintf(text + used, sizeof text - used, ": %s", alsa.snd_strerror(err));
     used = strnlen(text, sizeof text);
     while (used > 0 && text[used - 1] == '\n') text[--used] = '\0';
     notes_append(text);
+}
+
+/* Swift cannot define a variadic C function: the handler lives here. */
+static void keep_error(const char *file, int line, const char *function, int err, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    keep_line(file, line, function, err, fmt, args);
+    va_end(args);
+}
+
+/* alsa-lib 1.2.15 logs through a handler of its own (snd_lib_log_set_handler), the
+ * error handler becoming its deprecated predecessor. Headers older than that lack its
+ * type, so it is spelled here and the setter resolved by name, when the library has it. */
+typedef void (*log_handler)(int priority, int interface, const char *file, int line,
+                            const char *function, int err, const char *fmt, va_list args);
+typedef log_handler (*log_handler_setter)(log_handler handler);
+
+static void keep_log(int priority, int interface, const char *file, int line,
+                     const char *function, int err, const char *fmt, va_list args) {
+    (void)priority;
+    (void)interface;
+    keep_line(file, line, function, err, fmt, args);
 }
 
 static void load(void) {
@@ -99,12 +117,15 @@ static void load(void) {
         return;
     }
     alsa.snd_lib_error_set_handler(keep_error);
-    alsa_loaded = 1;
+    log_handler_setter set_log_handler;
+    *(void **)&set_log_handler = dlsym(library, "snd_lib_log_set_handler");
+    if (set_log_handler != NULL) set_log_handler(keep_log);
+    __atomic_store_n(&alsa_loaded, 1, __ATOMIC_RELEASE);
 }
 
 int caudio_alsa_load(void) {
     pthread_once(&alsa_once, load);
-    return alsa_loaded ? 0 : -1;
+    return __atomic_load_n(&alsa_loaded, __ATOMIC_ACQUIRE) ? 0 : -1;
 }
 
 const char *caudio_alsa_load_error(void) {
@@ -122,7 +143,7 @@ CAUDIO_ALSA_PROCEDURES(WRAP)
 #undef WRAP
 
 const char *caudio_snd_strerror(int errnum) {
-    if (alsa_loaded) return alsa.snd_strerror(errnum);
+    if (__atomic_load_n(&alsa_loaded, __ATOMIC_ACQUIRE)) return alsa.snd_strerror(errnum);
     return strerror(errnum < 0 ? -errnum : errnum);
 }
 
