@@ -255,7 +255,10 @@ typedef enum millis_audio_mode {
      *  ends are files) returns MILLIS_ERR_AUDIO_DEVICE saying so, and the default mode
      *  chooses application audio. ALSA's own error lines never reach stderr: a
      *  failure's cause is quoted in its error message, and what ALSA reports while a
-     *  conversation's devices open goes to the log at debug level. */
+     *  conversation's devices open goes to the log at debug level. The handler that
+     *  does this is process-wide (snd_lib_error_set_handler, set when libmillis loads
+     *  ALSA): a program that uses ALSA itself and wants its own errors printed sets
+     *  its handler after that, and then sees ALSA's lines for libmillis' devices too. */
     MILLIS_AUDIO_MODE_DEVICE = 2
 } millis_audio_mode;
 
