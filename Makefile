@@ -201,9 +201,11 @@ $(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bi
 	@ls $(WHEEL_DIR)/millis-$(VERSION)-*.whl
 
 # ------------------------------------------------------------------------------------
-# Install (README "Install"): the library with its SONAME links, millis.h, millis.pc,
-# the CLI, the devserver and the Python package, into PREFIX (under DESTDIR when staging
-# a package). Every path written, and every directory created, is listed in
+# Install (docs/install.md): the library with its SONAME links, millis.h, millis.pc,
+# the CLI and the devserver, into PREFIX (under DESTDIR when staging a package). Not the
+# Python package: Python users pip install the wheel (make wheel), which carries the
+# library, or `pip install ./bindings/python`, the pure package that loads this one.
+# Every path written, and every directory created, is listed in
 # $(DATADIR)/millis/install-manifest.txt (without DESTDIR), which `make uninstall` (same
 # variables) reads. INSTALL_CLI=no leaves the CLI out (a tree without tools/millis).
 BINDIR        ?= $(PREFIX)/bin
@@ -211,37 +213,20 @@ DATADIR       ?= $(PREFIX)/share
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 INSTALL_CLI   ?= yes
 LDCONFIG      ?= ldconfig
-# The interpreter PYTHONDIR is computed for: Debian's own python3, not a pyenv or venv
-# one that comes first on PATH (their sys.path holds no directory of PREFIX).
-SYSTEM_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
-# Where the `millis` package goes. With Debian's python3, the directory it searches for
-# PREFIX: /usr/local -> /usr/local/lib/python3.X/dist-packages, /usr ->
-# /usr/lib/python3/dist-packages, any other PREFIX -> PREFIX/lib/python3.X/dist-packages
-# (for PYTHONPATH). With another python3, sysconfig's site-packages of PREFIX.
-# Computed once, on first use.
-PYTHONDIR_SCRIPT := import sys, sysconfig as sc; p = sys.argv[1].rstrip("/") or "/"; \
-	v = "%d.%d" % sys.version_info[:2]; \
-	print(("/usr/lib/python3/dist-packages" if p == "/usr" else p + "/lib/python" + v + "/dist-packages") \
-	      if "deb_system" in sc.get_scheme_names() \
-	      else sc.get_path("purelib", "posix_prefix", vars={"base": p, "platbase": p}))
-PYTHONDIR ?= $(eval PYTHONDIR := $(shell $(SYSTEM_PYTHON) -c '$(PYTHONDIR_SCRIPT)' '$(PREFIX)'))$(PYTHONDIR)
-
 MILLIS_DATADIR    = $(DATADIR)/millis
 INSTALL_MANIFEST  = $(MILLIS_DATADIR)/install-manifest.txt
 INSTALL_STAGE     = $(BUILD)/install
 # The CLI relinked for installation, its run path LIBDIR as seen from BINDIR ($ORIGIN/../lib).
 CLI_INSTALL       = $(BUILD)/millis-install
 CLI_LIBREL        = $(shell realpath -m --relative-to='$(BINDIR)' '$(LIBDIR)')
-PY_SOURCES        = $(shell cd bindings/python && find millis -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort)
 DEVSERVER_SOURCES = devserver/millis_devserver.py devserver/README.md \
 	$(shell find devserver/scripts -maxdepth 1 -type f | LC_ALL=C sort)
 INSTALLED_FILES   = $(LIBDIR)/libmillis.so.$(VERSION) $(LIBDIR)/libmillis.so.$(SOVERSION) \
 	$(LIBDIR)/libmillis.so $(INCDIR)/millis.h $(PKGCONFIGDIR)/millis.pc \
 	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis) \
-	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)) $(addprefix $(PYTHONDIR)/,$(PY_SOURCES))
+	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES))
 INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)) \
-	$(MILLIS_DATADIR) $(sort $(patsubst %/,%,$(dir $(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)) \
-	$(addprefix $(PYTHONDIR)/,$(PY_SOURCES)))))
+	$(MILLIS_DATADIR) $(sort $(patsubst %/,%,$(dir $(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)))))
 
 # ldconfig after (un)installing when that is ours to do: no DESTDIR, root, and LIBDIR
 # among the directories the loader searches (/etc/ld.so.conf), so that the real cache is
@@ -258,8 +243,6 @@ loader_check = known=no; \
 loader_refresh = if [ $$known = yes ]; then echo $(LDCONFIG); $(LDCONFIG); fi
 
 install: build
-	@[ -n "$(PYTHONDIR)" ] || { echo "make install: $(SYSTEM_PYTHON) could not compute PYTHONDIR;" \
-	    "pass PYTHONDIR=/path/to/site-packages" >&2; exit 1; }
 ifeq ($(INSTALL_CLI),yes)
 	@# Relinked every time: the run path depends on BINDIR and LIBDIR.
 	rm -f $(CLI_INSTALL)
@@ -294,7 +277,6 @@ endif
 	  case $$f in *.py) mode=755;; *) mode=644;; esac; \
 	  run install -m $$mode $$f $(DESTDIR)$(MILLIS_DATADIR)/$$f; \
 	done; \
-	for f in $(PY_SOURCES); do run install -m 644 bindings/python/$$f $(DESTDIR)$(PYTHONDIR)/$$f; done; \
 	manifest=$(DESTDIR)$(INSTALL_MANIFEST); old_files=; old_dirs=; \
 	if [ -f "$$manifest" ]; then \
 	  for p in $$(cat "$$manifest"); do case $$p in \
@@ -308,27 +290,25 @@ endif
 	run install -m 644 $(INSTALL_STAGE)/install-manifest.txt $$manifest; \
 	$(loader_check); $(loader_refresh); \
 	if [ $$known = other ]; then echo "note: $(LIBDIR) is not on the loader's path (/etc/ld.so.conf):" \
-	  "run programs with LD_LIBRARY_PATH=$(LIBDIR), or add it to /etc/ld.so.conf.d/ and run ldconfig"; fi
+	  "run programs with LD_LIBRARY_PATH=$(LIBDIR), or add it to /etc/ld.so.conf.d/ and run ldconfig"; fi; \
+	echo "note: the Python package is not installed by make install: pip install the wheel" \
+	  "(make wheel), or ./bindings/python to use this library (docs/install.md)"
 
 # Removes what the manifest lists (or, without one, what make install would install),
 # then the directories make install created, and millis' own ones, when empty.
 uninstall:
-	@[ -n "$(PYTHONDIR)" ] || { echo "make uninstall: $(SYSTEM_PYTHON) could not compute PYTHONDIR;" \
-	    "pass the PYTHONDIR given to make install" >&2; exit 1; }
 	@set -e; $(loader_check); manifest=$(DESTDIR)$(INSTALL_MANIFEST); \
 	if [ -f "$$manifest" ]; then entries=$$(cat "$$manifest"); \
 	else echo "no $$manifest: removing what make install would install"; \
 	  entries="$(sort $(INSTALLED_FILES) $(BINDIR)/millis)"; fi; \
 	for p in $$entries; do case $$p in */) ;; *) \
-	  if [ -e "$(DESTDIR)$$p" ] || [ -L "$(DESTDIR)$$p" ]; then echo "rm -f $(DESTDIR)$$p"; rm -f "$(DESTDIR)$$p"; fi;; \
+	  if [ -e "$(DESTDIR)$$p" ] || [ -L "$(DESTDIR)$$p" ]; then echo "rm -f $(DESTDIR)$$p"; rm -f "$(DESTDIR)$$p"; fi; \
+	  case $$p in *.py) rm -rf "$$(dirname "$(DESTDIR)$$p")/__pycache__";; esac;; \
 	esac; done; \
 	rm -f "$$manifest"; \
-	for top in $(DESTDIR)$(PYTHONDIR)/millis $(DESTDIR)$(MILLIS_DATADIR); do \
-	  if [ -d "$$top" ]; then \
-	    find "$$top" -depth -type d -name __pycache__ -exec rm -rf {} +; \
-	    find "$$top" -depth -type d -exec rmdir --ignore-fail-on-non-empty {} +; \
-	  fi; \
-	done; \
+	if [ -d "$(DESTDIR)$(MILLIS_DATADIR)" ]; then \
+	  find "$(DESTDIR)$(MILLIS_DATADIR)" -depth -type d -exec rmdir --ignore-fail-on-non-empty {} +; \
+	fi; \
 	for p in $$entries; do case $$p in */) \
 	  if [ -d "$(DESTDIR)$$p" ]; then rmdir --ignore-fail-on-non-empty "$(DESTDIR)$$p"; fi;; \
 	esac; done; \

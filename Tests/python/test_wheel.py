@@ -31,7 +31,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
