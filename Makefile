@@ -61,7 +61,7 @@ devserver-deps:
 	@$(CURDIR)/.ci/deps.sh $(DEVSERVER_APT_PACKAGES) -- $(DEVSERVER_PIP_PACKAGES)
 
 wheel-deps:
-	@$(CURDIR)/.ci/deps.sh $(WHEEL_APT_PACKAGES) -- $(WHEEL_PIP_PACKAGES)
+	@PYTHON=$(PYTHON) $(CURDIR)/.ci/deps.sh $(WHEEL_APT_PACKAGES) -- $(WHEEL_PIP_PACKAGES)
 
 test-deps: deps wheel-deps
 	@$(CURDIR)/.ci/deps.sh $(TEST_APT_PACKAGES) -- $(TEST_PIP_PACKAGES)
