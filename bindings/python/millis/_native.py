@@ -4,14 +4,23 @@ This module finds and loads the shared library and declares ``argtypes`` and
 ``restype`` for every function of the C header, plus one ``CFUNCTYPE`` per callback
 typedef. It adds nothing else: the Pythonic surface lives in :mod:`millis.client`.
 
-Where the library comes from, in this order:
+Where the library comes from, in this order (the first that loads and whose version
+is the binding's wins):
 
 1. the environment variable ``MILLIS_LIBRARY`` (a path to ``libmillis.so``); when it
-   is set, nothing else is tried;
-2. the dynamic loader's search path: ``libmillis.so.0``, then ``libmillis.so``
-   (``LD_LIBRARY_PATH``, ``/etc/ld.so.conf``, an installed library);
-3. the repository's build tree, ``<repo>/build/libmillis.so``, relative to this file
-   (what ``make build`` produces), for a checkout used in place.
+   is set, nothing else is tried, and a version other than the binding's is an error;
+2. the copy bundled in the package, ``millis/_lib/libmillis.so.0``: a wheel made by
+   ``make wheel`` carries it, with the libraries it links in ``millis.libs/``;
+3. the dynamic loader's search path: ``libmillis.so.0``, then ``libmillis.so``
+   (``LD_LIBRARY_PATH``, ``/etc/ld.so.conf``, what ``make install`` installed), for the
+   pure package (``pip install ./bindings/python``);
+4. the build tree of the checkout this file belongs to, ``<repo>/build/libmillis.so``
+   (what ``make build`` produces), when the package is used in place from a checkout.
+
+The binding's version is the one its build read from ``include/millis.h``
+(``millis/_version.py``, written by setup.py), or, in a checkout, that header itself.
+A library of another version is passed over (and named if nothing else loads): the
+declarations below are those of one version of the header.
 
 Ownership rules that the declarations encode:
 
@@ -27,7 +36,9 @@ Ownership rules that the declarations encode:
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
+import re
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -76,42 +87,121 @@ LIBRARY_ENV = "MILLIS_LIBRARY"
 SONAMES = ("libmillis.so.0", "libmillis.so")
 
 
-def _build_tree_candidate() -> Path:
-    # bindings/python/millis/_native.py -> parents[3] is the repository root.
-    return Path(__file__).resolve().parents[3] / "build" / "libmillis.so"
+def _checkout_root() -> Optional[Path]:
+    """The repository this file is part of, when it is used in place: an installed
+    package (site-packages/millis) has no bindings/python above it."""
+    here = Path(__file__).resolve()
+    if len(here.parents) < 4 or (here.parents[1].name, here.parents[2].name) != ("python", "bindings"):
+        return None
+    root = here.parents[3]
+    return root if (root / "include" / "millis.h").is_file() else None
+
+
+def _build_tree_candidate() -> Optional[Path]:
+    root = _checkout_root()
+    return root / "build" / "libmillis.so" if root is not None else None
+
+
+def _bundled_candidate() -> Path:
+    return Path(__file__).resolve().parent / "_lib" / "libmillis.so.0"
+
+
+def _binding_version() -> Optional[str]:
+    """MAJOR.MINOR.PATCH of the header these declarations follow, or None when neither
+    a build nor a checkout says (a copy of the sources): then no version is checked."""
+    try:  # by name: the module exists only in a build, not in the checkout
+        return str(importlib.import_module(f"{__package__}._version").VERSION)
+    except ImportError:
+        pass
+    root = _checkout_root()
+    if root is None:
+        return None
+    text = (root / "include" / "millis.h").read_text()
+    parts = [re.search(rf"^#define MILLIS_VERSION_{part} (\d+)$", text, re.M)
+             for part in ("MAJOR", "MINOR", "PATCH")]
+    if not all(parts):
+        return None
+    return ".".join(m.group(1) for m in parts if m)
+
+
+#: The version of libmillis this binding was built for (None: unknown, not checked).
+BINDING_VERSION = _binding_version()
+
+
+def _library_version(handle: ctypes.CDLL) -> str:
+    try:
+        get = handle.millis_version_number
+    except AttributeError:
+        return "unknown (no millis_version_number: not libmillis)"
+    get.restype, get.argtypes = c_int, []
+    number = int(get())
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def _open(name: str) -> "tuple[Optional[ctypes.CDLL], str]":
+    """Loads name: (handle, its version) when the version is the binding's, else
+    (None, why). Raises OSError when the loader cannot load it."""
+    handle = ctypes.CDLL(name)
+    found = _library_version(handle)
+    if BINDING_VERSION is None or found == BINDING_VERSION:
+        return handle, found
+    # Left loaded (RTLD_LOCAL: none of its symbols can be bound by another library):
+    # unloading a runtime that may have registered exit handlers is the riskier choice.
+    return None, f"libmillis {found}, not {BINDING_VERSION}"
 
 
 def _load() -> "tuple[ctypes.CDLL, str]":
+    wanted = f"libmillis {BINDING_VERSION}" if BINDING_VERSION else "libmillis"
     tried: List[str] = []
     explicit = os.environ.get(LIBRARY_ENV)
     if explicit:
         try:
-            return ctypes.CDLL(explicit), explicit
+            handle, why = _open(explicit)
         except OSError as exc:
             raise ImportError(
                 f"libmillis: could not load {explicit!r} named by ${LIBRARY_ENV}: {exc}. "
-                f"Unset {LIBRARY_ENV} to search the loader path and the build tree, "
-                f"or point it at a built libmillis.so (run `make build`)."
+                f"Unset {LIBRARY_ENV} to use the bundled library, the loader path or the "
+                f"build tree, or point it at a built libmillis.so (run `make build`)."
             ) from exc
+        if handle is None:
+            raise ImportError(
+                f"libmillis: {explicit!r} named by ${LIBRARY_ENV} is {why}: this Python "
+                f"package (millis {BINDING_VERSION}) declares the functions of {wanted}. "
+                f"Point {LIBRARY_ENV} at a libmillis.so of version {BINDING_VERSION}, or "
+                f"install the millis package of the library's version."
+            )
+        return handle, explicit
     tried.append(f"${LIBRARY_ENV} (not set)")
-    for name in SONAMES:
+
+    # (what to load, or None with why it is not tried), in the order of the docstring.
+    bundled = _bundled_candidate()
+    build_tree = _build_tree_candidate()
+    candidates: "List[tuple[Optional[str], str]]" = [
+        (str(bundled), "") if bundled.exists() else (None, f"{bundled} (not bundled: a pure package)"),
+        *((name, "") for name in SONAMES),
+        (None, "the build tree (not a checkout)") if build_tree is None
+        else (str(build_tree), "") if build_tree.exists()
+        else (None, f"{build_tree} (no such file: run `make build`)"),
+    ]
+    for name, skipped in candidates:
+        if name is None:
+            tried.append(skipped)
+            continue
+        where = name if "/" in name else f"{name} via the dynamic loader"
         try:
-            return ctypes.CDLL(name), name
+            handle, why = _open(name)
         except OSError as exc:
-            tried.append(f"{name} via the dynamic loader ({exc})")
-    candidate = _build_tree_candidate()
-    if candidate.exists():
-        try:
-            return ctypes.CDLL(str(candidate)), str(candidate)
-        except OSError as exc:
-            tried.append(f"{candidate} ({exc})")
-    else:
-        tried.append(f"{candidate} (no such file)")
+            tried.append(f"{where} ({exc})")
+            continue
+        if handle is not None:
+            return handle, name
+        tried.append(f"{where} ({why})")
     raise ImportError(
-        "libmillis: the shared library could not be found. Tried:\n  - "
+        f"libmillis: no usable {wanted} was found. Tried:\n  - "
         + "\n  - ".join(tried)
-        + f"\nBuild it with `make build` in the repository, install it, or set "
-        f"{LIBRARY_ENV}=/path/to/libmillis.so."
+        + f"\nInstall the wheel made by `make wheel` (it carries the library), install "
+        f"{wanted} (`make install`), build it in the checkout "
+        f"(`make build`), or set {LIBRARY_ENV}=/path/to/libmillis.so."
     )
 
 
