@@ -214,7 +214,9 @@ def run_in_namespace(namespace: list[str], command: list[str], env: dict[str, st
     when the hang guard ended it, what it printed and the devserver's log)."""
     script = work / "run.sh"
     script.write_text(RUNNER)
-    env = {**env, "PYTHON": sys.executable, "DEVSERVER": str(DEVSERVER), "WORK": str(work)}
+    # TMPDIR: what a program writes for the reader to look at stays in the test's directory.
+    env = {**env, "PYTHON": sys.executable, "DEVSERVER": str(DEVSERVER), "WORK": str(work),
+           "TMPDIR": str(work)}
     proc = subprocess.Popen([*namespace, "sh", str(script), *command], cwd=REPO_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", start_new_session=True)
