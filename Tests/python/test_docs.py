@@ -11,8 +11,8 @@ Every fenced block is one of (the convention every doc follows):
                               not checked.
   anything else (```sh, ```console, ```)   not run.
 
-Each run happens in a private network namespace (unshare -n) holding its own
-loopback and its own devserver on port 8765, so the address the programs hard-code
+Each run happens in a private network namespace (unshare -n; -rn when not root)
+holding its own loopback and its own devserver on port 8765, so the address the programs hard-code
 works and nothing meets a devserver a developer runs on the host.
 
 C is built with `cc -std=c99 -Wall -Wextra -Werror` and C++ with
@@ -126,9 +126,18 @@ def python_fragments() -> list[Block]:
 # the machine a program runs on: network namespace, devserver, sound card or not
 # ---------------------------------------------------------------------------
 
+# Brings up the namespace's loopback (SIOCGIFFLAGS, SIOCSIFFLAGS | IFF_UP): what
+# `ip link set lo up` does, without needing iproute2. The kernel gives lo 127.0.0.1.
+LOOPBACK_UP = """
+import fcntl, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+flags = struct.unpack("16sh", fcntl.ioctl(s, 0x8913, struct.pack("16sh", b"lo", 0)))[1]
+fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))
+"""
+
 # Runs inside the namespace: loopback up, the devserver on 8765, then the program.
 RUNNER = r"""
-ip link set lo up || { echo "test_docs: cannot bring up lo in the namespace" >&2; exit 97; }
+"$PYTHON" -c "$LOOPBACK_UP" || { echo "test_docs: cannot bring up lo in the namespace" >&2; exit 97; }
 "$PYTHON" "$DEVSERVER" --host 127.0.0.1 --port 8765 --think-ms 100 \
     >"$WORK/devserver.out" 2>"$WORK/devserver.err" &
 server=$!
@@ -153,12 +162,12 @@ exit "$status"
 def namespace() -> list[str]:
     """The unshare command that gives a process a network of its own: -n as root
     (CI, the dev machine), -rn (a user namespace) otherwise."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.fail("the docs' programs need unshare(1) and ip(8) (util-linux, iproute2): "
-                    "they run in a private network namespace", pytrace=False)
+    if shutil.which("unshare") is None:
+        pytest.fail("the docs' programs need unshare(1) (util-linux): they run in a "
+                    "private network namespace", pytrace=False)
     errors = []
     for command in (["unshare", "-n"], ["unshare", "-rn"]):
-        probe = subprocess.run([*command, "ip", "link", "set", "lo", "up"],
+        probe = subprocess.run([*command, sys.executable, "-c", LOOPBACK_UP],
                                capture_output=True, text=True, timeout=30)
         if probe.returncode == 0:
             return command
@@ -216,6 +225,7 @@ def run_in_namespace(namespace: list[str], command: list[str], env: dict[str, st
     script.write_text(RUNNER)
     # TMPDIR: what a program writes for the reader to look at stays in the test's directory.
     env = {**env, "PYTHON": sys.executable, "DEVSERVER": str(DEVSERVER), "WORK": str(work),
+           "LOOPBACK_UP": LOOPBACK_UP,
            "TMPDIR": str(work)}
     proc = subprocess.Popen([*namespace, "sh", str(script), *command], cwd=REPO_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -372,7 +382,8 @@ def test_links_resolve_inside_the_repository(doc):
         if parts.scheme or parts.netloc or target.startswith("/"):
             wrong.append(f"{target}: not a path in the repository")
             continue
-        file = (doc.parent / unquote(parts.path)).resolve() if parts.path else doc
+        # normpath, not resolve(): the sanitizer runs see the docs through symlinks.
+        file = Path(os.path.normpath(doc.parent / unquote(parts.path))) if parts.path else doc
         if not file.is_relative_to(REPO_ROOT):
             wrong.append(f"{target}: outside the repository")
         elif not file.exists():
