@@ -330,8 +330,9 @@ REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.M)
 HTML_LINK = re.compile(r"""<(?:a|img)\s[^>]*?(?:href|src)\s*=\s*["']([^"']+)["']""", re.I)
 
 
-def prose(text: str) -> str:
-    """The text without fenced blocks and code spans, where links are not links."""
+def prose(text: str, code_text: bool = False) -> str:
+    """The text without fenced blocks and code spans, where links are not links
+    (code_text: the spans' text is kept, without the backticks)."""
     out, in_fence, fence = [], False, ""
     for line in text.splitlines():
         m = FENCE.match(line)
@@ -345,7 +346,7 @@ def prose(text: str) -> str:
                 in_fence = False
             out.append("")
             continue
-        out.append(re.sub(r"(`+)(?:(?!\1).)+\1", "", line))
+        out.append(re.sub(r"(`+)((?:(?!\1).)+)\1", lambda m: m[2] if code_text else "", line))
     return "\n".join(out)
 
 
@@ -354,7 +355,7 @@ def anchors_of(path: Path) -> set[str]:
     repeats numbered."""
     seen: dict[str, int] = {}
     anchors = set()
-    for line in prose(path.read_text(encoding="utf-8")).splitlines():
+    for line in prose(path.read_text(encoding="utf-8"), code_text=True).splitlines():
         m = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
         if not m:
             continue
@@ -433,3 +434,12 @@ def test_the_harness_finds_blocks(tmp_path):
     assert found[0].code == "int main(void) { return 0; }\n"
     assert found[1].code == "x = 1\n"
     assert found[2].code == "```\necho inside\n"
+
+
+def test_the_link_checker_knows_anchors(tmp_path):
+    """GitHub's anchors, as the link test computes them: punctuation and code marks
+    dropped, repeats numbered, headings inside fenced blocks ignored."""
+    page = tmp_path / "page.md"
+    page.write_text("# 3. The devserver\n## `millis talk`, live\n## Limits\n## Limits\n"
+                    "```sh\n# not a heading\n```\n")
+    assert anchors_of(page) == {"3-the-devserver", "millis-talk-live", "limits", "limits-1"}
