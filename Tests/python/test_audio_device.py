@@ -244,7 +244,7 @@ def test_echo_loop_is_cancelled(library_path, devserver, pulse, tmp_path):
     assert stats["echo_erle_db"] is not None
     # PulseAudio moves its latency while a stream settles, and every barge-in restarts
     # the device, so the filter reconverges often: the floor is what holds on this bed
-    # over the whole conversation (25 runs: 8.4 to 17 dB; README "Audio" has the spread).
+    # over the whole conversation (25 runs: 8.4 to 17 dB; docs/audio.md has the spread).
     assert stats["echo_erle_db"] >= 5
 
 
