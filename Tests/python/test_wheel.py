@@ -11,15 +11,9 @@ on 127.0.0.1 is reachable from inside.
 
 Inside, as a user would: `python3 -m venv v && v/bin/pip install --no-index millis-*.whl`,
 then `ldd` over the libraries the wheel carries, `import millis` and its version, and an
-application-audio conversation with the devserver.
-
-INTERIM_ALSA_LINKED: until libmillis loads ALSA at the first device use (the change
-that removes its NEEDED libasound.so.2), the bundled library cannot load on a machine
-without ALSA. While the built library still links it, the test checks exactly that
-(the import fails naming libasound.so.2, and nothing else is missing), then runs the
-rest with the host's libasound.so.2 alone on LD_LIBRARY_PATH, and
-test_library_loads_alsa_itself is an expected failure. Once the library stops linking
-ALSA, all of that switches off by itself; the integrator then removes the INTERIM code.
+application-audio conversation with the devserver. The root has no ALSA: the library
+loads it at the first device use, so device audio must fail there with a message that
+says what is missing.
 """
 
 from __future__ import annotations
@@ -70,13 +64,6 @@ def _needed(path: Path) -> list:
     out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
-
-
-# INTERIM (remove once libmillis loads ALSA itself): the build still links libasound.
-INTERIM_ALSA_LINKED = (BUILD / f"libmillis.so.{VERSION}").exists() and \
-    "libasound.so.2" in _needed(BUILD / f"libmillis.so.{VERSION}")
-INTERIM_REASON = ("INTERIM: libmillis.so still NEEDs libasound.so.2; the change that loads ALSA "
-                  "at the first device use removes it (then delete this xfail)")
 
 
 def _show(result) -> str:
@@ -149,7 +136,6 @@ def test_wheel_holds_no_alsa(wheel):
     assert alsa == [], f"the wheel carries ALSA: {alsa}"
 
 
-@pytest.mark.xfail(INTERIM_ALSA_LINKED, reason=INTERIM_REASON, strict=True)
 def test_library_loads_alsa_itself(wheel, tmp_path):
     with zipfile.ZipFile(wheel) as z:
         z.extract("millis/_lib/libmillis.so.0", tmp_path)
@@ -254,6 +240,17 @@ _IN_ROOT = textwrap.dedent("""\
             results[name] = {"rc": "timeout", "out": str(exc.stdout), "err": str(exc.stderr)}
         return results[name]["rc"] == 0
 
+    # Device audio where there is no ALSA: refused, saying what is missing.
+    DEVICE = (
+        "import millis\\n"
+        "try:\\n"
+        "    c = millis.Client('test-public-key', %r, audio_mode='device')\\n"
+        "    c.start(agent_id='demo-agent')\\n"
+        "except millis.MillisError as e:\\n"
+        "    print(e)\\n"
+        "else:\\n"
+        "    raise SystemExit('device audio started without ALSA')\\n" % job["url"])
+
     def main():
         if not step("venv", ["python3", "-m", "venv", W + "/v"], 300):
             return
@@ -269,12 +266,10 @@ _IN_ROOT = textwrap.dedent("""\
             results["ldd"][lib] = p.stdout + p.stderr
         show = ("import millis, millis._native as n; "
                 "print(millis.__version__); print(millis.version()); print(n.library_path)")
-        extra = job["extra_env"]
-        if extra:  # INTERIM: first without, as a machine without ALSA is
-            step("import_bare", [W + "/v/bin/python", "-c", show], 60)
-        step("import", [W + "/v/bin/python", "-c", show], 60, **extra)
+        step("import", [W + "/v/bin/python", "-c", show], 60)
+        step("device", [W + "/v/bin/python", "-c", DEVICE], 60)
         step("conversation", [W + "/v/bin/python", W + "/conversation.py", job["url"], W + "/user.wav"],
-             150, **extra)
+             150)
 
     try:
         main()
@@ -355,13 +350,6 @@ _ENTER = textwrap.dedent("""\
     """)
 
 
-def _host_libasound() -> Path:
-    out = _run(["ldd", BUILD / f"libmillis.so.{VERSION}"], timeout=60).stdout
-    m = re.search(r"libasound\.so\.2 => (\S+)", out)
-    assert m, f"the host's libasound.so.2 not found:\n{out}"
-    return Path(m.group(1))
-
-
 @pytest.fixture(scope="module")
 def in_clean_root(wheel, clean_root, devserver, tmp_path_factory) -> SimpleNamespace:
     """Installs the wheel in a venv inside the clean root and talks to the devserver."""
@@ -374,12 +362,7 @@ def in_clean_root(wheel, clean_root, devserver, tmp_path_factory) -> SimpleNames
     (w / "in_root.py").write_text(_IN_ROOT)
     (w / "conversation.py").write_text(_CONVERSATION)
     (work / "enter.sh").write_text(_ENTER)
-    extra_env = {}
-    if INTERIM_ALSA_LINKED:
-        (w / "interim-alsa").mkdir()
-        shutil.copy(_host_libasound(), w / "interim-alsa" / "libasound.so.2")
-        extra_env = {"LD_LIBRARY_PATH": "/tmp/w/interim-alsa"}
-    job = json.dumps({"wheel": wheel.name, "url": devserver.url, "extra_env": extra_env})
+    job = json.dumps({"wheel": wheel.name, "url": devserver.url})
     result = _run(["unshare", "--mount", "--propagation", "private", "bash", work / "enter.sh",
                    work / "root", clean_root, w, job], timeout=900)
     assert (w / "result.json").exists(), f"the run in the clean root did not finish\n{_show(result)}"
@@ -414,10 +397,7 @@ def test_bundled_libraries_resolve(in_clean_root):
     assert f"{site}/millis/_lib/libmillis.so.0" in ldd, sorted(ldd)
     missing = {lib: re.findall(r"^\s*(\S+) => not found", out, re.M) for lib, out in ldd.items()}
     missing = {lib: names for lib, names in missing.items() if names}
-    if INTERIM_ALSA_LINKED:  # INTERIM: only libasound, and only from libmillis
-        assert missing == {f"{site}/millis/_lib/libmillis.so.0": ["libasound.so.2"]}, missing
-    else:
-        assert missing == {}, missing
+    assert missing == {}, missing
     for lib, out in ldd.items():
         outside = [line.split("=>")[1].split()[0] for line in out.splitlines()
                    if "=>" in line and "not found" not in line and "/millis" not in line.split("=>")[1]]
@@ -427,11 +407,13 @@ def test_bundled_libraries_resolve(in_clean_root):
 
 
 def test_import_without_alsa(in_clean_root):
-    if INTERIM_ALSA_LINKED:  # INTERIM: the import fails for ALSA alone
-        step = _step(in_clean_root, "import_bare")
-        assert step["rc"] != 0 and "libasound.so.2" in step["err"], step
-        pytest.xfail(INTERIM_REASON)
     _ok(in_clean_root, "import")
+
+
+def test_device_audio_without_alsa_says_what_is_missing(in_clean_root):
+    step = _ok(in_clean_root, "device")
+    assert "libasound.so.2" in step["out"] and "apt install libasound2" in step["out"], step
+    assert "application" in step["out"], step
 
 
 def test_import_and_version(in_clean_root):

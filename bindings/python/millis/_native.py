@@ -333,6 +333,7 @@ FUNCTIONS = {
     "millis_config_set_recording": (status_t, [ConfigP, c_char_p, c_uint]),
     # audio devices
     "millis_audio_devices_json": (c_void_p, []),  # caller frees (millis_free)
+    "millis_audio_devices_last_error": (c_char_p, []),  # owned by the library, per thread
     # analysers (the pointers returned by the client's getters are owned by the client)
     "millis_client_agent_analyser": (AnalyserP, [ClientP]),
     "millis_client_user_analyser": (AnalyserP, [ClientP]),
