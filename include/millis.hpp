@@ -619,7 +619,10 @@ public:
      * the members of an object that owns this Client may go, in any order. Call it first
      * in such an owner's destructor. Idempotent. From inside one of this client's own
      * handlers the destruction is deferred by the library: the running handler completes
-     * (it must not use the client again) and no other runs.
+     * (it must not use the client again) and no other runs. As millis_client_destroy, it
+     * must not overlap another call on this client from another thread (a next_event()
+     * that waits included), and waits while a handler runs: do not call it holding a lock
+     * that the handlers take.
      */
     void close() noexcept
     {
