@@ -222,7 +222,7 @@ CLI_LIBREL        = $(shell realpath -m --relative-to='$(BINDIR)' '$(LIBDIR)')
 DEVSERVER_SOURCES = devserver/millis_devserver.py devserver/README.md \
 	$(shell find devserver/scripts -maxdepth 1 -type f | LC_ALL=C sort)
 INSTALLED_FILES   = $(LIBDIR)/libmillis.so.$(VERSION) $(LIBDIR)/libmillis.so.$(SOVERSION) \
-	$(LIBDIR)/libmillis.so $(INCDIR)/millis.h $(PKGCONFIGDIR)/millis.pc \
+	$(LIBDIR)/libmillis.so $(INCDIR)/millis.h $(INCDIR)/millis.hpp $(PKGCONFIGDIR)/millis.pc \
 	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis) \
 	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES))
 INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)) \
@@ -271,6 +271,7 @@ endif
 	run ln -sfn libmillis.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmillis.so.$(SOVERSION); \
 	run ln -sfn libmillis.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmillis.so; \
 	run install -m 644 include/millis.h $(DESTDIR)$(INCDIR)/millis.h; \
+	run install -m 644 include/millis.hpp $(DESTDIR)$(INCDIR)/millis.hpp; \
 	run install -m 644 $(INSTALL_STAGE)/millis.pc $(DESTDIR)$(PKGCONFIGDIR)/millis.pc; \
 	$(if $(filter yes,$(INSTALL_CLI)),run install -m 755 $(CLI_INSTALL) $(DESTDIR)$(BINDIR)/millis;) \
 	for f in $(DEVSERVER_SOURCES); do \

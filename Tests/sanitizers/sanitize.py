@@ -11,8 +11,9 @@ Steps (see Tests/sanitizers/README.md):
     name the sanitizer runtime first (so programs that pkg-config builds load it), a
     fresh copy of Tests/ (conftest.py finds the library at <tree>/build/libmillis.so)
     and links to bindings/, devserver/, include/ ...
- 3. The C tests test_api and test_conversation compiled with clang and the matching
-    -fsanitize flags, run with leak checking on (ASan) against a devserver.
+ 3. The C tests (test_api, test_conversation, test_events, test_lifecycle) compiled with
+    clang, and the C++ wrapper's test (Tests/cpp/test_millis_hpp.cpp) with clang++, with the
+    matching -fsanitize flags, run with leak checking on (ASan) against a devserver.
  4. The pytest suite (or the tests named after --) in the staging tree, with the
     sanitizer runtime LD_PRELOADed into Python and every process it starts (leak
     checking off: CPython frees little at exit; leaks are the C tests' job). The
@@ -199,10 +200,15 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
     clang = shutil.which("clang") or str(toolchain_bin() / "clang")
     libdir = tree / "build"
     exes = {}
-    for name in ("test_api", "test_conversation", "test_events", "test_lifecycle"):
+    sources = {name: ([clang, "-std=c99"], ROOT / "Tests" / "c" / f"{name}.c")
+               for name in ("test_api", "test_conversation", "test_events", "test_lifecycle")}
+    # The C++ wrapper (include/millis.hpp): its handlers against destruction in any order.
+    sources["test_millis_hpp"] = ([shutil.which("clang++") or str(toolchain_bin() / "clang++"), "-std=c++17"],
+                                  ROOT / "Tests" / "cpp" / "test_millis_hpp.cpp")
+    for name, (compiler, source) in sources.items():
         exe = base / name
-        cmd = ([clang, "-std=c99", "-g", "-O1", "-fuse-ld=lld", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-               + KINDS[kind]["cflags"] + [str(ROOT / "Tests" / "c" / f"{name}.c"), f"-I{ROOT / 'include'}",
+        cmd = (compiler + ["-g", "-O1", "-fuse-ld=lld", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+               + KINDS[kind]["cflags"] + [str(source), f"-I{ROOT / 'include'}",
                                           f"-L{libdir}", f"-Wl,-rpath,{libdir}", f"-Wl,-rpath,{runtime.parent}",
                                           "-lmillis", "-lpthread", "-o", str(exe)])
         log(" ".join(cmd))
@@ -223,7 +229,11 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
                 # 100 full cycles, 200 clients at once and destroys in every callback.
                 ("test_lifecycle", [exes["test_lifecycle"], server.url, "all", "--wav",
                                     ROOT / "bindings" / "audio" / "user.wav", "--cycles", "100",
-                                    "--warmup", "20", "--rss-bound-kb", "0"])]
+                                    "--warmup", "20", "--rss-bound-kb", "0"]),
+                # The C++ wrapper: every handler, the queue as a range, and objects whose
+                # Client is declared before what its handlers use, destroyed mid-conversation.
+                ("test_millis_hpp", [exes["test_millis_hpp"], "all", server.url,
+                                     ROOT / "bindings" / "audio" / "user.wav"])]
         for name, cmd in runs:
             start = time.monotonic()
             try:
