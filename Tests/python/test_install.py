@@ -197,6 +197,9 @@ def test_install_layout(installed):
     header = installed.prefix / "include" / "millis.h"
     assert header.read_bytes() == installed.header
     assert stat.S_IMODE(header.stat().st_mode) == 0o644
+    hpp = installed.prefix / "include" / "millis.hpp"
+    assert hpp.read_bytes() == (REPO / "include" / "millis.hpp").read_bytes()
+    assert stat.S_IMODE(hpp.stat().st_mode) == 0o644
 
     pc = pc_fields(lib / "pkgconfig" / "millis.pc")
     assert pc["prefix"] == str(installed.prefix)
@@ -394,6 +397,7 @@ def test_destdir_install_and_uninstall(library_path, tmp_path):
     assert all(f.startswith("usr/local/") for f in files), sorted(files)
     assert f"usr/local/lib/libmillis.so.{VERSION}" in files
     assert "usr/local/include/millis.h" in files
+    assert "usr/local/include/millis.hpp" in files
     assert not [f for f in files if f.endswith(".py") and "/share/millis/" not in f], sorted(files)
     pc = pc_fields(stage / "usr/local/lib/pkgconfig/millis.pc")
     assert (pc["prefix"], pc["libdir"], pc["includedir"]) == \
@@ -514,7 +518,7 @@ def _real_system_state() -> dict:
     """What an install into /usr/local would change on the real system."""
     usr_local = Path("/usr/local")
     millis_paths = sorted(str(p) for pattern in (
-        "lib/libmillis*", "include/millis.h", "lib/pkgconfig/millis.pc", "bin/millis",
+        "lib/libmillis*", "include/millis.h", "include/millis.hpp", "lib/pkgconfig/millis.pc", "bin/millis",
         "share/millis", "lib/python3*/dist-packages/millis") for p in usr_local.glob(pattern))
     return {"ld.so.cache": _sha256(Path("/etc/ld.so.cache")),
             "aux-cache": _sha256(Path("/var/cache/ldconfig/aux-cache")),
