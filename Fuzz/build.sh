@@ -39,6 +39,6 @@ for target in "${targets[@]}"; do
         -I "$ROOT/Fuzz/modulemaps/CMillisHeader" -Xcc -I/usr/include/opus \
         "${core[@]}" "$ROOT/Tests/MillisCoreTests/Fuzz/FuzzHarness.swift" "$entry" \
         "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" "$OUT/obj/copus.o" \
-        -lcurl -lasound -lspeexdsp -lopusenc -lopusfile -lopus \
+        -lcurl -lspeexdsp -lopusenc -lopusfile -lopus \
         -module-cache-path "$OUT/module-cache" -o "$OUT/$target"
 done
