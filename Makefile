@@ -152,12 +152,13 @@ sanitize-tsan: test-deps
 
 # ------------------------------------------------------------------------------------
 # Install (README "Install"): the library with its SONAME links, millis.h, millis.pc,
-# the CLI, the devserver and the Python package, into PREFIX (under DESTDIR when staging
+# the CLI and its man page, the devserver and the Python package, into PREFIX (under DESTDIR when staging
 # a package). Every path written, and every directory created, is listed in
 # $(DATADIR)/millis/install-manifest.txt (without DESTDIR), which `make uninstall` (same
 # variables) reads. INSTALL_CLI=no leaves the CLI out (a tree without tools/millis).
 BINDIR        ?= $(PREFIX)/bin
 DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 INSTALL_CLI   ?= yes
 LDCONFIG      ?= ldconfig
@@ -187,9 +188,9 @@ DEVSERVER_SOURCES = devserver/millis_devserver.py devserver/README.md \
 	$(shell find devserver/scripts -maxdepth 1 -type f | LC_ALL=C sort)
 INSTALLED_FILES   = $(LIBDIR)/libmillis.so.$(VERSION) $(LIBDIR)/libmillis.so.$(SOVERSION) \
 	$(LIBDIR)/libmillis.so $(INCDIR)/millis.h $(PKGCONFIGDIR)/millis.pc \
-	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis) \
+	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis $(MANDIR)/man1/millis.1) \
 	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)) $(addprefix $(PYTHONDIR)/,$(PY_SOURCES))
-INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)) \
+INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR) $(MANDIR)/man1) \
 	$(MILLIS_DATADIR) $(sort $(patsubst %/,%,$(dir $(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)) \
 	$(addprefix $(PYTHONDIR)/,$(PY_SOURCES)))))
 
@@ -239,7 +240,8 @@ endif
 	run ln -sfn libmillis.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmillis.so; \
 	run install -m 644 include/millis.h $(DESTDIR)$(INCDIR)/millis.h; \
 	run install -m 644 $(INSTALL_STAGE)/millis.pc $(DESTDIR)$(PKGCONFIGDIR)/millis.pc; \
-	$(if $(filter yes,$(INSTALL_CLI)),run install -m 755 $(CLI_INSTALL) $(DESTDIR)$(BINDIR)/millis;) \
+	$(if $(filter yes,$(INSTALL_CLI)),run install -m 755 $(CLI_INSTALL) $(DESTDIR)$(BINDIR)/millis; \
+	  run install -m 644 docs/millis.1 $(DESTDIR)$(MANDIR)/man1/millis.1;) \
 	for f in $(DEVSERVER_SOURCES); do \
 	  case $$f in *.py) mode=755;; *) mode=644;; esac; \
 	  run install -m $$mode $$f $(DESTDIR)$(MILLIS_DATADIR)/$$f; \
@@ -268,7 +270,7 @@ uninstall:
 	@set -e; $(loader_check); manifest=$(DESTDIR)$(INSTALL_MANIFEST); \
 	if [ -f "$$manifest" ]; then entries=$$(cat "$$manifest"); \
 	else echo "no $$manifest: removing what make install would install"; \
-	  entries="$(sort $(INSTALLED_FILES) $(BINDIR)/millis)"; fi; \
+	  entries="$(sort $(INSTALLED_FILES) $(BINDIR)/millis $(MANDIR)/man1/millis.1)"; fi; \
 	for p in $$entries; do case $$p in */) ;; *) \
 	  if [ -e "$(DESTDIR)$$p" ] || [ -L "$(DESTDIR)$$p" ]; then echo "rm -f $(DESTDIR)$$p"; rm -f "$(DESTDIR)$$p"; fi;; \
 	esac; done; \

@@ -45,6 +45,8 @@ static void print_help(FILE *out)
             "  MILLIS_PUBLIC_KEY   your public key from the Millis playground (talk, voices)\n"
             "  MILLIS_ENDPOINT     WebSocket endpoint (default %s)\n"
             "  MILLIS_AGENT_ID     agent id for talk when --agent-id is not given\n"
+            "  MILLIS_VOICES_PATH  the voices list's path for voices (default /voices)\n"
+            "  MILLIS_DEVSERVER    the devserver script devserver runs\n"
             "\n"
             "%s"
             "\n"
