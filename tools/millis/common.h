@@ -87,8 +87,8 @@ void print_padded(const char *text, size_t width);
 /** A library message with the C functions its hints name rewritten as the options and
  *  commands of this tool (messages.c); always NUL-terminated. */
 void cli_translate(const char *message, char *out, size_t size);
-/** An error the library reported, for the user: its message translated, after the
- *  status's summary unless the message already starts with it. */
+/** An error the library reported, for the user: its message translated (the status's
+ *  summary when there is no message). */
 void cli_library_error(millis_status status, const char *message, char *out, size_t size);
 
 /** Seconds on CLOCK_MONOTONIC. */

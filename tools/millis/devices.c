@@ -118,18 +118,18 @@ static int next_token(const char **pp, char *buf, size_t size)
         *pp = *p ? p + 1 : p;
         return 'i';
     }
-    if (*p == '"' || *p == '\'') {
-        char quote = *p++;
-        while (*p != '\0' && *p != quote) {
-            if (*p == '\\' && p[1] != '\0') p++;
-            if (n + 1 < size) buf[n++] = *p;
-            p++;
+    /* A word, its quoted parts unquoted: pcm."my mic" is the key path pcm.my mic. */
+    while (*p != '\0' && strchr(" \t\r\n{}[]=;,#", *p) == NULL) {
+        if (*p == '"' || *p == '\'') {
+            char quote = *p++;
+            while (*p != '\0' && *p != quote) {
+                if (*p == '\\' && p[1] != '\0') p++;
+                if (n + 1 < size) buf[n++] = *p;
+                p++;
+            }
+            if (*p != '\0') p++;
+            continue;
         }
-        buf[n] = '\0';
-        *pp = *p ? p + 1 : p;
-        return 'w';
-    }
-    while (*p != '\0' && strchr(" \t\r\n{}[]=;,#\"'", *p) == NULL) {
         if (n + 1 < size) buf[n++] = *p;
         p++;
     }
@@ -168,7 +168,12 @@ static void scan_text(struct names *out, const char *text, int include_depth)
             if (in_array[depth] || expect_value) {
                 expect_value = 0; /* a value */
             } else {
-                snprintf(key, sizeof key, "%s%s%s", paths[depth], paths[depth][0] ? "." : "", word);
+                size_t plen = strlen(paths[depth]), wlen = strlen(word);
+                if (plen + 1 + wlen >= sizeof key) wlen = 0; /* too deep to be a PCM's name */
+                memcpy(key, paths[depth], plen);
+                if (plen > 0) key[plen++] = '.';
+                memcpy(key + plen, word, wlen);
+                key[plen + wlen] = '\0';
                 note_pcm(out, key);
                 expect_value = 1;
             }
@@ -181,8 +186,8 @@ static void scan_text(struct names *out, const char *text, int include_depth)
         case '[':
             if (depth + 1 >= MAX_DEPTH) return;
             depth++;
-            if (t == '{' && expect_value && !in_array[depth - 1])
-                snprintf(paths[depth], sizeof paths[depth], "%s", key);
+            if (t == '{' && expect_value && !in_array[depth - 1] && strlen(key) < sizeof paths[depth])
+                memcpy(paths[depth], key, strlen(key) + 1);
             else
                 paths[depth][0] = '\0';
             in_array[depth] = t == '[';

@@ -15,7 +15,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 struct hint {
     const char *library; /* as the library writes it */
@@ -80,16 +79,8 @@ void cli_translate(const char *message, char *out, size_t size)
 
 void cli_library_error(millis_status status, const char *message, char *out, size_t size)
 {
-    char text[4096];
-    const char *summary = millis_status_string(status);
-    size_t len = strlen(summary);
-    cli_translate(message, text, sizeof text);
-    if (text[0] == '\0') {
-        snprintf(out, size, "%s", summary);
-    } else if (strncasecmp(text, summary, len) == 0) {
-        /* "could not connect to ...": the summary would only repeat the message's start. */
-        snprintf(out, size, "%s", text);
-    } else {
-        snprintf(out, size, "%s: %s", summary, text);
-    }
+    /* The library's messages say what failed in full ("could not connect to URL: ...");
+     * its status's summary ("could not connect") would only say it twice. */
+    cli_translate(message, out, size);
+    if (out[0] == '\0') snprintf(out, size, "%s", millis_status_string(status));
 }
