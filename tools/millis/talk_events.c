@@ -36,11 +36,12 @@ int talk_take_events(struct session *s)
     for (;;) {
         millis_status st = millis_client_next_event(s->client, &ev, 0);
         if (st != MILLIS_OK) {
-            const char *why = millis_client_last_error(s->client);
+            char why[4096];
+            cli_library_error(st, millis_client_last_error(s->client), why, sizeof why);
             if (s->live)
-                talk_info(s, LINE_ERROR, "cannot take the client's events: %s: %s", millis_status_string(st), why);
+                talk_info(s, LINE_ERROR, "cannot take the client's events: %s", why);
             else
-                error_msg("cannot take the client's events: %s: %s", millis_status_string(st), why);
+                error_msg("cannot take the client's events: %s", why);
             s->failed = 1;
             return -1;
         }

@@ -189,8 +189,32 @@ static void handle_state(struct session *s, int state)
     }
 }
 
+/* An error, once: a line of the live screen, or stderr; with what to do about a
+ * refused key. */
+static void report_error(struct session *s, const char *text)
+{
+    if (s->live)
+        talk_info(s, LINE_ERROR, "error: %s%s%s", text, s->key_refused ? "; the server refused the public key: check " : "",
+                  s->key_refused ? ENV_PUBLIC_KEY : "");
+    else if (s->key_refused)
+        error_msg("%s\n       The server refused the public key: check %s (the public key from the Millis\n"
+                  "       playground; the devserver takes test-public-key).",
+                  text, ENV_PUBLIC_KEY);
+    else
+        error_msg("%s", text);
+}
+
+void talk_report_pending_error(struct session *s)
+{
+    if (s->close_error == NULL) return;
+    report_error(s, s->close_error);
+    free(s->close_error);
+    s->close_error = NULL;
+}
+
 static void handle_close(struct session *s, int code, const char *reason)
 {
+    if (code == CLOSE_KEY_REFUSED) s->key_refused = 1;
     s->closed = 1;
     s->close_code = code;
     free(s->close_reason);
@@ -199,16 +223,25 @@ static void handle_close(struct session *s, int code, const char *reason)
         talk_info(s, code == 1000 ? LINE_INFO : LINE_ERROR, "closed %d %s", code, reason ? reason : "");
     else
         talk_out("closed %d%s%s", code, reason && reason[0] ? " " : "", reason ? reason : "");
+    talk_report_pending_error(s);
 }
 
 static void handle_error(struct session *s, millis_status status, const char *message)
 {
+    char text[4096];
     /* A malformed server message is reported but does not end the conversation. */
     if (status != MILLIS_ERR_BAD_MESSAGE) s->failed = 1;
-    if (s->live)
-        talk_info(s, LINE_ERROR, "error: %s: %s", millis_status_string(status), message ? message : "");
-    else
-        error_msg("%s: %s", millis_status_string(status), message ? message : "");
+    cli_library_error(status, message, text, sizeof text);
+    if (status == MILLIS_ERR_HANDSHAKE && message != NULL
+        && (strstr(message, "HTTP 401") != NULL || strstr(message, "HTTP 403") != NULL))
+        s->key_refused = 1;
+    if (status == MILLIS_ERR_SERVER_CLOSED) {
+        /* The close that follows tells whether the key was refused: one report, then. */
+        free(s->close_error);
+        s->close_error = strdup(text);
+        if (s->close_error != NULL) return;
+    }
+    report_error(s, text);
 }
 
 static void handle_input_ended(struct session *s)
@@ -226,7 +259,8 @@ static void handle_input_ended(struct session *s)
  * library's log. */
 static void show_connection_event(struct session *s, const millis_event *e)
 {
-    const char *message = e->message ? e->message : "";
+    char message[4096];
+    cli_translate(e->message, message, sizeof message);
     switch (e->type) {
     case MILLIS_EVENT_RECONNECTING:
         if (s->live)
