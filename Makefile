@@ -127,7 +127,7 @@ bench-profile: build test-deps
 	$(PYTHON) bench/profile/profile.py --client peer --sessions 200
 
 # Device-audio figures (ERLE, barge-in, capture -> wire) with medians, on the paced
-# PulseAudio echo loop (README "Audio").
+# PulseAudio echo loop (docs/audio.md, "Measured").
 .PHONY: bench-audio
 bench-audio: build test-deps
 	$(PYTHON) bench/audio/audio_bench.py --runs 5 --json $(BUILD)/bench-audio.json

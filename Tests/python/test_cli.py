@@ -29,7 +29,7 @@ from millis_testkit import PUBLIC_KEY, SCRIPT_FINALS
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE_TIMELINE = DATA / "cli_timeline_sample.jsonl"
 SCRIPT_RESPONSES = ["It's sunny and twenty two degrees in Paris.", "You're welcome. Goodbye!"]
-# Where the tmux capture of `millis talk` is kept (the README's screenshot comes from it).
+# Where the tmux capture of `millis talk` is kept, to look at after a run.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 
 EXIT_RUNTIME, EXIT_USAGE, EXIT_AUTH = 1, 2, 3

@@ -8,7 +8,7 @@ public struct AudioSettings: Sendable, Equatable {
     /// ALSA period: how often the audio threads wake, and the granularity of `clear`.
     public var periodMilliseconds = 10
     /// Agent audio queued before playback starts (and restarts after a gap), absorbing
-    /// network jitter. See README "Audio" for the measurement behind the default.
+    /// network jitter. See docs/audio.md, "The playout prebuffer", for the measurement behind the default.
     public var prebufferMilliseconds = 60
     /// How long the speaker's queue may run dry before an answer counts as over
     /// (`drained`): the same grace as application audio mode's simulated playout.
