@@ -97,7 +97,8 @@ ready. Asynchronous errors arrive as ``onerror(MillisError)``.
 
 from . import _native
 from .analyser import Analyser
-from .client import EVENTS, Client, audio_devices
+from .client import DEFAULT_EVENT_QUEUE_BYTES, Client, audio_devices
+from .config import Config
 from .enums import (
     AgentState,
     AudioEncoding,
@@ -110,10 +111,35 @@ from .enums import (
     Status,
     status_string,
 )
-
+from .events import (
+    ALIASES,
+    EVENTS,
+    AgentStateChanged,
+    Analyzer,
+    Audio,
+    Close,
+    Error,
+    Event,
+    FunctionCall,
+    InputEnded,
+    Latency,
+    Log,
+    Message,
+    Open,
+    Ready,
+    Reconnected,
+    Reconnecting,
+    ResponseText,
+    SessionEnded,
+    Transcript,
+    Turn,
+    UserAudioReady,
+    events_table,
+)
 
 __all__ = [
     "Client",
+    "Config",
     "MillisError",
     "Status",
     "AgentState",
@@ -126,11 +152,36 @@ __all__ = [
     "Analyser",
     "audio_devices",
     "EVENTS",
+    "ALIASES",
+    "Event",
+    "Open",
+    "Ready",
+    "SessionEnded",
+    "Audio",
+    "ResponseText",
+    "Transcript",
+    "FunctionCall",
+    "Latency",
+    "AgentStateChanged",
+    "Close",
+    "Error",
+    "Message",
+    "Log",
+    "Reconnecting",
+    "Reconnected",
+    "Analyzer",
+    "UserAudioReady",
+    "InputEnded",
+    "Turn",
+    "DEFAULT_EVENT_QUEUE_BYTES",
     "version",
     "version_number",
     "status_string",
     "library_path",
 ]
+
+if Client.__doc__:
+    Client.__doc__ = Client.__doc__.replace("__EVENTS_TABLE__", events_table())
 
 library_path = _native.library_path
 
@@ -154,7 +205,7 @@ def _own_version() -> str:
 
         dist = metadata.distribution("millis")
         here = Path(__file__).resolve()
-        if any(f.name == "__init__.py" and Path(dist.locate_file(f)).resolve() == here
+        if any(f.name == "__init__.py" and Path(str(dist.locate_file(f))).resolve() == here
                for f in dist.files or ()):
             return dist.version
     except Exception:  # not installed by pip (PackageNotFoundError)
@@ -167,3 +218,10 @@ __version__ = _own_version()
 _major, _minor, _patch = (int(part) for part in (__version__.split(".") + ["0", "0"])[:3])
 #: The MILLIS_VERSION_NUMBER this binding was written against (from __version__).
 BINDING_VERSION_NUMBER = _major * 1_000_000 + _minor * 1000 + _patch
+
+if BINDING_VERSION_NUMBER != version_number():
+    raise ImportError(
+        f"millis: this binding is version {__version__} but the library it loaded, "
+        f"{library_path}, is version {version()}: they must agree. Install the wheel of "
+        f"the library's version, or point MILLIS_LIBRARY at the libmillis.so of "
+        f"version {__version__}.")
