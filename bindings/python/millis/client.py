@@ -560,7 +560,8 @@ def _audio_buffer(pcm: Any, encoding: AudioEncoding) -> Tuple[Any, int, Any]:
     if view.itemsize != 1:
         if encoding != AudioEncoding.PCM16:
             raise refuse(f"{view.itemsize}-byte samples")
-        little = view.format[:1] in ("<",) or (sys.byteorder == "little" and view.format[:1] in ("", "@", "="))
+        order = view.format[:1] if view.format[:1] in ("@", "=", "<", ">", "!") else "@"
+        little = order == "<" or (order in ("@", "=") and sys.byteorder == "little")
         if view.itemsize != 2 or fmt != "h" or not little:
             raise refuse("samples that are not signed 16-bit little-endian integers")
     size = view.nbytes
