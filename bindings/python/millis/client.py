@@ -39,6 +39,9 @@ from .enums import (
 __all__ = ["Client", "EVENTS", "audio_devices", "DEFAULT_EVENT_QUEUE_BYTES"]
 
 log = logging.getLogger("millis")
+# As the logging guide asks of libraries: records reach the handlers the application
+# configures, and nothing is printed when it configures none.
+log.addHandler(logging.NullHandler())
 
 _STOP = object()  # wakes a consumer of the event queue when the client is closed
 
