@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import struct
 import threading
 from typing import Any, Dict, List
 
@@ -223,3 +222,76 @@ def test_twenty_mulaw_calls_in_one_loop(millis, devserver):
         # The devserver gets the wire's PCM16 16 kHz: the µ-law turn, twice the samples,
         # less what the resampler and the last partial frame hold back (two frames).
         assert record["audio_bytes_received"] >= 2 * 2 * len(turn) - 2 * 640, record
+
+
+def test_backlog_is_bounded_and_says_where_it_dropped(millis, devserver):
+    """A program that never iterates holds at most event_queue_bytes of events; past
+    that one Error (NO_MEMORY) stands where events were dropped, and Close is kept."""
+    from millis.aio import AsyncClient
+
+    async def main() -> List[Any]:
+        async with AsyncClient(PUBLIC_KEY, devserver.url, audio_mode="application",
+                               event_queue_bytes=65536) as client:
+            closed = asyncio.get_running_loop().create_future()
+            client.on("onclose", lambda: closed.set_result(None))
+
+            answered: List[str] = []
+            client.on("onresponsetext", lambda text, payload: answered.append(text))
+
+            @client.on("onagentstate")
+            def state(state: millis.AgentState) -> None:
+                if state == "idle" and answered:  # the answer has been received
+                    client.client.stop()
+
+            await client.start("demo-agent")
+            client.send_audio(USER_TURN)  # the answer: 2.7 s of audio, 86 kB at 16 kHz
+            await closed
+            return [e async for e in client]
+
+    events = run(main())
+    drops = [e for e in events if isinstance(e, millis.Error)]
+    assert len(drops) == 1 and drops[0].error.status == millis.Status.NO_MEMORY, drops
+    assert "dropped here" in drops[0].error.message
+    assert isinstance(events[0], millis.Open) and isinstance(events[-1], millis.Close), events
+    kept = sum(len(e.pcm) for e in events if isinstance(e, millis.Audio))
+    assert 0 < kept <= 65536
+
+
+def test_close_ends_an_iteration_and_a_waiting_start(millis, devserver):
+    from millis.aio import AsyncClient
+
+    async def main() -> Any:
+        client = AsyncClient(PUBLIC_KEY, devserver.url, audio_mode="application")
+        await client.start("quick-agent")
+        seen = []
+
+        async def iterate() -> None:
+            async for event in client:
+                seen.append(event)
+
+        task = asyncio.ensure_future(iterate())
+        await asyncio.sleep(0.3)
+        client.close()
+        await task  # ends: the client is closed and its backlog read
+        with pytest.raises(millis.MillisError, match="closed"):
+            await client.start("quick-agent")
+        return seen
+
+    seen = run(main())
+    assert isinstance(seen[0], millis.Open) and not any(isinstance(e, millis.Close) for e in seen)
+
+
+def test_cancelled_start_stops_the_conversation(millis, devserver):
+    from millis.aio import AsyncClient
+
+    async def main() -> Any:
+        async with AsyncClient(PUBLIC_KEY, devserver.url, audio_mode="application") as client:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.start("fault-no-ready"), 0.5)
+            closed = await client.stop()
+            events = [e async for e in client.events(timeout=5)]
+            return closed, events
+
+    closed, events = run(main())
+    assert isinstance(events[-1], millis.Close), events
+

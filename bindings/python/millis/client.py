@@ -1,4 +1,4 @@
-"""The Pythonic client over libmillis. See the package docstring for the dispatch modes."""
+"""The thread-based client over libmillis (millis.aio holds the asyncio one)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import (Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Mapping,
+from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping,
                     NoReturn, Optional, Tuple, Type, TypeVar, Union, overload)
 
 from . import _native, events
@@ -597,7 +597,14 @@ class Client:
         **settings: the fields of :class:`millis.Config` as keywords (``audio_mode=
             "application"``, ``log_level="debug"``, ...); each overrides the field
             of ``config``. ``help(millis.Config)`` describes them.
-        dispatch: "thread" (default), "manual" or "asyncio"; see the package docstring.
+        dispatch: who takes the events and runs the handlers: "thread" (default: a
+            daemon thread of the client, one event at a time, in order; an exception in
+            a handler is logged and dispatch goes on), "manual" (your thread, in
+            :meth:`poll` or :meth:`events`; a handler's exception propagates) or
+            "asyncio" (the event loop, which reads the library's event descriptor while
+            handlers are registered or :meth:`aevents` iterates; prefer
+            :class:`millis.aio.AsyncClient`). No Python code runs on the library's
+            network thread: events wait in its queue from the client's creation.
         loop: an asyncio event loop; implies dispatch="asyncio".
 
     Raises:
