@@ -269,3 +269,25 @@ def test_import_refuses_a_library_of_another_version(millis, repo_root, library_
     assert result.returncode != 0
     assert "ImportError" in result.stderr and "9.9.9" in result.stderr, result.stderr
     assert millis.version() in result.stderr, result.stderr
+
+
+def test_aclosed_of_a_thread_client_is_woken_by_the_close(millis, devserver):
+    """A thread-dispatched client's aclosed() waits on a future that the dispatch of
+    onclose settles (call_soon_threadsafe), and close() settles it too."""
+    import asyncio
+
+    async def main() -> Any:
+        with millis.Client(PUBLIC_KEY, devserver.url, audio_mode="application") as client:
+            client.on("onready", client.stop)
+            client.start("quick-agent")
+            closed = await asyncio.wait_for(client.aclosed(), 15)
+            waiters_after = len(client._aclose_waiters)
+            client.start("fault-no-ready")
+            pending = asyncio.ensure_future(client.aclosed())
+            await asyncio.sleep(0.2)
+            assert not pending.done()
+            client.close()
+            return closed, waiters_after, await asyncio.wait_for(pending, 5)
+
+    closed, waiters_after, after_close = asyncio.run(main())
+    assert closed is True and after_close is True and waiters_after == 0

@@ -279,6 +279,11 @@ def _thread_dispatcher(pump: _Pump, client_ref: "weakref.ref[Client]") -> None:
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _settle(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _is_async(fn: Any) -> bool:
     """A coroutine function, or an object whose __call__ is one."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -851,10 +856,21 @@ __EVENTS_TABLE__
                 sink(typed)
 
     def _wake_aclose_waiters(self) -> None:
+        """Wakes aclosed(), from the loop's thread or (thread dispatch, close()) another."""
         waiters, self._aclose_waiters = self._aclose_waiters, []
+        try:
+            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for future in waiters:
-            if not future.done():
-                future.set_result(None)
+            loop = future.get_loop()
+            if loop is running:
+                _settle(future)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_settle, future)
+                except RuntimeError:
+                    pass  # that loop is closed: nobody waits on it any more
 
     def _require(self, mode: str, what: str) -> None:
         if self._dispatch_mode != mode:
@@ -972,27 +988,34 @@ __EVENTS_TABLE__
                 self._consumers_changed()
 
     async def aclosed(self, timeout: Optional[float] = None) -> bool:
-        """asyncio counterpart of :meth:`wait_closed`: in asyncio mode the loop takes
-        events while it waits."""
+        """asyncio counterpart of :meth:`wait_closed`, without polling: the dispatch
+        that runs the onclose handlers wakes it (in asyncio mode the loop takes events
+        while it waits; in manual mode it dispatches them itself, every 20 ms)."""
         def done() -> bool:
             return self._closed or self._closes >= self._starts
 
-        if self._dispatch_mode != "asyncio":
-            deadline = None if timeout is None else time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if self._dispatch_mode == "manual":
             while not done():
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                self.poll(0)
+                if deadline is not None and loop.time() >= deadline:
+                    return done()
                 await asyncio.sleep(0.02)
             return True
-        loop = self._loop
-        assert loop is not None  # asyncio dispatch has its loop
-        deadline = None if timeout is None else loop.time() + timeout
-        self._consumers += 1
-        self._update_reader()
+        consuming = self._dispatch_mode == "asyncio"
+        if consuming:
+            self._consumers += 1
+            self._update_reader()
+        future: "Optional[asyncio.Future[None]]" = None
         try:
-            while not done():
-                future: "asyncio.Future[None]" = loop.create_future()
+            while True:
+                # Registered before done() is read: a close dispatched in between (on
+                # the dispatcher thread) counts before it wakes the waiters.
+                future = loop.create_future()
                 self._aclose_waiters.append(future)
+                if done():
+                    return True
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -1000,10 +1023,15 @@ __EVENTS_TABLE__
                     await asyncio.wait_for(future, remaining)
                 except asyncio.TimeoutError:
                     return done()
-            return True
         finally:
-            self._consumers -= 1
-            self._consumers_changed()
+            if future is not None and future in self._aclose_waiters:
+                try:
+                    self._aclose_waiters.remove(future)
+                except ValueError:
+                    pass  # taken by _wake_aclose_waiters meanwhile
+            if consuming:
+                self._consumers -= 1
+                self._consumers_changed()
 
     def _inherited_by_fork(self) -> None:
         """In a child made by fork(): this client is the parent's (see
@@ -1308,6 +1336,7 @@ __EVENTS_TABLE__
                 lib.millis_client_destroy(handle)
         with self._cv:
             self._cv.notify_all()
+        self._wake_aclose_waiters()
         if self._dispatch_mode == "asyncio" and self._loop is not None:
             try:
                 running = asyncio.get_running_loop()
