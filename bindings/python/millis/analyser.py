@@ -1,7 +1,7 @@
 """Analysers: the Web Audio ``AnalyserNode`` of libmillis (``millis_analyser *``).
 
 An :class:`Analyser` is either one of a client's two analysers (``client.agent_analyser``,
-``client.user_analyser``, or the ``onanalyzer`` / ``onuseraudioready`` events), or a
+``client.user_analyser``, or the ``analyzer`` / ``useraudioready`` events), or a
 standalone one that the application feeds itself (``Analyser.create(sample_rate)`` and
 ``write_pcm16()``).
 
