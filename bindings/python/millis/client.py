@@ -914,12 +914,15 @@ __EVENTS_TABLE__
     async def aevents(self, timeout: Optional[float] = None) -> AsyncIterator[Tuple[str, Tuple[Any, ...]]]:
         """asyncio dispatch: ``async for name, args in client.aevents(): ...``.
 
-        Yields every event not yet dispatched, from the client's creation on (the
-        handlers have run): events wait in the library's queue until something takes
-        them, so nothing is lost when iteration starts after :meth:`start`. Ends after
-        ``onclose``, when no event arrives within ``timeout`` seconds, or when the
-        client is closed. The loop reads the library's event descriptor (add_reader):
-        no thread, no polling.
+        Yields every event not yet dispatched (after its handlers ran): events wait in
+        the library's queue until something takes them, so an iteration that starts
+        after :meth:`start` still sees onopen, unless registered handlers took them
+        meanwhile (the loop takes events as they come while any handler is
+        registered). :class:`millis.aio.AsyncClient` keeps every event for its
+        iteration, handlers or not, and yields typed events. Ends after ``onclose``,
+        when no event arrives within ``timeout`` seconds, or when the client is
+        closed. The loop reads the library's event descriptor (add_reader): no
+        thread, no polling.
         """
         self._require("asyncio", "aevents()")
         q: "asyncio.Queue[Any]" = asyncio.Queue()
