@@ -330,42 +330,52 @@ class AsyncClient:
 
     @property
     def muted(self) -> bool:
+        """True while the microphone is muted."""
         return self._client.muted
 
     @property
     def session_id(self) -> Optional[str]:
+        """The session id from onready, or None."""
         return self._client.session_id
 
     @property
     def connection_state(self) -> ConnectionState:
+        """The connection's state (a ConnectionState: ``== "ready"`` holds)."""
         return self._client.connection_state
 
     @property
     def agent_state(self) -> AgentState:
+        """The agent's state (an AgentState: ``== "idle"`` holds)."""
         return self._client.agent_state
 
     @property
     def audio_mode(self) -> AudioMode:
+        """The audio mode in force: APPLICATION or DEVICE."""
         return self._client.audio_mode
 
     @property
     def agent_analyser(self) -> Analyser:
+        """The analyser of the agent's audio (see millis.Client.agent_analyser)."""
         return self._client.agent_analyser
 
     @property
     def user_analyser(self) -> Analyser:
+        """The analyser of the user's audio (see millis.Client.user_analyser)."""
         return self._client.user_analyser
 
     @property
     def ready_payload(self) -> Any:
+        """The onready payload of the current or last session (parsed JSON), or None."""
         return self._client.ready_payload
 
     @property
     def last_error(self) -> str:
+        """The message of the last failing call ("" if none)."""
         return self._client.last_error
 
     @property
     def closed(self) -> bool:
+        """True once close() was called."""
         return self._client.closed
 
     def stats(self) -> Dict[str, Any]:

@@ -38,10 +38,10 @@ from .enums import (
 
 __all__ = ["Client", "EVENTS", "audio_devices", "DEFAULT_EVENT_QUEUE_BYTES"]
 
+# No NullHandler: as asyncio's, this logger's warnings and errors (a handler that
+# raised, a connection that failed) reach stderr through logging's last resort when the
+# application configures no logging; debug and info lines only when it asks for them.
 log = logging.getLogger("millis")
-# As the logging guide asks of libraries: records reach the handlers the application
-# configures, and nothing is printed when it configures none.
-log.addHandler(logging.NullHandler())
 
 _STOP = object()  # wakes a consumer of the event queue when the client is closed
 
