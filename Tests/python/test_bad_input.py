@@ -376,7 +376,10 @@ def test_send_audio_before_open_is_not_ready(millis, native, devserver):
     with millis.Client(PUBLIC_KEY, devserver.url, ready_timeout_ms=5000,
                        audio_mode="application") as client:
         rec = Recorder(client)
-        assert client.send_audio(bytes(FRAME_BYTES)) is False  # never started
+        with pytest.raises(millis.MillisError) as info:  # never started: a mistake
+            client.send_audio(bytes(FRAME_BYTES))
+        assert info.value.status == millis.Status.INVALID_STATE
+        assert "not started" in info.value.message
         raw = native.lib.millis_client_send_audio(client._handle, bytes(FRAME_BYTES), FRAME_BYTES)
         assert raw == NOT_READY
         assert mentions(client.last_error, "ready", "open")

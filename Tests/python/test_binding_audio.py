@@ -59,7 +59,8 @@ def test_audio_enums_match_header(millis, repo_root):
     assert millis.Status.AUDIO_DEVICE == 17 and millis.Status(17).name == "AUDIO_DEVICE"
     assert millis.MillisError(17).name == "AUDIO_DEVICE"
     assert millis.AudioMode.DEVICE == 2
-    assert "onanalyzer" in millis.EVENTS and "onuseraudioready" in millis.EVENTS
+    assert "analyzer" in millis.EVENTS and "useraudioready" in millis.EVENTS
+    assert millis.ALIASES == {"onanalyzer": "analyzer", "onuseraudioready": "useraudioready"}
 
 
 # --- Client settings -----------------------------------------------------------------

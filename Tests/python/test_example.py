@@ -32,3 +32,16 @@ def test_example_conversation(repo_root, library_path, devserver, tmp_path):
         assert w.getnframes() * 2 == record["agent_audio_bytes_sent"]
     assert len(record["user_turns"]) == 2
     assert record["audio_bytes_received_before_ready"] == 0
+
+
+def test_example_bridge(repo_root, library_path, devserver):
+    """bindings/python/examples/bridge.py: 20 µ-law calls in one event loop, each
+    answered and closed normally."""
+    env = dict(os.environ, MILLIS_LIBRARY=str(library_path), MILLIS_PUBLIC_KEY=PUBLIC_KEY)
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "bindings" / "python" / "examples" / "bridge.py"),
+         "--endpoint", devserver.url, "--agent-id", "demo-agent", "--calls", "20",
+         "--timeout", "60"],
+        cwd=str(repo_root), env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "20 of 20 calls answered" in proc.stdout, proc.stdout[-3000:]

@@ -21,6 +21,7 @@ import threading
 import time
 import wave
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
@@ -58,10 +59,10 @@ def main() -> int:
     key = os.environ.get("MILLIS_PUBLIC_KEY", "test-public-key")
     t0 = time.monotonic()
 
-    def say(*parts):
+    def say(*parts: object) -> None:
         print(f"[{time.monotonic() - t0:7.3f}]", *parts, flush=True)
 
-    out = None
+    out: Optional[wave.Wave_write] = None
     if args.output:
         out = wave.open(str(args.output), "wb")
         out.setnchannels(1)
@@ -70,7 +71,8 @@ def main() -> int:
 
     ready = threading.Event()
     finished = threading.Event()
-    result = {"code": None, "audio_bytes": 0}
+    result: Dict[str, Optional[int]] = {"code": None}
+    audio_bytes = 0
 
     log_level = millis.LogLevel.DEBUG if args.verbose else millis.LogLevel.WARN
     # The example pushes a file's audio itself: application audio, whatever sound
@@ -78,65 +80,66 @@ def main() -> int:
     with millis.Client(key, args.endpoint, log_level=log_level,
                        audio_mode=millis.AudioMode.APPLICATION) as client:
         @client.on("onopen")
-        def onopen():
+        def onopen() -> None:
             say("onopen")
 
         @client.on("onready")
-        def onready(session_id):
+        def onready(session_id: str) -> None:
             say("onready", f"session_id={session_id!r}")
             ready.set()
 
         @client.on("onsessionended")
-        def onsessionended():
+        def onsessionended() -> None:
             say("onsessionended")
 
         @client.on("onaudio")
-        def onaudio(audio):
-            if result["audio_bytes"] == 0:
+        def onaudio(audio: bytes) -> None:
+            nonlocal audio_bytes
+            if audio_bytes == 0:
                 say("onaudio", f"first chunk: {len(audio)} bytes")
-            result["audio_bytes"] += len(audio)
+            audio_bytes += len(audio)
             if out is not None:
                 out.writeframes(audio)
 
         @client.on("onresponsetext")
-        def onresponsetext(text, payload):
+        def onresponsetext(text: str, payload: Dict[str, Any]) -> None:
             say("onresponsetext", repr(text), payload)
 
         @client.on("ontranscript")
-        def ontranscript(text, payload):
+        def ontranscript(text: str, payload: Dict[str, Any]) -> None:
             say("ontranscript", repr(text), payload)
 
         @client.on("onfunction")
-        def onfunction(text, payload):
+        def onfunction(text: str, payload: Dict[str, Any]) -> None:
             say("onfunction", repr(text), payload)
 
         @client.on("onlatency")
-        def onlatency(ms):
+        def onlatency(ms: float) -> None:
             say("onlatency", f"{ms:.1f} ms")
 
         @client.on("onagentstate")
-        def onagentstate(state):
+        def onagentstate(state: millis.AgentState) -> None:
             say("onagentstate", state)
 
         @client.on("onmessage")
-        def onmessage(method, message):
+        def onmessage(method: str, message: Dict[str, Any]) -> None:
             say("onmessage", method, message)
 
         @client.on("onerror")
-        def onerror(err):
+        def onerror(err: millis.MillisError) -> None:
             say("onerror", err)
 
         @client.on("onlog")
-        def onlog(level, message):
+        def onlog(level: millis.LogLevel, message: str) -> None:
             say("onlog", level.name, message)
 
         @client.on("onclose")
-        def onclose(code, reason):
+        def onclose(code: int, reason: str) -> None:
             say("onclose", code, repr(reason))
             result["code"] = code
             finished.set()
 
-        def stream():
+        def stream() -> None:
             if not ready.wait(args.timeout):
                 return
             silence = bytes(CHUNK_BYTES)
@@ -175,7 +178,7 @@ def main() -> int:
 
     if out is not None:
         out.close()
-        say(f"wrote {result['audio_bytes']} bytes of agent audio to {args.output}")
+        say(f"wrote {audio_bytes} bytes of agent audio to {args.output}")
     return 0 if result["code"] == 1000 else 1
 
 

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
@@ -61,8 +61,8 @@ class Bot:
         self.input_ended_at: Optional[float] = None
         self.agent_idle = True
         self.last_activity = self.t0
-        self.close: Optional[tuple] = None
-        self.transcript: List[tuple] = []  # (t, "user"|"agent"|"tool", text)
+        self.close: Optional[Tuple[int, str]] = None
+        self.transcript: List[Tuple[float, str, str]] = []  # (t, "user"|"agent"|"tool", text)
         self.turns: List[Dict[str, Any]] = []
         self.errors: List[millis.MillisError] = []
 
@@ -114,25 +114,25 @@ class Bot:
         if verbose:
             client.on("onlog", lambda level, message: self.say("log", level.name, message))
 
-    def ontranscript(self, text: str, payload: dict) -> None:
+    def ontranscript(self, text: str, payload: Dict[str, Any]) -> None:
         self.activity()
         if payload["is_final"]:
             self.transcript.append((self.now(), "user", text))
             self.say("user: ", text)
 
-    def onresponsetext(self, text: str, payload: dict) -> None:
+    def onresponsetext(self, text: str, payload: Dict[str, Any]) -> None:
         self.activity()
         if payload["is_final"]:
             self.transcript.append((self.now(), "agent", text))
             self.say("agent:", text)
 
-    def onfunction(self, text: str, payload: dict) -> None:
+    def onfunction(self, text: str, payload: Dict[str, Any]) -> None:
         self.activity()
         call = f"{payload['name']}({payload['params']})"
         self.transcript.append((self.now(), "tool", call))
         self.say("tool: ", call)
 
-    def onagentstate(self, state: str) -> None:
+    def onagentstate(self, state: millis.AgentState) -> None:
         self.activity(idle=(state == "idle"))
 
     def oninputended(self) -> None:
@@ -141,7 +141,7 @@ class Bot:
             self.cv.notify_all()
         self.say("the input file ended; silence follows")
 
-    def onturn(self, turn: dict) -> None:
+    def onturn(self, turn: Dict[str, Any]) -> None:
         self.turns.append(turn)
         latency = turn.get("latency_ms") or {}
         self.say(f"turn {turn.get('turn')}: " + ", ".join(

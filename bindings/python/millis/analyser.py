@@ -1,7 +1,7 @@
 """Analysers: the Web Audio ``AnalyserNode`` of libmillis (``millis_analyser *``).
 
 An :class:`Analyser` is either one of a client's two analysers (``client.agent_analyser``,
-``client.user_analyser``, or the ``onanalyzer`` / ``onuseraudioready`` events), or a
+``client.user_analyser``, or the ``analyzer`` / ``useraudioready`` events), or a
 standalone one that the application feeds itself (``Analyser.create(sample_rate)`` and
 ``write_pcm16()``).
 
@@ -37,8 +37,10 @@ from . import _native
 from ._native import lib
 from .enums import MillisError, Status
 
+_np: Any
 try:  # optional: the getters return numpy arrays when it is there
-    import numpy as _np
+    import numpy as _numpy
+    _np = _numpy
 except ImportError:  # pragma: no cover - depends on the environment
     _np = None
 
@@ -197,7 +199,7 @@ class Analyser:
     def __enter__(self) -> "Analyser":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -238,7 +240,7 @@ class Analyser:
 
     # --- feeding ----------------------------------------------------------------------
 
-    def write_pcm16(self, pcm) -> None:
+    def write_pcm16(self, pcm: Any) -> None:
         """Appends mono PCM16 samples (millis_analyser_write_pcm16).
 
         ``pcm``: bytes-like data of native-endian (little-endian) 16-bit samples, an
@@ -265,6 +267,7 @@ class Analyser:
             raise MillisError(Status.INVALID_ARGUMENT,
                               f"write_pcm16: {nbytes} bytes is not a whole number of 16-bit samples")
         keep: Any = None
+        data: Any
         if nbytes == 0:
             data = None
         elif isinstance(pcm, bytes):
@@ -364,7 +367,7 @@ class Analyser:
 
     # --- data -------------------------------------------------------------------------
 
-    def _get(self, fn, size_fn, floats: bool):
+    def _get(self, fn: Any, size_fn: Any, floats: bool) -> Any:
         with self._use() as ptr:
             n = int(size_fn(ptr))
             if _np is not None:
@@ -381,7 +384,7 @@ class Analyser:
             written = fn(ptr, raw, n)
             return raw.raw[:written]
 
-    def byte_frequency_data(self):
+    def byte_frequency_data(self) -> Any:
         """getByteFrequencyData: frequency_bin_count values, the dB spectrum scaled from
         [min_decibels, max_decibels] to [0, 255]. Each call computes a fresh frame and
         advances the smoothing once (call one frequency getter per displayed frame).
@@ -389,20 +392,20 @@ class Analyser:
         return self._get(lib.millis_analyser_get_byte_frequency_data,
                          lib.millis_analyser_frequency_bin_count, floats=False)
 
-    def float_frequency_data(self):
+    def float_frequency_data(self) -> Any:
         """getFloatFrequencyData: frequency_bin_count values in dB (-inf for a silent
         bin); advances the smoothing like :meth:`byte_frequency_data`.
         numpy ``float32`` array, or ``array.array('f')`` without numpy."""
         return self._get(lib.millis_analyser_get_float_frequency_data,
                          lib.millis_analyser_frequency_bin_count, floats=True)
 
-    def byte_time_domain_data(self):
+    def byte_time_domain_data(self) -> Any:
         """getByteTimeDomainData: the last fft_size samples, oldest first, as
         128 * (1 + x). numpy ``uint8`` array, or ``bytes`` without numpy."""
         return self._get(lib.millis_analyser_get_byte_time_domain_data,
                          lib.millis_analyser_fft_size, floats=False)
 
-    def float_time_domain_data(self):
+    def float_time_domain_data(self) -> Any:
         """getFloatTimeDomainData: the last fft_size samples, oldest first, in [-1, 1].
         numpy ``float32`` array, or ``array.array('f')`` without numpy."""
         return self._get(lib.millis_analyser_get_float_time_domain_data,

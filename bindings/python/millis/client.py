@@ -1,28 +1,33 @@
-"""The Pythonic client over libmillis. See the package docstring for the dispatch modes."""
+"""The thread-based client over libmillis (millis.aio holds the asyncio one)."""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
 import ctypes
+import inspect
 import json
 import logging
 import os
 import queue
 import select
+import sys
 import threading
 import time
 import weakref
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple,
-                    Union)
+from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping,
+                    NoReturn, Optional, Tuple, Type, TypeVar, Union, overload)
 
-from . import _native
+from . import _native, events
 from ._native import lib
+from .config import Config, PathLike, merged
+from .events import EVENTS, Close, Event, Log, Ready, RawEvent
 from .analyser import Analyser, _Gate
 from .analyser import _after_fork_in_child as _analysers_after_fork_in_child
 from .enums import (
     AgentState,
     AudioEncoding,
+    ConnectionState,
     AudioMode,
     FilePacing,
     LogLevel,
@@ -31,36 +36,12 @@ from .enums import (
     Status,
 )
 
-__all__ = ["Client", "EVENTS", "audio_devices"]
+__all__ = ["Client", "EVENTS", "audio_devices", "DEFAULT_EVENT_QUEUE_BYTES"]
 
+# No NullHandler: as asyncio's, this logger's warnings and errors (a handler that
+# raised, a connection that failed) reach stderr through logging's last resort when the
+# application configures no logging; debug and info lines only when it asks for them.
 log = logging.getLogger("millis")
-
-#: The event names accepted by :meth:`Client.on` (the web SDK's names, plus onagentstate,
-#: onmessage for methods this version does not know, and onlog for library logs; the web
-#: SDK's ``analyzer`` and ``useraudioready`` are onanalyzer and onuseraudioready;
-#: oninputended (the input file ended) and onturn (a turn's latency breakdown) are
-#: libmillis' own).
-EVENTS = (
-    "onopen",
-    "onready",
-    "onsessionended",
-    "onaudio",
-    "onresponsetext",
-    "ontranscript",
-    "onfunction",
-    "onlatency",
-    "onagentstate",
-    "onclose",
-    "onerror",
-    "onmessage",
-    "onlog",
-    "onreconnecting",
-    "onreconnected",
-    "onanalyzer",
-    "onuseraudioready",
-    "oninputended",
-    "onturn",
-)
 
 _STOP = object()  # wakes a consumer of the event queue when the client is closed
 
@@ -92,23 +73,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-Event = Tuple[str, tuple]
-
-
-def _text(raw: Optional[bytes]) -> str:
-    return _native.decode(raw)
-
-
-def _json_or_raw(raw: Optional[bytes]) -> Any:
-    text = _text(raw)
-    if text == "":
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
 
 def _uint(value: Any, what: str) -> int:
     """An int for a C ``unsigned int`` (ctypes would wrap -1 to 4294967295 silently)."""
@@ -172,7 +136,7 @@ def _record_flags(mono: bool) -> int:
     return int(RecordFlags.MONO if mono else RecordFlags.STEREO)
 
 
-def _level(value: Any, enum: type, what: str) -> int:
+def _level(value: Any, enum: Any, what: str) -> int:
     """An IntEnum member, an int, or a name ("debug") -> int; range checks are the library's."""
     if isinstance(value, str):
         try:
@@ -188,50 +152,6 @@ def _level(value: Any, enum: type, what: str) -> int:
 DEFAULT_EVENT_QUEUE_BYTES = 8 << 20
 
 
-def _raw_event(ev: "_native.Event") -> Optional[Event]:
-    """Copies a millis_event (its payloads are lent until the next take) into the raw
-    tuple :func:`_materialize` reads; None for MILLIS_EVENT_NONE."""
-    kind = ev.type
-    if not 1 <= kind <= len(EVENTS):
-        return None
-    name = EVENTS[kind - 1]  # MILLIS_EVENT_* follows EVENTS (test_version checks it)
-
-    def s(address: Optional[int]) -> Optional[bytes]:
-        return ctypes.string_at(address) if address else None
-
-    if name == "onready":
-        return name, (s(ev.session_id), s(ev.json))
-    if name == "onaudio":
-        return name, (ctypes.string_at(ev.audio, ev.audio_bytes) if ev.audio and ev.audio_bytes else b"",)
-    if name in ("onresponsetext", "ontranscript"):
-        return name, (s(ev.text), ev.is_final)
-    if name == "onfunction":
-        return name, (s(ev.text), s(ev.name), s(ev.json))
-    if name == "onlatency":
-        return name, (ev.latency_ms,)
-    if name == "onagentstate":
-        return name, (ev.agent_state,)
-    if name == "onclose":
-        return name, (ev.code, s(ev.message))
-    if name == "onerror":
-        return name, (ev.status, s(ev.message))
-    if name == "onmessage":
-        return name, (s(ev.name), s(ev.json))
-    if name == "onlog":
-        return name, (ev.level, s(ev.message))
-    if name == "onreconnecting":
-        return name, (ev.attempt, ev.delay_ms)
-    if name == "onreconnected":
-        return name, (s(ev.session_id),)
-    if name == "onanalyzer":
-        return name, (ev.analyser,)
-    if name == "onuseraudioready":
-        return name, (ev.analyser, s(ev.json))
-    if name == "onturn":
-        return name, (s(ev.json),)
-    return name, ()
-
-
 class _Pump:
     """Takes one client's events from the library's queue (millis_client_next_event)
     and waits for them on its descriptor. No Python code runs on libmillis' network
@@ -242,7 +162,7 @@ class _Pump:
     (``leftovers``), then ``_STOP``.
     """
 
-    def __init__(self, handle, lock: "threading.RLock"):
+    def __init__(self, handle: Any, lock: "threading.RLock") -> None:
         self.handle = handle
         self.lock = lock  # the client's: serialises native calls with their last_error
         # A duplicate, owned here: it stays valid after millis_client_destroy closes the
@@ -257,7 +177,7 @@ class _Pump:
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
 
-    def _take(self) -> Optional[Event]:
+    def _take(self) -> Optional[RawEvent]:
         with self.lock:
             if self.handle is None:
                 return None
@@ -266,7 +186,7 @@ class _Pump:
                 log.error("millis: millis_client_next_event: %s",
                           _native.decode(lib.millis_client_last_error(self.handle)))
                 return None
-            return _raw_event(self.event)
+            return events.copy_native(self.event)
 
     def next(self, timeout: Optional[float]) -> Any:
         """The next raw event, waiting up to ``timeout`` seconds (None: no limit);
@@ -290,7 +210,7 @@ class _Pump:
             except (OSError, ValueError):
                 pass  # the descriptor went with a concurrent close(): look again
 
-    def close_native(self):
+    def close_native(self) -> Any:
         """Keeps what the library still holds, then gives up the handle (the caller
         destroys it). Under ``lock``."""
         handle = self.handle
@@ -340,51 +260,6 @@ class _Pump:
         self.release()
 
 
-def _materialize(event: Event, client: "Optional[Client]" = None) -> Event:
-    """Turns a raw event from the network thread into (name, args) for handlers."""
-    name, raw = event
-    if name == "onanalyzer":
-        return name, (Analyser._of_client(client, "agent", raw[0]),)
-    if name == "onuseraudioready":
-        stream = _json_or_raw(raw[1])
-        return name, (Analyser._of_client(client, "user", raw[0]),
-                      stream if isinstance(stream, dict) else {"raw": stream})
-    if name == "onready":
-        return name, (_text(raw[0]),)
-    if name in ("onresponsetext", "ontranscript"):
-        return name, (_text(raw[0]), {"is_final": bool(raw[1])})
-    if name == "onfunction":
-        return name, (_text(raw[0]), {"name": _text(raw[1]), "params": _json_or_raw(raw[2])})
-    if name == "onagentstate":
-        try:
-            return name, (str(AgentState(raw[0])),)
-        except ValueError:
-            return name, (_text(lib.millis_agent_state_string(raw[0])),)
-    if name == "onclose":
-        return name, (int(raw[0]), _text(raw[1]))
-    if name == "onerror":
-        return name, (MillisError(raw[0], _text(raw[1])),)
-    if name == "onmessage":
-        message = _json_or_raw(raw[1])
-        return name, (_text(raw[0]), message if isinstance(message, dict) else {"raw": message})
-    if name == "onlog":
-        try:
-            level = LogLevel(raw[0])
-        except ValueError:
-            level = raw[0]
-        return name, (level, _text(raw[1]))
-    if name == "onlatency":
-        return name, (float(raw[0]),)
-    if name == "onreconnecting":
-        return name, (int(raw[0]), int(raw[1]))
-    if name == "onreconnected":
-        return name, (_text(raw[0]),)
-    if name == "onturn":
-        turn = _json_or_raw(raw[0])
-        return name, (turn if isinstance(turn, dict) else {"raw": turn},)
-    return name, raw
-
-
 def _thread_dispatcher(pump: _Pump, client_ref: "weakref.ref[Client]") -> None:
     while True:
         event = pump.next(None)
@@ -396,103 +271,346 @@ def _thread_dispatcher(pump: _Pump, client_ref: "weakref.ref[Client]") -> None:
         try:
             client._dispatch(event, propagate=False)
         except Exception:
-            log.exception("millis: dispatching %r failed", event[0])
+            log.exception("millis: dispatching event type %r failed", event[0])
         finally:
             del client
 
 
-def _asyncio_drain(client_ref: "weakref.ref[Client]") -> None:
-    client = client_ref()
-    if client is not None:
-        client._drain_async()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _settle(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _is_async(fn: Any) -> bool:
+    """A coroutine function, or an object whose __call__ is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None))
+
+
+def _python_log_level(level: int) -> int:
+    """The logging level of a millis_log_level."""
+    return {int(LogLevel.ERROR): logging.ERROR, int(LogLevel.WARN): logging.WARNING,
+            int(LogLevel.INFO): logging.INFO}.get(int(level), logging.DEBUG)
+
+
+def _library_log_level_for(logger: logging.Logger) -> Optional[int]:
+    """The library level that lets through what ``logger`` shows, when it differs from
+    the library's default (WARN): DEBUG/INFO for a verbose logger, ERROR for a quiet one."""
+    level = logger.getEffectiveLevel()
+    if level <= logging.DEBUG:
+        return int(LogLevel.DEBUG)
+    if level <= logging.INFO:
+        return int(LogLevel.INFO)
+    if level <= logging.WARNING:
+        return None
+    return int(LogLevel.ERROR)
+
+
+def _create_native(public_key: str, endpoint: Optional[str], c: Config) -> Any:
+    """Makes the native client of a Config (millis_config_* then millis_client_create).
+    Every setting is parsed here and nowhere else."""
+    if not isinstance(public_key, str):
+        raise TypeError(f"public_key must be a str, not {type(public_key).__name__}")
+    if endpoint is not None and not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
+    for what, device in (("capture_device", c.capture_device), ("playback_device", c.playback_device)):
+        if device is not None and not isinstance(device, str):
+            raise TypeError(f"{what} must be a str, not {type(device).__name__}")
+    if c.input_pacing is not None and c.input_file is None:
+        raise ValueError("input_pacing goes with input_file=<path>")
+    if c.recording_mono and c.recording is None:
+        raise ValueError("recording_mono goes with recording=<path>")
+    header_pairs = [] if c.headers is None else _headers(c.headers)
+    pacing = (int(FilePacing.REALTIME) if c.input_pacing is None
+              else _level(c.input_pacing, FilePacing, "input_pacing"))
+    paths = {what: None if value is None else _path(value, what)
+             for what, value in (("input_file", c.input_file), ("output_file", c.output_file),
+                                 ("recording", c.recording))}
+    log_level = c.log_level
+    if log_level is None and c.python_logging is not False:
+        log_level = _library_log_level_for(log)
+
+    cfg = lib.millis_config_create()
+    if not cfg:
+        raise MillisError(Status.NO_MEMORY, "millis_config_create returned NULL")
+    try:
+        def check(status: int) -> None:
+            if status != Status.OK:
+                raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
+
+        check(lib.millis_config_set_public_key(cfg, public_key.encode("utf-8")))
+        check(lib.millis_config_set_event_queue(cfg, _event_queue_bytes(c)))
+        if endpoint is not None:
+            check(lib.millis_config_set_endpoint(cfg, endpoint.encode("utf-8")))
+        if log_level is not None:
+            check(lib.millis_config_set_log_level(cfg, _level(log_level, LogLevel, "log_level")))
+        if c.audio_mode is not None:
+            check(lib.millis_config_set_audio_mode(cfg, _level(c.audio_mode, AudioMode, "audio_mode")))
+        if c.frame_ms is not None:
+            check(lib.millis_config_set_frame_ms(cfg, _uint(c.frame_ms, "frame_ms")))
+        if c.max_message_bytes is not None:
+            check(lib.millis_config_set_max_message_bytes(cfg, int(c.max_message_bytes)))
+        if c.ready_timeout_ms is not None:
+            check(lib.millis_config_set_ready_timeout_ms(cfg, _uint(c.ready_timeout_ms, "ready_timeout_ms")))
+        if c.reconnect is not None:
+            try:
+                attempts, initial_ms, max_ms = (int(v) for v in c.reconnect)
+            except (TypeError, ValueError):
+                raise ValueError("reconnect must be (max_attempts, initial_delay_ms, "
+                                 f"max_delay_ms), not {c.reconnect!r}") from None
+            if min(attempts, initial_ms, max_ms) < 0:
+                raise ValueError(f"reconnect values must not be negative: {c.reconnect!r}")
+            check(lib.millis_config_set_reconnect(cfg, attempts, initial_ms, max_ms))
+        if c.send_queue_bytes is not None:
+            check(lib.millis_config_set_send_queue_bytes(cfg, int(c.send_queue_bytes)))
+        if c.ca_file is not None:
+            check(lib.millis_config_set_ca_file(cfg, _path(c.ca_file, "ca_file")))
+        if c.tls_verification_disabled_insecure:
+            check(lib.millis_config_set_tls_verification_disabled_insecure(cfg, 1))
+        for name, value in header_pairs:
+            check(lib.millis_config_add_header(cfg, name, value))
+        if c.capture_device is not None or c.playback_device is not None:
+            check(lib.millis_config_set_audio_devices(
+                cfg, None if c.capture_device is None else c.capture_device.encode("utf-8"),
+                None if c.playback_device is None else c.playback_device.encode("utf-8")))
+        processing = (c.echo_cancellation, c.noise_suppression, c.auto_gain_control)
+        if any(p is not None for p in processing):
+            check(lib.millis_config_set_audio_processing(
+                cfg, *(1 if p is None or p else 0 for p in processing)))
+        if c.audio_period_ms is not None:
+            check(lib.millis_config_set_audio_period_ms(cfg, _uint(c.audio_period_ms, "audio_period_ms")))
+        if c.playout_prebuffer_ms is not None:
+            check(lib.millis_config_set_playout_prebuffer_ms(
+                cfg, _uint(c.playout_prebuffer_ms, "playout_prebuffer_ms")))
+        if c.audio_encoding is not None or c.audio_sample_rate is not None:
+            encoding = _application_encoding(c)
+            if c.audio_sample_rate is None:
+                rate = 16000 if encoding == AudioEncoding.PCM16 else 8000
+            else:
+                rate = _uint(c.audio_sample_rate, "audio_sample_rate")
+            check(lib.millis_config_set_application_audio_format(cfg, int(encoding), rate))
+        if paths["input_file"] is not None:
+            check(lib.millis_config_set_audio_input_file(cfg, paths["input_file"], pacing))
+        if paths["output_file"] is not None:
+            check(lib.millis_config_set_audio_output_file(cfg, paths["output_file"]))
+        if paths["recording"] is not None:
+            check(lib.millis_config_set_recording(cfg, paths["recording"],
+                                                  _record_flags(bool(c.recording_mono))))
+        err = ctypes.c_int(Status.OK)
+        handle = lib.millis_client_create(cfg, ctypes.byref(err))
+        if not handle:
+            raise MillisError(err.value or Status.INTERNAL,
+                              _native.decode(lib.millis_config_last_error(cfg)))
+        return handle
+    finally:
+        lib.millis_config_destroy(cfg)
+
+
+def _event_queue_bytes(c: Config) -> int:
+    """The library's event queue of a client: the setting, or the default with room for
+    a few of the largest messages accepted (their audio may grow threefold in the
+    application format)."""
+    if c.event_queue_bytes is not None:
+        return _uint(c.event_queue_bytes, "event_queue_bytes")
+    largest = c.max_message_bytes if isinstance(c.max_message_bytes, int) and c.max_message_bytes > 0 else 0
+    return min(1 << 30, max(DEFAULT_EVENT_QUEUE_BYTES, 4 * largest))
+
+
+def _application_encoding(c: Config) -> int:
+    """The application audio encoding as a number (the library checks its range)."""
+    if c.audio_encoding is None:
+        return int(AudioEncoding.PCM16)
+    return _level(c.audio_encoding, AudioEncoding, "audio_encoding")
+
+
+#: A registered handler: the function, and how many of the event's arguments it takes
+#: (None: all of them).
+_Handler = Tuple[Callable[..., Any], Optional[int]]
+
+
+def _handler_arity(fn: Callable[..., Any], cls: Type[Any]) -> Optional[int]:
+    """How many leading arguments of the event ``cls`` to give ``fn``; TypeError when it
+    needs more than the event gives. None: all (or a callable whose signature Python
+    cannot read, as some builtins and C functions, which is taken as it is)."""
+    count = len(cls.handler_params)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    required = 0
+    accepted = 0
+    for p in signature.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            accepted = -1
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            if accepted >= 0:
+                accepted += 1
+            if p.default is p.empty:
+                required += 1
+        elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            raise TypeError(f"the {cls.event_name} handler {fn!r} needs the keyword argument "
+                            f"{p.name!r}, which events never give; the event calls "
+                            f"handlers as {cls.signature}")
+    if required > count:
+        raise TypeError(f"the {cls.event_name} handler {fn!r} needs {required} argument"
+                        f"{'s' if required != 1 else ''} but the event gives {count}: "
+                        f"handlers are called as {cls.signature} (a handler may take fewer)")
+    if accepted < 0 or accepted >= count:
+        return None
+    return accepted
+
+
+def start_options(
+    options: Union[str, Mapping[str, Any], None] = None,
+    *,
+    agent: Optional[Mapping[str, Any]] = None,
+    metadata: Any = None,
+    include_metadata_in_prompt: Optional[bool] = None,
+    session_continuation: Union[Mapping[str, Any], str, None] = None,
+    agent_config: Optional[Mapping[str, Any]] = None,
+    session_id: Optional[str] = None,
+) -> str:
+    """The options JSON of millis_client_start from :meth:`Client.start`'s arguments:
+    ``{"agent": {"agent_id", "agent_config"}, "metadata", "include_metadata_in_prompt",
+    "session_continuation": {"session_id"}}``, leaving out what is None."""
+    keywords = {"agent": agent, "metadata": metadata,
+                "include_metadata_in_prompt": include_metadata_in_prompt,
+                "session_continuation": session_continuation,
+                "agent_config": agent_config, "session_id": session_id}
+    given = [k for k, v in keywords.items() if v is not None]
+    document: Dict[str, Any]
+    if isinstance(options, Mapping):
+        if given:
+            raise TypeError(f"start(): the options come either as one dict or as keywords, "
+                            f"not both (got a dict and {', '.join(given)})")
+        document = dict(options)
+    else:
+        if options is not None and not isinstance(options, str):
+            raise TypeError("start(): the first argument is an agent id (str) or the web "
+                            "SDK's options object (a dict), not "
+                            f"{type(options).__name__}")
+        agent_object: Dict[str, Any] = {}
+        if agent is not None:
+            if not isinstance(agent, Mapping):
+                raise TypeError("start(): agent is a dict {\"agent_id\": ..., \"agent_config\": "
+                                f"...}}, not {type(agent).__name__}")
+            agent_object.update(agent)
+        for key, value in (("agent_id", options), ("agent_config", agent_config)):
+            if value is None:
+                continue
+            if key in agent_object and agent_object[key] != value:
+                raise TypeError(f"start(): {key} given twice, in agent= and as {key}=")
+            agent_object[key] = value
+        document = {"agent": agent_object}
+        if metadata is not None:
+            document["metadata"] = metadata
+        if include_metadata_in_prompt is not None:
+            document["include_metadata_in_prompt"] = include_metadata_in_prompt
+        if session_continuation is not None and session_id is not None:
+            raise TypeError("start(): give session_continuation or session_id, not both")
+        if isinstance(session_continuation, str):
+            session_continuation = {"session_id": session_continuation}
+        if session_id is not None:
+            session_continuation = {"session_id": session_id}
+        if session_continuation is not None:
+            document["session_continuation"] = dict(session_continuation)
+    try:
+        return json.dumps(document, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"start(): the options must be JSON values: {exc}") from None
+
+
+_FLOAT_FORMATS = frozenset("efd")
+_WAV_MAGIC = (b"RIFF", b"RF64")
+
+
+def _describe(pcm: Any, view: Optional[memoryview]) -> str:
+    dtype = getattr(pcm, "dtype", None)
+    shape = getattr(pcm, "shape", None)
+    if dtype is not None and shape is not None:
+        return f"a {type(pcm).__module__.split('.')[0]} {dtype} array of shape {tuple(shape)}"
+    if view is not None and view.format not in ("B", "b", "c"):
+        return (f"a {type(pcm).__name__} of {view.itemsize}-byte items (format "
+                f"{view.format!r}, shape {view.shape})")
+    return f"a {type(pcm).__name__}"
+
+
+def _audio_buffer(pcm: Any, encoding: AudioEncoding) -> Tuple[Any, int, Any]:
+    """``(pointer, size, keep-alive)`` of the audio given to send_audio, after checking
+    that it is what the application format wants."""
+    wanted = ("PCM16 mono: bytes-like, or a numpy int16 array of shape (n,) or (n, 1)"
+              if encoding == AudioEncoding.PCM16 else
+              f"{encoding.name} (G.711, one byte per sample): bytes-like, or a numpy "
+              "uint8 array of shape (n,)")
+    if isinstance(pcm, str):
+        raise TypeError(f"send_audio takes audio samples, not a str; wanted {wanted}")
+    try:
+        view = memoryview(pcm)
+    except TypeError:
+        raise TypeError(f"send_audio takes {wanted}; got {_describe(pcm, None)}") from None
+
+    def refuse(why: str) -> MillisError:
+        return MillisError(Status.INVALID_ARGUMENT,
+                           f"send_audio: got {_describe(pcm, view)}: {why}; wanted {wanted}")
+
+    fmt = view.format.lstrip("@=<>!")
+    if fmt in _FLOAT_FORMATS:
+        return_hint = ("convert with (x * 32767).clip(-32768, 32767).astype(numpy.int16)"
+                       if encoding == AudioEncoding.PCM16 else "encode it to G.711 first")
+        raise refuse(f"float samples are not sent as they are ({return_hint})")
+    if view.ndim > 2 or (view.ndim == 2 and view.shape is not None and view.shape[1] != 1):
+        channels = view.shape[1] if view.ndim == 2 and view.shape is not None else "several"
+        raise refuse(f"{channels} channels; the server takes one (mix them down, e.g. "
+                     "x.mean(axis=1).astype(x.dtype), or take one column x[:, 0])")
+    if view.itemsize != 1:
+        if encoding != AudioEncoding.PCM16:
+            raise refuse(f"{view.itemsize}-byte samples")
+        order = view.format[:1] if view.format[:1] in ("@", "=", "<", ">", "!") else "@"
+        little = order == "<" or (order in ("@", "=") and sys.byteorder == "little")
+        if view.itemsize != 2 or fmt != "h" or not little:
+            raise refuse("samples that are not signed 16-bit little-endian integers")
+    size = view.nbytes
+    if size >= 12:
+        head = view.cast("B")[:12].tobytes() if view.c_contiguous else view.tobytes()[:12]
+        if head[:4] in _WAV_MAGIC and head[8:12] == b"WAVE":
+            raise refuse("it begins with a WAV file's RIFF header: send the samples, "
+                         "without the header (wave.open(path).readframes(n))")
+    if size == 0:
+        return None, 0, None
+    if isinstance(pcm, bytes):
+        return pcm, size, None
+    if view.readonly or not view.c_contiguous:
+        data = view.tobytes()
+        return data, size, data
+    keep = (ctypes.c_char * size).from_buffer(view.cast("B") if view.ndim == 1 else view.cast("B", (size,)))
+    return keep, size, keep
 
 
 class Client:
-    """One conversation at a time with a Millis voice agent.
+    """One conversation at a time with a Millis voice agent, its handlers run on a
+    thread of its own (or as ``dispatch`` says); see :class:`millis.aio.AsyncClient`
+    for asyncio.
 
     Args:
         public_key: the public key from the Millis playground (required, non-empty).
         endpoint: ``ws://`` or ``wss://`` URL; None keeps the library's default
             (``wss://api-west.millis.ai:8080/millis``).
-        log_level: :class:`LogLevel`, an int, or a name ("debug"); library logs arrive
-            as ``onlog`` events.
-        audio_mode: :class:`AudioMode`, an int, or a name ("application", "device").
-            DEFAULT (the library's default) picks DEVICE when the configured ALSA
-            devices can be opened when the client is created, APPLICATION otherwise;
-            :attr:`audio_mode` tells which. Pass APPLICATION to push audio yourself.
-        frame_ms: duration of the audio frames sent to the server (5..200, default 20).
-        capture_device, playback_device: ALSA PCM names for device audio ("default",
-            "hw:1,0", "pulse", ...; :func:`millis.audio_devices` lists them). None
-            keeps "default".
-        echo_cancellation, noise_suppression, auto_gain_control: microphone processing
-            of device audio (bools; all on by default). The library sets the three
-            together: when any is given, those left None are on.
-        audio_period_ms: the ALSA period of device audio: 5, 10 (default) or 20.
-        playout_prebuffer_ms: agent audio queued before the speaker starts, 0..2000
-            (default 60).
-        audio_encoding, audio_sample_rate: the format of application audio, both ways
-            (what :meth:`send_audio` takes and ``onaudio`` gives):
-            :class:`AudioEncoding` (or "pcm16", "mulaw", "alaw") and a rate in Hz.
-            PCM16 takes 8000, 16000 (default), 24000 or 48000; MULAW and ALAW take
-            8000. When only one is given, the encoding defaults to PCM16 and the rate
-            to 8000 for G.711, 16000 for PCM16.
-        input_file: a WAV (PCM 8/16/24/32-bit or 32-bit float, any rate and channel
-            count) or Ogg Opus (``.opus``, ``.ogg``) file that stands in for the
-            microphone (str or os.PathLike). It is mixed to mono, resampled to 16 kHz
-            and streamed from onready on; when it ends, ``oninputended`` fires once and
-            silence follows in real time. The file is opened by :meth:`start`: a
-            missing or undecodable file makes start raise MillisError(FILE) naming it.
-            A client with an input or output file is in device audio mode (asking
-            for APPLICATION as well raises MillisError(INVALID_STATE)); a side
-            without a file uses its ALSA device (``capture_device`` /
-            ``playback_device``; "null" discards).
-        input_pacing: how ``input_file`` is streamed: :class:`FilePacing`, an int, or
-            "realtime" (default: 20 ms every 20 ms, as a microphone) or "fast" (as fast
-            as the connection takes it, never dropped; only for endpoints that accept
-            audio faster than real time, as the devserver does). Needs ``input_file``.
-        output_file: the agent's audio goes to this file instead of the speaker: 16 kHz
-            mono, WAV for ``.wav``, Ogg Opus for ``.opus`` / ``.ogg``. It is written as
-            a speaker would play it (silence in real time between answers, so it keeps
-            the conversation's timing), created by :meth:`start` (MillisError(FILE)
-            when it cannot be) and complete once ``onclose`` has been dispatched.
-        recording: records every conversation of this client, from :meth:`start` to
-            onclose, into this path (``.wav``: PCM16, ``.opus`` / ``.ogg``: Ogg Opus),
-            16 kHz, user on the left and agent on the right, plus a JSON Lines timeline
-            beside it (the same path with ``.jsonl``). Each conversation replaces the
-            previous one's files; :meth:`start_recording` takes a path per
-            conversation. The files are created by :meth:`start` (MillisError(FILE)).
-        recording_mono: True mixes both sides of ``recording`` into one channel.
-            Needs ``recording``.
-        max_message_bytes: the largest message accepted from the server.
-        ready_timeout_ms: how long start may take until the server's onready.
-        reconnect: ``(max_attempts, initial_delay_ms, max_delay_ms)``: how a dropped
-            session is resumed (``max_attempts`` 0 disables it); None keeps the
-            library's default (5 attempts, 250 ms to 8 s). Reconnection is reported
-            as ``onreconnecting(attempt, delay_ms)`` then ``onreconnected(session_id)``.
-        send_queue_bytes: the most bytes that may wait to be written to the socket;
-            audio beyond it is dropped (counted in the stats).
-        ca_file: a PEM file of CA certificates to verify ``wss://`` servers with,
-            instead of the system's store.
-        tls_verification_disabled_insecure: DANGEROUS. True turns off verification of
-            the server's certificate and host name (local experiments only; prefer
-            ``ca_file``). Every such connection logs a warning.
-        headers: extra headers for the WebSocket upgrade request, sent after the
-            library's own in the order given: a mapping (``{"Origin":
-            "https://example.com"}``) or an iterable of ``(name, value)`` pairs, where
-            a name may repeat. ``Origin`` serves a key limited to a site; an
-            ``Authorization`` or routing header a proxy or gateway; a ``User-Agent``
-            replaces the library's ``libmillis/x.y.z``. Names are HTTP tokens (1 to 256
-            bytes); values up to 8192 bytes, no control characters but tab, leading and
-            trailing spaces dropped; Host, Upgrade, Connection, Content-Length,
-            Transfer-Encoding and Sec-WebSocket-* are refused; at most 64 headers.
-        dispatch: "thread" (default), "manual" or "asyncio"; see the package docstring.
+        config: a :class:`millis.Config` holding the settings below.
+        **settings: the fields of :class:`millis.Config` as keywords (``audio_mode=
+            "application"``, ``log_level="debug"``, ...); each overrides the field
+            of ``config``. ``help(millis.Config)`` describes them.
+        dispatch: who takes the events and runs the handlers: "thread" (default: a
+            daemon thread of the client, one event at a time, in order; an exception in
+            a handler is logged and dispatch goes on), "manual" (your thread, in
+            :meth:`poll` or :meth:`events`; a handler's exception propagates) or
+            "asyncio" (the event loop, which reads the library's event descriptor while
+            handlers are registered or :meth:`aevents` iterates; prefer
+            :class:`millis.aio.AsyncClient`). No Python code runs on the library's
+            network thread: events wait in its queue from the client's creation.
         loop: an asyncio event loop; implies dispatch="asyncio".
-        event_queue_bytes: how much the library keeps of the events not yet
-            dispatched (payload bytes: audio, text, JSON), from 65536 to 2**30; default
-            :data:`DEFAULT_EVENT_QUEUE_BYTES` (8 MiB, about four minutes of agent audio),
-            or four times ``max_message_bytes`` when that is larger.
-            Events past it are dropped, and an ``onerror`` (NO_MEMORY) stands where
-            they were, counting them; ``onclose`` is never dropped.
 
     Raises:
         MillisError: a setting the library refused (the message says which and why),
@@ -501,8 +619,16 @@ class Client:
             reserved name, a CR or LF in a value, the 65th header).
         ValueError: an unknown name for an enumeration ("slow" pacing, ...), or
             ``input_pacing`` / ``recording_mono`` without their file.
-        TypeError: a path that is not a str, bytes or os.PathLike; ``headers`` that are
-            not a mapping or (name, value) pairs of str.
+        TypeError: an unknown setting; a path that is not a str, bytes or
+            os.PathLike; ``headers`` that are not a mapping or (name, value) pairs of str.
+
+    Events: ``client.on(name, handler)`` with these names; each handler is called with
+    the arguments shown, or with the leading ones it takes (``on("onready", lambda:
+    ...)`` as in the web SDK). ``onanalyzer`` and ``onuseraudioready`` are aliases of
+    ``analyzer`` and ``useraudioready``. The typed event of each (``millis.Transcript``,
+    ...) is what ``async for`` over a :class:`millis.aio.AsyncClient` yields.
+
+__EVENTS_TABLE__
     """
 
     def __init__(
@@ -510,35 +636,12 @@ class Client:
         public_key: str,
         endpoint: Optional[str] = None,
         *,
-        log_level: Union[LogLevel, int, str, None] = None,
-        audio_mode: Union[AudioMode, int, str, None] = None,
-        frame_ms: Optional[int] = None,
-        max_message_bytes: Optional[int] = None,
-        ready_timeout_ms: Optional[int] = None,
-        reconnect: Optional[Tuple[int, int, int]] = None,
-        send_queue_bytes: Optional[int] = None,
-        ca_file: Union[str, "os.PathLike[str]", None] = None,
-        tls_verification_disabled_insecure: bool = False,
-        headers: Union[Mapping[str, str], Iterable[Tuple[str, str]], None] = None,
-        capture_device: Optional[str] = None,
-        playback_device: Optional[str] = None,
-        echo_cancellation: Optional[bool] = None,
-        noise_suppression: Optional[bool] = None,
-        auto_gain_control: Optional[bool] = None,
-        audio_period_ms: Optional[int] = None,
-        playout_prebuffer_ms: Optional[int] = None,
-        audio_encoding: Union[AudioEncoding, int, str, None] = None,
-        audio_sample_rate: Optional[int] = None,
-        input_file: Union[str, "os.PathLike[str]", None] = None,
-        input_pacing: Union[FilePacing, int, str, None] = None,
-        output_file: Union[str, "os.PathLike[str]", None] = None,
-        recording: Union[str, "os.PathLike[str]", None] = None,
-        recording_mono: bool = False,
+        config: Optional[Config] = None,
         dispatch: str = "thread",
         loop: Optional[asyncio.AbstractEventLoop] = None,
-        event_queue_bytes: Optional[int] = None,
+        **settings: Any,
     ) -> None:
-        self._handle = None
+        self._handle: Any = None
         self._closed = True  # until the native client exists; makes __del__ safe
         self._inherited = False  # a client of the parent, in a child made by fork()
         # Analyser calls pass through this gate; close() shuts it before destroying.
@@ -556,122 +659,37 @@ class Client:
                 raise ValueError(
                     "dispatch='asyncio' needs loop=<event loop>, or must be created "
                     "inside a running event loop") from None
-        if not isinstance(public_key, str):
-            raise TypeError(f"public_key must be a str, not {type(public_key).__name__}")
-        for what, device in (("capture_device", capture_device), ("playback_device", playback_device)):
-            if device is not None and not isinstance(device, str):
-                raise TypeError(f"{what} must be a str, not {type(device).__name__}")
-        if input_pacing is not None and input_file is None:
-            raise ValueError("input_pacing goes with input_file=<path>")
-        if recording_mono and recording is None:
-            raise ValueError("recording_mono goes with recording=<path>")
-        header_pairs = [] if headers is None else _headers(headers)
-        pacing = (int(FilePacing.REALTIME) if input_pacing is None
-                  else _level(input_pacing, FilePacing, "input_pacing"))
-        paths = {what: None if value is None else _path(value, what)
-                 for what, value in (("input_file", input_file), ("output_file", output_file),
-                                     ("recording", recording))}
+        c = merged(config, settings)
+        self.config: Config = c
+        self._python_logging = c.python_logging is not False
+        self._event_queue_bytes = _event_queue_bytes(c)
 
         self._dispatch_mode = dispatch
         self._loop = loop
         self._lock = threading.RLock()  # serialises native calls with their last_error
-        self._handlers: Dict[str, List[Callable[..., Any]]] = {name: [] for name in EVENTS}
+        self._handlers: Dict[str, List[_Handler]] = {name: [] for name in EVENTS}
         self._handlers_lock = threading.Lock()
         self._cv = threading.Condition()
         self._starts = 0
         self._closes = 0
-        self._aqueues: List[asyncio.Queue] = []
+        self._ever_started = False
+        # asyncio: whoever receives each typed event after its handlers (aevents
+        # iterators, an AsyncClient), then _STOP once the client is closed.
+        self._sinks: List[Callable[[Any], None]] = []
+        self._tasks: "set[asyncio.Task[Any]]" = set()
         # asyncio: what takes events from the library (aevents iterators, close waiters);
         # with handlers, the loop's reader on the event descriptor runs while any is set.
         self._consumers = 0
         self._reader_on = False
-        self._aclose_waiters: List[asyncio.Future] = []
+        self._aclose_waiters: "List[asyncio.Future[None]]" = []
         self._thread: Optional[threading.Thread] = None
         #: The onready payload of the current/last session (parsed JSON), or None.
         self.ready_payload: Any = None
         #: (code, reason) of the last onclose dispatched, or None.
         self.last_close: Optional[Tuple[int, str]] = None
 
-        cfg = lib.millis_config_create()
-        if not cfg:
-            raise MillisError(Status.NO_MEMORY, "millis_config_create returned NULL")
-        try:
-            def check(status: int) -> None:
-                if status != Status.OK:
-                    raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
-
-            check(lib.millis_config_set_public_key(cfg, public_key.encode("utf-8")))
-            if event_queue_bytes is None:
-                # Room for a few of the largest messages accepted (their audio may grow
-                # threefold in the application format), beside the default.
-                largest = max_message_bytes if isinstance(max_message_bytes, int) and max_message_bytes > 0 else 0
-                event_queue_bytes = min(1 << 30, max(DEFAULT_EVENT_QUEUE_BYTES, 4 * largest))
-            check(lib.millis_config_set_event_queue(cfg, _uint(event_queue_bytes, "event_queue_bytes")))
-            if endpoint is not None:
-                check(lib.millis_config_set_endpoint(cfg, endpoint.encode("utf-8")))
-            if log_level is not None:
-                check(lib.millis_config_set_log_level(cfg, _level(log_level, LogLevel, "log_level")))
-            if audio_mode is not None:
-                check(lib.millis_config_set_audio_mode(cfg, _level(audio_mode, AudioMode, "audio_mode")))
-            if frame_ms is not None:
-                check(lib.millis_config_set_frame_ms(cfg, int(frame_ms)))
-            if max_message_bytes is not None:
-                check(lib.millis_config_set_max_message_bytes(cfg, int(max_message_bytes)))
-            if ready_timeout_ms is not None:
-                check(lib.millis_config_set_ready_timeout_ms(cfg, int(ready_timeout_ms)))
-            if reconnect is not None:
-                try:
-                    attempts, initial_ms, max_ms = (int(v) for v in reconnect)
-                except (TypeError, ValueError):
-                    raise ValueError("reconnect must be (max_attempts, initial_delay_ms, "
-                                     f"max_delay_ms), not {reconnect!r}") from None
-                if min(attempts, initial_ms, max_ms) < 0:
-                    raise ValueError(f"reconnect values must not be negative: {reconnect!r}")
-                check(lib.millis_config_set_reconnect(cfg, attempts, initial_ms, max_ms))
-            if send_queue_bytes is not None:
-                check(lib.millis_config_set_send_queue_bytes(cfg, int(send_queue_bytes)))
-            if ca_file is not None:
-                check(lib.millis_config_set_ca_file(cfg, os.fsencode(ca_file)))
-            if tls_verification_disabled_insecure:
-                check(lib.millis_config_set_tls_verification_disabled_insecure(cfg, 1))
-            for name, value in header_pairs:
-                check(lib.millis_config_add_header(cfg, name, value))
-            if capture_device is not None or playback_device is not None:
-                check(lib.millis_config_set_audio_devices(
-                    cfg, None if capture_device is None else capture_device.encode("utf-8"),
-                    None if playback_device is None else playback_device.encode("utf-8")))
-            processing = (echo_cancellation, noise_suppression, auto_gain_control)
-            if any(p is not None for p in processing):
-                check(lib.millis_config_set_audio_processing(
-                    cfg, *(1 if p is None or p else 0 for p in processing)))
-            if audio_period_ms is not None:
-                check(lib.millis_config_set_audio_period_ms(cfg, _uint(audio_period_ms, "audio_period_ms")))
-            if playout_prebuffer_ms is not None:
-                check(lib.millis_config_set_playout_prebuffer_ms(
-                    cfg, _uint(playout_prebuffer_ms, "playout_prebuffer_ms")))
-            if audio_encoding is not None or audio_sample_rate is not None:
-                encoding = (int(AudioEncoding.PCM16) if audio_encoding is None
-                            else _level(audio_encoding, AudioEncoding, "audio_encoding"))
-                if audio_sample_rate is None:
-                    rate = 16000 if encoding == AudioEncoding.PCM16 else 8000
-                else:
-                    rate = _uint(audio_sample_rate, "audio_sample_rate")
-                check(lib.millis_config_set_application_audio_format(cfg, encoding, rate))
-            if paths["input_file"] is not None:
-                check(lib.millis_config_set_audio_input_file(cfg, paths["input_file"], pacing))
-            if paths["output_file"] is not None:
-                check(lib.millis_config_set_audio_output_file(cfg, paths["output_file"]))
-            if paths["recording"] is not None:
-                check(lib.millis_config_set_recording(cfg, paths["recording"],
-                                                      _record_flags(recording_mono)))
-            err = ctypes.c_int(Status.OK)
-            handle = lib.millis_client_create(cfg, ctypes.byref(err))
-            if not handle:
-                raise MillisError(err.value or Status.INTERNAL,
-                                  _native.decode(lib.millis_config_last_error(cfg)))
-        finally:
-            lib.millis_config_destroy(cfg)
-
+        handle = _create_native(public_key, endpoint, c)
+        self._encoding = AudioEncoding(_application_encoding(c))  # the library took it
         self._handle = handle
         self._closed = False
         self._pump = _Pump(handle, self._lock)
@@ -684,64 +702,109 @@ class Client:
 
     # --- event handlers -------------------------------------------------------------
 
-    def on(self, event: str, fn: Optional[Callable[..., Any]] = None):
-        """Registers ``fn`` for ``event`` (a web SDK event name) and returns it.
+    @overload
+    def on(self, event: str) -> Callable[[_F], _F]: ...
 
-        Usable as a decorator: ``@client.on("ontranscript")``. Handlers of one event run
-        in registration order, never on libmillis' network thread.
+    @overload
+    def on(self, event: str, fn: _F) -> _F: ...
+
+    def on(self, event: str, fn: Optional[_F] = None) -> Union[_F, Callable[[_F], _F]]:
+        """Registers ``fn`` for ``event`` and returns it; usable as a decorator:
+        ``@client.on("ontranscript")``.
+
+        ``event`` is a web SDK name (``help(millis.Client)`` lists them with their
+        arguments). ``fn`` is checked now: one that needs more arguments than the event
+        gives raises TypeError, naming the event's signature; one that takes fewer is
+        called with the leading ones. Handlers of one event run in registration order,
+        never on libmillis' network thread. Coroutine functions are awaited as tasks
+        on the loop (asyncio dispatch and :class:`millis.aio.AsyncClient` only).
         """
-        if event not in self._handlers:
-            raise ValueError(f"unknown event {event!r}; events are: {', '.join(EVENTS)}")
+        name = events.canonical_name(event)
         if fn is None:
-            return lambda f: self.on(event, f)
+            def decorator(f: _F) -> _F:
+                return self.on(name, f)
+            return decorator
         if not callable(fn):
-            raise TypeError("handler must be callable")
+            raise TypeError(f"a handler must be callable, not {type(fn).__name__}")
+        arity = _handler_arity(fn, events.event_type(name))
+        if _is_async(fn) and self._dispatch_mode != "asyncio":
+            raise TypeError(f"the {name} handler {fn!r} is a coroutine function: it needs "
+                            f"millis.aio.AsyncClient (or dispatch='asyncio'), where it is "
+                            f"awaited on the loop; this client uses dispatch="
+                            f"{self._dispatch_mode!r}")
         with self._handlers_lock:
-            self._handlers[event].append(fn)
+            self._handlers[name].append((fn, arity))
         self._consumers_changed()
         return fn
 
     def off(self, event: str, fn: Optional[Callable[..., Any]] = None) -> None:
         """Removes ``fn`` from ``event``, or every handler of ``event`` when fn is None."""
-        if event not in self._handlers:
-            raise ValueError(f"unknown event {event!r}; events are: {', '.join(EVENTS)}")
+        name = events.canonical_name(event)
         with self._handlers_lock:
+            handlers = self._handlers[name]
             if fn is None:
-                self._handlers[event].clear()
+                handlers.clear()
             else:
-                try:
-                    self._handlers[event].remove(fn)
-                except ValueError:
-                    pass
+                for i, (registered, _) in enumerate(handlers):
+                    if registered == fn:
+                        del handlers[i]
+                        break
         self._consumers_changed()
 
     # --- dispatch ---------------------------------------------------------------------
 
-    def _dispatch(self, event: Event, propagate: bool) -> Event:
-        if event[0] == "onready":
-            self.ready_payload = _json_or_raw(event[1][1])
-        name, args = _materialize(event, self)
-        if name == "onclose":
-            self.last_close = (args[0], args[1])
+    def _dispatch(self, raw: RawEvent, propagate: bool) -> Event:
+        """Turns a raw event into its typed event and runs its handlers."""
+        event = events.build(raw, self)
+        if isinstance(event, Ready):
+            self.ready_payload = event.payload
+        elif isinstance(event, Close):
+            self.last_close = (event.code, event.reason)
+        elif isinstance(event, Log) and self._python_logging:
+            log.log(_python_log_level(event.level), "%s", event.message)
+        name = event.event_name
         with self._handlers_lock:
             handlers = list(self._handlers.get(name, ()))
+        args = event.handler_args()
         try:
-            for handler in handlers:
+            for handler, arity in handlers:
+                given = args if arity is None else args[:arity]
                 if propagate:
-                    handler(*args)
+                    self._await_later(handler(*given), name, handler)
                 else:
                     try:
-                        handler(*args)
+                        self._await_later(handler(*given), name, handler)
                     except Exception:
                         log.exception("millis: the %s handler %r raised", name, handler)
         finally:
-            if name == "onclose":
+            if isinstance(event, Close):
                 # wait_closed() returns once the onclose handlers have run.
                 with self._cv:
                     self._closes += 1
                     self._cv.notify_all()
                 self._wake_aclose_waiters()
-        return name, args
+        return event
+
+    def _await_later(self, result: Any, name: str, handler: Any) -> None:
+        """A coroutine handler's coroutine runs as a task on the loop."""
+        if not inspect.isawaitable(result):
+            return
+        if self._dispatch_mode != "asyncio" or self._loop is None:
+            if inspect.iscoroutine(result):
+                result.close()
+            log.error("millis: the %s handler %r returned an awaitable, which only an "
+                      "asyncio client awaits; it was dropped", name, handler)
+            return
+        task = asyncio.ensure_future(result, loop=self._loop)
+        self._tasks.add(task)
+
+        def done(t: "asyncio.Task[Any]") -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("millis: the %s handler %r raised", name, handler,
+                          exc_info=t.exception())
+        task.add_done_callback(done)
+
 
     # --- asyncio: the loop's reader on the event descriptor ----------------------------
 
@@ -767,12 +830,15 @@ class Client:
         with self._handlers_lock:
             has_handlers = any(self._handlers.values())
         want = not self._closed and (self._consumers > 0 or has_handlers)
+        loop = self._loop
+        if loop is None:
+            return
         if want and not self._reader_on:
-            self._loop.add_reader(self._pump.fd, self._drain_async)
+            loop.add_reader(self._pump.fd, self._drain_async)
             self._reader_on = True
             self._drain_async()  # what came before the reader
         elif not want and self._reader_on:
-            self._loop.remove_reader(self._pump.fd)
+            loop.remove_reader(self._pump.fd)
             self._reader_on = False
 
     def _drain_async(self) -> None:
@@ -781,19 +847,30 @@ class Client:
             if event is None:
                 return
             if event is _STOP:
-                for q in list(self._aqueues):
-                    q.put_nowait(_STOP)
+                for sink in list(self._sinks):
+                    sink(_STOP)
                 self._wake_aclose_waiters()
                 return
-            name, args = self._dispatch(event, propagate=False)
-            for q in list(self._aqueues):
-                q.put_nowait((name, args))
+            typed = self._dispatch(event, propagate=False)
+            for sink in list(self._sinks):
+                sink(typed)
 
     def _wake_aclose_waiters(self) -> None:
+        """Wakes aclosed(), from the loop's thread or (thread dispatch, close()) another."""
         waiters, self._aclose_waiters = self._aclose_waiters, []
+        try:
+            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for future in waiters:
-            if not future.done():
-                future.set_result(None)
+            loop = future.get_loop()
+            if loop is running:
+                _settle(future)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_settle, future)
+                except RuntimeError:
+                    pass  # that loop is closed: nobody waits on it any more
 
     def _require(self, mode: str, what: str) -> None:
         if self._dispatch_mode != mode:
@@ -817,7 +894,7 @@ class Client:
             count += 1
             self._dispatch(event, propagate=True)
 
-    def events(self, timeout: Optional[float] = None) -> Iterator[Tuple[str, tuple]]:
+    def events(self, timeout: Optional[float] = None) -> Iterator[Tuple[str, Tuple[Any, ...]]]:
         """Manual dispatch as a generator of ``(event_name, args)`` tuples.
 
         Each event's handlers (if any) run first, on this thread; then it is yielded.
@@ -829,24 +906,27 @@ class Client:
             event = self._pump.next(timeout)
             if event is None or event is _STOP:
                 return
-            name, args = self._dispatch(event, propagate=True)
-            yield name, args
-            if name == "onclose":
+            typed = self._dispatch(event, propagate=True)
+            yield typed.event_name, typed.handler_args()
+            if isinstance(typed, Close):
                 return
 
-    async def aevents(self, timeout: Optional[float] = None):
+    async def aevents(self, timeout: Optional[float] = None) -> AsyncIterator[Tuple[str, Tuple[Any, ...]]]:
         """asyncio dispatch: ``async for name, args in client.aevents(): ...``.
 
-        Yields every event not yet dispatched, from the client's creation on (the
-        handlers have run): events wait in the library's queue until something takes
-        them, so nothing is lost when iteration starts after :meth:`start`. Ends after
-        ``onclose``, when no event arrives within ``timeout`` seconds, or when the
-        client is closed. The loop reads the library's event descriptor (add_reader):
-        no thread, no polling.
+        Yields every event not yet dispatched (after its handlers ran): events wait in
+        the library's queue until something takes them, so an iteration that starts
+        after :meth:`start` still sees onopen, unless registered handlers took them
+        meanwhile (the loop takes events as they come while any handler is
+        registered). :class:`millis.aio.AsyncClient` keeps every event for its
+        iteration, handlers or not, and yields typed events. Ends after ``onclose``,
+        when no event arrives within ``timeout`` seconds, or when the client is
+        closed. The loop reads the library's event descriptor (add_reader): no
+        thread, no polling.
         """
         self._require("asyncio", "aevents()")
-        q: asyncio.Queue = asyncio.Queue()
-        self._aqueues.append(q)
+        q: "asyncio.Queue[Any]" = asyncio.Queue()
+        self._sinks.append(q.put_nowait)
         self._consumers += 1
         self._update_reader()
         try:
@@ -860,12 +940,12 @@ class Client:
                     return
                 if item is _STOP:
                     return
-                yield item
-                if item[0] == "onclose":
+                yield item.event_name, item.handler_args()
+                if isinstance(item, Close):
                     return
         finally:
             try:
-                self._aqueues.remove(q)
+                self._sinks.remove(q.put_nowait)
             except ValueError:
                 pass
             self._consumers -= 1
@@ -911,36 +991,50 @@ class Client:
                 self._consumers_changed()
 
     async def aclosed(self, timeout: Optional[float] = None) -> bool:
-        """asyncio counterpart of :meth:`wait_closed`: in asyncio mode the loop takes
-        events while it waits."""
+        """asyncio counterpart of :meth:`wait_closed`, without polling: the dispatch
+        that runs the onclose handlers wakes it (in asyncio mode the loop takes events
+        while it waits; in manual mode it dispatches them itself, every 20 ms)."""
         def done() -> bool:
             return self._closed or self._closes >= self._starts
 
-        if self._dispatch_mode != "asyncio":
-            deadline = None if timeout is None else time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if self._dispatch_mode == "manual":
             while not done():
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                self.poll(0)
+                if deadline is not None and loop.time() >= deadline:
+                    return done()
                 await asyncio.sleep(0.02)
             return True
-        deadline = None if timeout is None else self._loop.time() + timeout
-        self._consumers += 1
-        self._update_reader()
+        consuming = self._dispatch_mode == "asyncio"
+        if consuming:
+            self._consumers += 1
+            self._update_reader()
+        future: "Optional[asyncio.Future[None]]" = None
         try:
-            while not done():
-                future = self._loop.create_future()
+            while True:
+                # Registered before done() is read: a close dispatched in between (on
+                # the dispatcher thread) counts before it wakes the waiters.
+                future = loop.create_future()
                 self._aclose_waiters.append(future)
-                remaining = None if deadline is None else deadline - self._loop.time()
+                if done():
+                    return True
+                remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return False
                 try:
                     await asyncio.wait_for(future, remaining)
                 except asyncio.TimeoutError:
                     return done()
-            return True
         finally:
-            self._consumers -= 1
-            self._consumers_changed()
+            if future is not None and future in self._aclose_waiters:
+                try:
+                    self._aclose_waiters.remove(future)
+                except ValueError:
+                    pass  # taken by _wake_aclose_waiters meanwhile
+            if consuming:
+                self._consumers -= 1
+                self._consumers_changed()
 
     def _inherited_by_fork(self) -> None:
         """In a child made by fork(): this client is the parent's (see
@@ -954,7 +1048,7 @@ class Client:
         self._handlers_lock = threading.Lock()
         self._cv = threading.Condition()
         self._pump._inherited_by_fork(self._lock)
-        self._aqueues = []
+        self._sinks = []
         self._aclose_waiters = []
         self._consumers = 0
         self._reader_on = False
@@ -966,7 +1060,7 @@ class Client:
             "this client belongs to the process that created it (this is a child made by "
             "fork()): create a new Client here")
 
-    def _refused(self, handle, fallback: str) -> MillisError:
+    def _refused(self, handle: Any, fallback: str) -> MillisError:
         """The error for a native getter that returned NULL: the library's message
         for a client of the parent process, ``fallback`` otherwise."""
         if self._inherited:
@@ -975,10 +1069,10 @@ class Client:
 
     # --- native calls -------------------------------------------------------------------
 
-    def _raise_closed(self):
+    def _raise_closed(self) -> NoReturn:
         raise MillisError(Status.INVALID_STATE, "the client is closed (close() was called)")
 
-    def _call(self, fn, *args) -> int:
+    def _call(self, fn: Callable[..., int], *args: Any) -> int:
         """Calls fn(handle, *args); raises MillisError for any status but OK/allowed."""
         with self._lock:
             if self._handle is None:
@@ -986,36 +1080,40 @@ class Client:
             status = fn(self._handle, *args)
             if status != Status.OK:
                 raise MillisError(status, _native.decode(lib.millis_client_last_error(self._handle)))
-            return status
+            return int(status)
 
     def start(
         self,
-        agent_id: Optional[str] = None,
-        agent_config: Optional[Dict[str, Any]] = None,
+        agent_id: Union[str, Mapping[str, Any], None] = None,
+        *,
+        agent: Optional[Mapping[str, Any]] = None,
         metadata: Any = None,
         include_metadata_in_prompt: Optional[bool] = None,
+        session_continuation: Union[Mapping[str, Any], str, None] = None,
+        agent_config: Optional[Mapping[str, Any]] = None,
         session_id: Optional[str] = None,
     ) -> None:
         """Starts a conversation, as the web SDK's ``client.start(options)``.
 
-        Builds ``{"agent": {"agent_id", "agent_config"}, "metadata",
-        "include_metadata_in_prompt", "session_continuation": {"session_id"}}``, leaving
-        out what is None; the values are passed to the server untouched. Progress
-        arrives as events (onopen, onready, or onerror + onclose).
+        The options come as keywords, ``start(agent={"agent_id": "...", "agent_config":
+        {...}}, metadata={...}, include_metadata_in_prompt=True,
+        session_continuation={"session_id": "..."})``, or as the web SDK's one object,
+        ``start({"agent": {...}, "metadata": {...}, ...})``. Shortcuts:
+        ``start("agent-id")`` (``agent_id``), ``agent_config=`` and ``session_id=``.
+        The values go to the server untouched. Progress arrives as events (onopen,
+        onready, or onerror + onclose).
+
+        Raises:
+            MillisError: INVALID_JSON for options the library refuses (no agent,
+                ...), INVALID_STATE while a conversation is under way, FILE or
+                AUDIO_DEVICE for a file or device that cannot be opened.
+            TypeError: options given both as a dict and as keywords, or not JSON.
         """
-        agent: Dict[str, Any] = {}
-        if agent_id is not None:
-            agent["agent_id"] = agent_id
-        if agent_config is not None:
-            agent["agent_config"] = agent_config
-        options: Dict[str, Any] = {"agent": agent}
-        if metadata is not None:
-            options["metadata"] = metadata
-        if include_metadata_in_prompt is not None:
-            options["include_metadata_in_prompt"] = include_metadata_in_prompt
-        if session_id is not None:
-            options["session_continuation"] = {"session_id": session_id}
-        self.start_raw(json.dumps(options, ensure_ascii=False))
+        options = start_options(agent_id, agent=agent, metadata=metadata,
+                                include_metadata_in_prompt=include_metadata_in_prompt,
+                                session_continuation=session_continuation,
+                                agent_config=agent_config, session_id=session_id)
+        self.start_raw(options)
 
     def start_raw(self, options_json: str) -> None:
         """Starts a conversation with the options given as a JSON text (millis_client_start)."""
@@ -1025,6 +1123,7 @@ class Client:
             self._starts += 1
         try:
             self._call(lib.millis_client_start, options_json.encode("utf-8"))
+            self._ever_started = True
         except BaseException:
             with self._cv:
                 self._starts -= 1
@@ -1035,7 +1134,7 @@ class Client:
         """Ends the conversation (close 1000); onclose follows. Harmless when idle."""
         self._call(lib.millis_client_stop)
 
-    def start_recording(self, path: Union[str, "os.PathLike[str]"], mono: bool = False) -> None:
+    def start_recording(self, path: PathLike, mono: bool = False) -> None:
         """Starts recording now (millis_client_start_recording), during a conversation
         or before one (the recording then begins with the next :meth:`start`).
 
@@ -1075,35 +1174,34 @@ class Client:
         with self._lock:
             return self._handle is not None and bool(lib.millis_client_is_muted(self._handle))
 
-    def send_audio(self, pcm) -> bool:
-        """Hands microphone audio over (application audio mode): any bytes-like object in
-        the client's application format, PCM16 LE 16 kHz mono (even length) unless
+    def send_audio(self, pcm: Any) -> bool:
+        """Hands microphone audio over (application audio mode), in the client's
+        application format: PCM16 LE 16 kHz mono (even length) unless
         ``audio_encoding`` / ``audio_sample_rate`` said otherwise.
+
+        ``pcm`` is bytes-like (bytes, bytearray, memoryview, ``array('h')``), or a numpy
+        int16 array of shape (n,) or (n, 1); for MULAW / ALAW, bytes or a uint8 array.
+        Float samples, several channels and a WAV file's header are refused with
+        MillisError(INVALID_ARGUMENT) saying what was passed and what is wanted. It
+        never blocks: the audio is copied and queued for the network thread.
 
         Audio is accepted from the moment the WebSocket is open and ``initiate`` sent
         (``onopen``), before the server's ``onready``, as the web client streams it.
-        Returns True when accepted, False while no WebSocket is open: before ``onopen``
-        or during a reconnection (MILLIS_ERR_NOT_READY: the audio is dropped and
-        counted, never queued). Raises MillisError otherwise (INVALID_STATE in device
-        audio mode, where the library records the microphone).
+        Returns True when accepted, False while no WebSocket is open: before ``onopen``,
+        during a reconnection, or once the conversation has closed (the audio is
+        dropped and counted, never queued). Raises MillisError(INVALID_STATE) before
+        the first :meth:`start` ("not started") and in device audio mode.
         """
-        keep = None
-        if isinstance(pcm, bytes):
-            ptr, size = pcm, len(pcm)
-        else:
-            view = memoryview(pcm)
-            size = view.nbytes
-            if view.readonly or not view.c_contiguous:
-                ptr = keep = view.tobytes()
-            else:
-                keep = (ctypes.c_char * size).from_buffer(view.cast("B")) if size else None
-                ptr = keep
-        if size == 0:
-            ptr = None
+        ptr, size, keep = _audio_buffer(pcm, self._encoding)
         with self._lock:
             if self._handle is None:
                 self._raise_closed()
+            if not self._ever_started:
+                raise MillisError(Status.INVALID_STATE,
+                                  "send_audio: not started: call start() first (audio is "
+                                  "accepted from onopen on)")
             status = lib.millis_client_send_audio(self._handle, ptr, size)
+            del keep
             if status == Status.OK:
                 return True
             if status == Status.NOT_READY:
@@ -1129,18 +1227,19 @@ class Client:
             return _native.take_string(lib.millis_client_session_id(self._handle))
 
     @property
-    def connection_state(self) -> str:
-        """"idle", "connecting", "open", "ready", "closing" or "reconnecting"."""
+    def connection_state(self) -> ConnectionState:
+        """The connection's state: ConnectionState.IDLE ("idle"), CONNECTING, OPEN,
+        READY, CLOSING or RECONNECTING (str enums: ``== "ready"`` holds)."""
         with self._lock:
             state = lib.millis_client_connection_state(self._handle) if self._handle else 0
-        return _native.decode(lib.millis_connection_state_string(state))
+        return ConnectionState.from_number(int(state))
 
     @property
-    def agent_state(self) -> str:
-        """"idle", "prepare_answer", "answer" or "pause"."""
+    def agent_state(self) -> AgentState:
+        """The agent's state: AgentState.IDLE ("idle"), PREPARE_ANSWER, ANSWER or PAUSE."""
         with self._lock:
             state = lib.millis_client_agent_state(self._handle) if self._handle else 0
-        return _native.decode(lib.millis_agent_state_string(state))
+        return AgentState.from_number(int(state))
 
     @property
     def audio_mode(self) -> AudioMode:
@@ -1148,12 +1247,9 @@ class Client:
         client is created); AudioMode.DEFAULT once the client is closed."""
         with self._lock:
             mode = lib.millis_client_audio_mode(self._handle) if self._handle else 0
-        try:
-            return AudioMode(mode)
-        except ValueError:
-            return mode
+        return AudioMode(mode)
 
-    def _analyser(self, getter, kind: str) -> Analyser:
+    def _analyser(self, getter: Callable[..., Any], kind: str) -> Analyser:
         with self._lock:
             if self._handle is None:
                 self._raise_closed()
@@ -1189,7 +1285,8 @@ class Client:
             text = _native.take_string(lib.millis_client_stats_json(self._handle))
             if text is None:
                 raise self._refused(self._handle, "millis_client_stats_json returned NULL")
-        return json.loads(text)
+        stats: Dict[str, Any] = json.loads(text)
+        return stats
 
     @property
     def last_error(self) -> str:
@@ -1205,7 +1302,7 @@ class Client:
         return self._closed
 
     @property
-    def native_thread_ids(self) -> frozenset:
+    def native_thread_ids(self) -> "frozenset[int]":
         """Idents of the threads on which the binding ran Python code for libmillis:
         none, since events come through the library's queue (kept for compatibility)."""
         return frozenset()
@@ -1242,6 +1339,7 @@ class Client:
                 lib.millis_client_destroy(handle)
         with self._cv:
             self._cv.notify_all()
+        self._wake_aclose_waiters()
         if self._dispatch_mode == "asyncio" and self._loop is not None:
             try:
                 running = asyncio.get_running_loop()
@@ -1269,7 +1367,7 @@ class Client:
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -1296,4 +1394,5 @@ def audio_devices() -> Dict[str, Any]:
     text = _native.take_string(lib.millis_audio_devices_json())
     if text is None:
         raise MillisError(Status.AUDIO_DEVICE, "ALSA could not list its devices")
-    return json.loads(text)
+    devices: Dict[str, Any] = json.loads(text)
+    return devices

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
+from enum import Enum, IntEnum, IntFlag
+from typing import Type, TypeVar
 
 from . import _native
+
+_E = TypeVar("_E", bound="_NativeStrEnum")
 
 __all__ = ["Status", "AgentState", "ConnectionState", "LogLevel", "AudioMode",
            "AudioEncoding", "FilePacing", "RecordFlags", "MillisError", "status_string"]
@@ -34,30 +37,49 @@ class Status(IntEnum):
     FILE = 18
 
 
-class AgentState(IntEnum):
-    """millis_agent_state. ``str(state)`` is the web SDK's name ("prepare_answer", ...)."""
-
-    IDLE = 0
-    PREPARE_ANSWER = 1
-    ANSWER = 2
-    PAUSE = 3
+class _NativeStrEnum(str, Enum):
+    """A C enumeration whose members are the web SDK's strings ("idle", ...), so that
+    comparisons with the strings of earlier versions still hold; ``int(member)`` is the
+    C value (the members are listed in the C order)."""
 
     def __str__(self) -> str:
-        return self.name.lower()
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    def __int__(self) -> int:
+        return list(type(self)).index(self)
+
+    @classmethod
+    def from_number(cls: Type[_E], number: int) -> _E:
+        """The member of a C value; ValueError for a value outside the enumeration."""
+        members = list(cls)
+        if not 0 <= number < len(members):
+            raise ValueError(f"{number} is not a valid {cls.__name__}")
+        return members[number]
 
 
-class ConnectionState(IntEnum):
-    """millis_connection_state. ``str(state)`` is "idle", "connecting", ..."""
+class AgentState(_NativeStrEnum):
+    """millis_agent_state, as the web SDK names it: ``AgentState.PREPARE_ANSWER ==
+    "prepare_answer"``; ``int(state)`` is the C value."""
 
-    IDLE = 0
-    CONNECTING = 1
-    OPEN = 2
-    READY = 3
-    CLOSING = 4
-    RECONNECTING = 5
+    IDLE = "idle"
+    PREPARE_ANSWER = "prepare_answer"
+    ANSWER = "answer"
+    PAUSE = "pause"
 
-    def __str__(self) -> str:
-        return self.name.lower()
+
+class ConnectionState(_NativeStrEnum):
+    """millis_connection_state: ``ConnectionState.READY == "ready"``; ``int(state)`` is
+    the C value."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    READY = "ready"
+    CLOSING = "closing"
+    RECONNECTING = "reconnecting"
 
 
 class LogLevel(IntEnum):
