@@ -58,7 +58,7 @@ try:
     found["devices"] = "listed"
 except millis.MillisError as exc:
     found["devices"] = [exc.status, exc.message]
-# The C API's account of the listing's failure (the binding may not use it yet).
+# The C API's account of the listing's failure, which the binding's error carries.
 import os
 native = ctypes.CDLL(os.environ["MILLIS_LIBRARY"])
 native.millis_audio_devices_json.restype = ctypes.c_void_p
@@ -192,8 +192,9 @@ def test_works_without_alsa(library_path, devserver, tmp_path, millis):
     assert message.startswith("device audio needs ALSA (libasound.so.2), which could not be loaded: "), message
     assert "apt install libasound2" in message and "MILLIS_AUDIO_MODE_APPLICATION" in message, message
 
-    status, _ = found["devices"]
+    status, listing = found["devices"]
     assert status == int(millis.Status.AUDIO_DEVICE), found["devices"]
+    assert listing == message, listing
     assert found["devices_json"] is None
     assert found["devices_error"] == message, found["devices_error"]
 

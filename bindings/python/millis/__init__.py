@@ -134,32 +134,11 @@ def version_number() -> int:
     return int(_native.lib.millis_version_number())
 
 
-def _own_version() -> str:
-    """Installed by pip: the version its build read from millis.h. Copied in place by
-    `make install`, or used from the checkout: the library's, from the same header."""
-    try:
-        import importlib.metadata as metadata
-        from pathlib import Path
-
-        dist = metadata.distribution("millis")
-        here = Path(__file__).resolve()
-        if any(f.name == "__init__.py" and Path(str(dist.locate_file(f))).resolve() == here
-               for f in dist.files or ()):
-            return dist.version
-    except Exception:  # not installed by pip (PackageNotFoundError)
-        pass
-    return version()
-
-
-__version__ = _own_version()
+#: The library version this binding was built for: its build writes it into
+#: millis/_version.py from millis.h, a checkout reads that header. _native loads only a
+#: libmillis.so of that version (ImportError naming both otherwise).
+__version__ = _native.BINDING_VERSION or version()
 
 _major, _minor, _patch = (int(part) for part in (__version__.split(".") + ["0", "0"])[:3])
 #: The MILLIS_VERSION_NUMBER this binding was written against (from __version__).
 BINDING_VERSION_NUMBER = _major * 1_000_000 + _minor * 1000 + _patch
-
-if BINDING_VERSION_NUMBER != version_number():
-    raise ImportError(
-        f"millis: this binding is version {__version__} but the library it loaded, "
-        f"{library_path}, is version {version()}: they must agree. Install the wheel of "
-        f"the library's version, or point MILLIS_LIBRARY at the libmillis.so of "
-        f"version {__version__}.")

@@ -1389,10 +1389,12 @@ def audio_devices() -> Dict[str, Any]:
     ``Client(capture_device=..., playback_device=...)``.
 
     Raises:
-        MillisError: AUDIO_DEVICE when ALSA cannot list its devices.
+        MillisError: AUDIO_DEVICE when ALSA cannot list its devices, or is not
+            installed; the message says which (millis_audio_devices_last_error).
     """
     text = _native.take_string(lib.millis_audio_devices_json())
     if text is None:
-        raise MillisError(Status.AUDIO_DEVICE, "ALSA could not list its devices")
+        why = _native.decode(lib.millis_audio_devices_last_error())
+        raise MillisError(Status.AUDIO_DEVICE, why or "ALSA could not list its devices")
     devices: Dict[str, Any] = json.loads(text)
     return devices
