@@ -131,7 +131,7 @@ def test_events_wait_in_the_backlog_until_iterated(millis, devserver):
         async with AsyncClient(PUBLIC_KEY, devserver.url, audio_mode="application") as client:
             closed = asyncio.get_running_loop().create_future()
             client.on("onresponsetext", lambda text, payload: payload["is_final"] and client.client.stop())
-            client.on("onclose", lambda code: closed.set_result(code))
+            client.on("onclose", lambda event: closed.set_result(event.code))
             await client.start("quick-agent")
             assert await closed == 1000
             return [e async for e in client]

@@ -58,18 +58,24 @@ def test_a_handler_that_needs_more_than_the_event_gives_is_refused_at_once(milli
 
 
 def test_handlers_get_the_leading_arguments_they_take(millis, devserver):
-    """The issue's case: web SDK handlers (onready and onclose with fewer arguments)
-    run, and the program sees its ready and its close."""
-    got: Dict[str, List[Any]] = {"ready": [], "close": [], "transcript": []}
+    """The issue's case: web SDK handlers (onready with no argument, onclose and
+    useraudioready with the one object the web SDK gives) run, and the program sees its
+    ready and its close."""
+    got: Dict[str, List[Any]] = {"ready": [], "close": [], "transcript": [], "stream": [], "both": []}
     closed = threading.Event()
     with millis.Client(PUBLIC_KEY, devserver.url, audio_mode="application") as client:
         client.on("onready", lambda: got["ready"].append(True))
         client.on("onready", lambda: client.stop())
         client.on("ontranscript", lambda text: got["transcript"].append(text))
-        client.on("onclose", lambda code: (got["close"].append(code), closed.set()))
+        client.on("useraudioready", lambda data: got["stream"].append(data.stream["source"]))
+        client.on("onclose", lambda code, reason: got["both"].append(code))
+        client.on("onclose", lambda event: (got["close"].append((event.code, event.reason)), closed.set()))
         client.start("quick-agent")
         assert closed.wait(15), got
-    assert got["ready"] == [True] and got["close"] == [1000], got
+    assert got["ready"] == [True] and got["both"] == [1000], got
+    assert len(got["close"]) == 1 and got["close"][0][0] == 1000, got
+    assert isinstance(got["close"][0][1], str), got
+    assert got["stream"] == ["application"], got
 
 
 def test_help_lists_the_events_and_their_arguments(millis):

@@ -427,14 +427,16 @@ def _application_encoding(c: Config) -> int:
 
 
 #: A registered handler: the function, and how many of the event's arguments it takes
-#: (None: all of them).
+#: (None: all of them; _WHOLE_EVENT: the typed event itself).
 _Handler = Tuple[Callable[..., Any], Optional[int]]
+_WHOLE_EVENT = -1
 
 
 def _handler_arity(fn: Callable[..., Any], cls: Type[Any]) -> Optional[int]:
     """How many leading arguments of the event ``cls`` to give ``fn``; TypeError when it
     needs more than the event gives. None: all (or a callable whose signature Python
-    cannot read, as some builtins and C functions, which is taken as it is)."""
+    cannot read, as some builtins and C functions, which is taken as it is);
+    _WHOLE_EVENT: one argument where the web SDK gives one object (cls.single_object)."""
     count = len(cls.handler_params)
     try:
         signature = inspect.signature(fn)
@@ -458,6 +460,8 @@ def _handler_arity(fn: Callable[..., Any], cls: Type[Any]) -> Optional[int]:
         raise TypeError(f"the {cls.event_name} handler {fn!r} needs {required} argument"
                         f"{'s' if required != 1 else ''} but the event gives {count}: "
                         f"handlers are called as {cls.signature} (a handler may take fewer)")
+    if accepted == 1 and cls.single_object:
+        return _WHOLE_EVENT
     if accepted < 0 or accepted >= count:
         return None
     return accepted
@@ -768,7 +772,7 @@ __EVENTS_TABLE__
         args = event.handler_args()
         try:
             for handler, arity in handlers:
-                given = args if arity is None else args[:arity]
+                given = args if arity is None else (event,) if arity == _WHOLE_EVENT else args[:arity]
                 if propagate:
                     self._await_later(handler(*given), name, handler)
                 else:

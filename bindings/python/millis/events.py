@@ -32,7 +32,9 @@ onturn              (turn: dict)                                Turn(turn)
 ==================  ==========================================  ============================
 
 ``onanalyzer`` and ``onuseraudioready`` (the names of earlier versions) are aliases of
-``analyzer`` and ``useraudioready``.
+``analyzer`` and ``useraudioready``. A handler of ``onclose`` or ``useraudioready`` that
+takes one argument gets the typed event, as the web SDK's get one object:
+``lambda event: event.code``, ``lambda data: data.analyser``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class _EventBase:
     handler_params: ClassVar[Tuple[str, ...]] = ()
     #: The handlers' signature, e.g. ``"ontranscript(text: str, payload: {...})"``.
     signature: ClassVar[str] = ""
+    #: Where the web SDK hands its handlers one object (onclose's CloseEvent,
+    #: useraudioready's ``{analyser, stream}``), a handler taking one argument gets the
+    #: typed event, whose fields carry the same names (``event.code``, ``data.stream``).
+    single_object: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -191,6 +197,7 @@ class Close(_EventBase):
     reason: str
     event_name: ClassVar[str] = "onclose"
     handler_params: ClassVar[Tuple[str, ...]] = ('code: int', 'reason: str')
+    single_object: ClassVar[bool] = True
 
     def handler_args(self) -> Tuple[Any, ...]:
         return (self.code, self.reason)
@@ -281,6 +288,7 @@ class UserAudioReady(_EventBase):
     stream: Dict[str, Any]
     event_name: ClassVar[str] = "useraudioready"
     handler_params: ClassVar[Tuple[str, ...]] = ('analyser: Analyser', 'stream: dict')
+    single_object: ClassVar[bool] = True
 
     def handler_args(self) -> Tuple[Any, ...]:
         return (self.analyser, self.stream)
