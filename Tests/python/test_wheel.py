@@ -129,6 +129,17 @@ def test_wheel_contents(wheel):
     assert not missing, f"the wheel does not carry {missing}; it has {sorted(carried)}"
 
 
+def test_wheel_carries_the_licences(wheel):
+    """Ours in the metadata; those of the libraries auditwheel copied in, beside them."""
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        ours = [n for n in names if n.endswith(".dist-info/LICENSE")]
+        assert ours and b"MIT License" in z.read(ours[0]), ours
+        notices = {Path(n).name for n in names if n.startswith("millis/_lib/licenses/")}
+    for package in ("libcurl4", "libopus0", "libspeexdsp1", "libssl3"):
+        assert f"{package}.copyright" in notices, sorted(notices)
+
+
 def test_wheel_holds_no_alsa(wheel):
     """ALSA is the machine's own (its configuration and plugins must match it)."""
     with zipfile.ZipFile(wheel) as z:
