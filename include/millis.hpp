@@ -7,13 +7,14 @@
  *   Config   a client's settings (RAII over millis_config; move-only).
  *   Client   one conversation at a time (RAII over millis_client; move-only): start,
  *            stop, send_audio, one handler setter per event (on_transcript, on_close,
- *            ...), and the event queue (next_event, events, event_fd).
+ *            ...), the calls that run the handlers (poll, run, run_for, dispatch), and
+ *            the event queue itself (next_event, events, event_fd).
  *   Event    one event taken from the queue: a typed view of millis_event.
  *   Analyser a client's analyser (not owned: it lives as long as its client).
  *   Error    the exception every failing call throws: the status and the library's
  *            message.
  * millis.h documents every C function; each method here names the one it calls, and its
- * rules (threads, callbacks, ranges) apply unchanged. docs/cpp.md is the guide.
+ * rules (threads, ranges) apply unchanged. docs/cpp.md is the guide.
  *
  * Errors are exceptions (millis::Error, a std::runtime_error carrying the Status), not
  * returned statuses: constructors cannot return a status, a failed setter or start means
@@ -21,14 +22,14 @@
  * The one failure that is routine is audio handed in while no WebSocket is open (before
  * onopen, during a reconnection): send_audio and send_json return false for it instead.
  *
- * Lifetimes. A Client owns its handlers. Its destructor (or close()) first destroys the
- * native client, which waits for a handler that is running and guarantees that none
- * runs afterwards, and only then destroys the handlers and what they captured. So
- * whatever a handler owns (captured by value, or by std::shared_ptr) is alive whenever it
- * runs, in any declaration order. What a handler only refers to (`this`, a reference)
- * is the program's to keep alive: call close() first in the owner's destructor (or
- * declare the Client last), or use the event queue, which runs no handler at all.
- * docs/cpp.md "Lifetimes" shows the three patterns.
+ * Handlers and lifetimes. No thread of the library ever runs the program's code: a
+ * Client keeps its events in the C event queue (from its creation, so none is lost) and
+ * registers no C callback. Its handlers run on the thread that calls client.poll(),
+ * client.run() or client.dispatch(event), and nowhere else. So a handler that uses
+ * `this` or a reference cannot run while the object it uses is being destroyed, whatever
+ * order the members are declared in, as long as the program keeps the one rule: do not
+ * destroy (or close) a client while another of its threads is inside poll(), run(),
+ * next_event() or events() of that client. docs/cpp.md "Lifetimes" shows it.
  */
 #ifndef MILLIS_HPP
 #define MILLIS_HPP
@@ -38,8 +39,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <exception>
+#include <atomic>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -48,6 +48,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -351,8 +352,13 @@ private:
  *  a time; a Client copies it, so it may change or go once the client is made. */
 class Config {
 public:
-    /** millis_config_create: the defaults (see millis.h). */
-    Config() : cfg_(millis_config_create()) {}
+    /** millis_config_create: the defaults (see millis.h), and an event queue of
+     *  default_event_queue_bytes, from which a Client runs its handlers. */
+    Config() : cfg_(millis_config_create())
+    {
+        if (cfg_ == nullptr) throw Error(Status::no_memory, "millis_config_create: out of memory");
+        check(millis_config_set_event_queue(cfg_, default_event_queue_bytes));
+    }
     ~Config() { millis_config_destroy(cfg_); }
     Config(Config &&other) noexcept : cfg_(std::exchange(other.cfg_, nullptr)) {}
     Config &operator=(Config &&other) noexcept
@@ -478,9 +484,20 @@ public:
         detail::OptionalCString s(path, "recording path");
         return check(millis_config_set_recording(handle(), s.get(), static_cast<unsigned>(flags)));
     }
-    /** millis_config_set_event_queue: keep events for next_event()/events(), up to
-     *  max_bytes of payload (0: none; else 64 KiB to 1 GiB; 8 MiB is ~4 minutes of audio). */
-    Config &set_event_queue(std::size_t max_bytes) { return check(millis_config_set_event_queue(handle(), max_bytes)); }
+    /** The event queue's size when set_event_queue is not called: about four minutes of
+     *  the agent's audio waiting for the program. */
+    static constexpr std::size_t default_event_queue_bytes = std::size_t(8) << 20;
+    /** millis_config_set_event_queue: the most payload the client keeps queued for
+     *  poll()/run()/next_event(), 64 KiB to 1 GiB. A Client always keeps a queue (its
+     *  handlers run from it), so 0 is refused here. */
+    Config &set_event_queue(std::size_t max_bytes)
+    {
+        if (max_bytes == 0)
+            throw Error(Status::invalid_argument, "event queue: 0 would keep no queue, and a millis::Client runs its "
+                                                  "handlers from it: give 65536 to 1073741824 bytes (default "
+                                                  + std::to_string(default_event_queue_bytes) + ")");
+        return check(millis_config_set_event_queue(handle(), max_bytes));
+    }
 
 private:
     millis_config *handle() const
@@ -547,20 +564,25 @@ private:
 };
 
 /**
- * One conversation at a time with an agent (millis_client). Move-only; the destructor
- * calls close(). Calls on a closed (or moved-from) client throw Error
- * (Status::invalid_state); its getters return the C neutral values (idle, 0, nullopt).
+ * One conversation at a time with an agent (millis_client). Move-only. Calls on a closed
+ * (or moved-from) client throw Error (Status::invalid_state); its getters return the C
+ * neutral values (idle, 0, nullopt).
  *
- * Handlers: one setter per event, each taking a std::function (an empty one removes
- * the handler). They run on the library's network thread, one at a time for the whole
- * process: return quickly. A setter may be called from any thread and from inside any
- * handler (the one that runs may replace itself; it runs to its end). Once a setter
- * has returned, the handler it replaced is not called again and has been destroyed
- * (unless it is the handler that called the setter: then when it returns). A setter
- * called from another thread waits while a handler of this client runs: do not call
- * one, nor close(), while holding a lock that the handlers take. A handler must not
- * throw: the network thread serves every client, so an exception that escapes is
- * caught, reported on stderr, and dropped.
+ * Handlers: one setter per event, each taking a std::function (an empty one removes the
+ * handler). They run on the program's own thread, inside poll(), run(), run_for() or
+ * dispatch(), never on a thread of the library: the client keeps its events in its
+ * queue (Config::set_event_queue) and registers no C callback. So a handler may use
+ * anything its thread may, may call any method of this client (close() included: the
+ * handler runs to its end, then nothing more is dispatched), and may throw: the
+ * exception leaves the poll(), run() or dispatch() that called it, and the events after
+ * it stay queued. A setter may be called from any thread; once it has returned, the
+ * handler it replaced is not called again.
+ *
+ * Threads: poll(), run(), run_for(), next_event() and events() take from the queue: one
+ * thread at a time per client. The one rule of lifetimes: do not close or destroy a
+ * client while another thread of the program is inside one of them for that client
+ * (stop() the conversation and join that thread first). Then destruction is safe in
+ * any declaration order: no handler ever runs outside those calls.
  */
 class Client {
 public:
@@ -587,24 +609,32 @@ public:
     using TurnHandler = std::function<void(std::string_view turn_json)>;
 
     /** millis_client_create: throws Error (e.g. invalid_argument when the config has no
-     *  public key; the message says what is missing). */
-    explicit Client(const Config &config) : state_(new State())
+     *  public key; the message says what is missing). Events are queued from here on, so
+     *  none is lost before the first poll(). */
+    explicit Client(const Config &config) : state_(std::make_shared<State>())
     {
         millis_status st = MILLIS_OK;
         if (config.native_handle() == nullptr)
             throw Error(Status::invalid_argument, "millis::Client: the Config was moved from");
-        c_ = millis_client_create(config.native_handle(), &st);
-        if (c_ == nullptr)
+        state_->c = millis_client_create(config.native_handle(), &st);
+        if (state_->c == nullptr)
             throw Error(static_cast<Status>(st != MILLIS_OK ? st : MILLIS_ERR_INTERNAL),
                         detail::text_of(millis_config_last_error(config.native_handle())));
+        // Config keeps a queue unless its C handle was told otherwise: without one no
+        // handler could ever run.
+        if (millis_client_event_fd(state_->c) < 0) {
+            millis_client_destroy(std::exchange(state_->c, nullptr));
+            throw Error(Status::invalid_argument,
+                        "millis::Client: its config keeps no event queue (millis_config_set_event_queue(..., 0) "
+                        "through native_handle()); the handlers run from the queue: give it a size");
+        }
     }
     ~Client() { close(); }
-    Client(Client &&other) noexcept : c_(std::exchange(other.c_, nullptr)), state_(std::move(other.state_)) {}
+    Client(Client &&other) noexcept : state_(std::move(other.state_)) {}
     Client &operator=(Client &&other) noexcept
     {
         if (this != &other) {
             close();
-            c_ = std::exchange(other.c_, nullptr);
             state_ = std::move(other.state_);
         }
         return *this;
@@ -614,26 +644,26 @@ public:
 
     /**
      * Ends the client now: millis_client_destroy (an open connection is closed with 1000
-     * without waiting; the close handler is not called), then the handlers are destroyed.
-     * When it returns no handler of this client runs any more, and none will: from here on
-     * the members of an object that owns this Client may go, in any order. Call it first
-     * in such an owner's destructor. Idempotent. From inside one of this client's own
-     * handlers the destruction is deferred by the library: the running handler completes
-     * (it must not use the client again) and no other runs. As millis_client_destroy, it
-     * must not overlap another call on this client from another thread (a next_event()
-     * that waits included), and waits while a handler runs: do not call it holding a lock
-     * that the handlers take.
+     * without waiting; no close handler runs), then the handlers are destroyed.
+     * Idempotent. From inside one of this client's handlers (or when the handler destroys
+     * the Client) the end waits for the handler to return, and nothing more is
+     * dispatched; the handler's arguments stay valid until it returns. Must not overlap
+     * a call on this client from another thread (a poll() or run() that waits included).
      */
     void close() noexcept
     {
-        if (c_ != nullptr) millis_client_destroy(std::exchange(c_, nullptr));
-        state_.reset();
+        std::shared_ptr<State> s = std::move(state_);
+        if (!s) return;
+        if (s->dispatching > 0 && s->dispatcher == std::this_thread::get_id())
+            s->close_pending = true;  // the dispatch that runs the handler ends the client
+        else
+            s->end();
     }
     /** False once closed or moved from. */
-    bool is_open() const noexcept { return c_ != nullptr; }
+    bool is_open() const noexcept { return state_ != nullptr && state_->c != nullptr; }
     /** The C handle, still owned by this Client (nullptr once closed or moved from). Use it
      *  for what this header does not wrap; never destroy it, never set its callbacks. */
-    millis_client *native_handle() const noexcept { return c_; }
+    millis_client *native_handle() const noexcept { return c(); }
 
     // --- the conversation -------------------------------------------------------------
 
@@ -641,21 +671,24 @@ public:
      *  {"agent": {"agent_id": "..."}, "metadata": {...}}. Returns at once; the events follow. */
     void start(std::string_view options_json)
     {
-        check(millis_client_start(handle(), detail::c_string(options_json, "start options").c_str()));
+        std::string json = detail::c_string(options_json, "start options");
+        started([&](millis_client *h) { return millis_client_start(h, json.c_str()); });
     }
     /** millis_client_start_agent: start with {"agent": {"agent_id": agent_id}}. */
     void start_agent(std::string_view agent_id)
     {
-        check(millis_client_start_agent(handle(), detail::c_string(agent_id, "agent id").c_str()));
+        std::string id = detail::c_string(agent_id, "agent id");
+        started([&](millis_client *h) { return millis_client_start_agent(h, id.c_str()); });
     }
-    /** millis_client_stop: ends the conversation; the close event follows. */
+    /** millis_client_stop: ends the conversation; the close event follows (harmless when
+     *  none is under way). */
     void stop() { check(millis_client_stop(handle())); }
     /** millis_client_mute. */
     void mute() { check(millis_client_mute(handle())); }
     /** millis_client_unmute. */
     void unmute() { check(millis_client_unmute(handle())); }
     /** millis_client_is_muted. */
-    bool is_muted() const noexcept { return millis_client_is_muted(c_) != 0; }
+    bool is_muted() const noexcept { return millis_client_is_muted(c()) != 0; }
 
     /**
      * millis_client_send_audio (application audio mode): `bytes` bytes of audio in the
@@ -703,137 +736,149 @@ public:
     // --- what the client knows ----------------------------------------------------------
 
     /** millis_client_session_id: std::nullopt before onready, or when the server gave none. */
-    std::optional<std::string> session_id() const { return owned(millis_client_session_id(c_)); }
+    std::optional<std::string> session_id() const { return owned(millis_client_session_id(c())); }
     /** millis_client_connection_state. */
     ConnectionState connection_state() const noexcept
     {
-        return static_cast<ConnectionState>(millis_client_connection_state(c_));
+        return static_cast<ConnectionState>(millis_client_connection_state(c()));
     }
     /** millis_client_agent_state. */
-    AgentState agent_state() const noexcept { return static_cast<AgentState>(millis_client_agent_state(c_)); }
+    AgentState agent_state() const noexcept { return static_cast<AgentState>(millis_client_agent_state(c())); }
     /** millis_client_audio_mode: application or device (automatic only once closed). */
-    AudioMode audio_mode() const noexcept { return static_cast<AudioMode>(millis_client_audio_mode(c_)); }
+    AudioMode audio_mode() const noexcept { return static_cast<AudioMode>(millis_client_audio_mode(c())); }
     /** millis_client_stats_json: the counters as a JSON object ("" once closed). */
-    std::string stats_json() const { return owned(millis_client_stats_json(c_)).value_or(std::string()); }
+    std::string stats_json() const { return owned(millis_client_stats_json(c())).value_or(std::string()); }
     /** millis_client_agent_analyser. */
-    Analyser agent_analyser() const noexcept { return Analyser(millis_client_agent_analyser(c_)); }
+    Analyser agent_analyser() const noexcept { return Analyser(millis_client_agent_analyser(c())); }
     /** millis_client_user_analyser. */
-    Analyser user_analyser() const noexcept { return Analyser(millis_client_user_analyser(c_)); }
+    Analyser user_analyser() const noexcept { return Analyser(millis_client_user_analyser(c())); }
 
-    // --- the event queue (Config::set_event_queue) --------------------------------------
+    // --- running the handlers -----------------------------------------------------------
+
+    /** Dispatches every queued event to its handler, on this thread, waiting up to
+     *  timeout for the first (negative: without limit); returns how many were dispatched
+     *  (0 when none came in time). Stops early when a handler closes the client. Throws
+     *  Error (invalid_state) on a closed or moved-from client, and what a handler throws. */
+    std::size_t poll(std::chrono::milliseconds timeout = std::chrono::milliseconds(0))
+    {
+        std::shared_ptr<State> s = live_state();  // a handler may close or destroy *this
+        int wait = ms_of(timeout);
+        std::size_t n = 0;
+        while (s->c != nullptr) {
+            std::optional<Event> ev = take(*s, wait);
+            if (!ev) break;
+            State::dispatch(s, ev->native());
+            n++;
+            wait = 0;
+        }
+        return n;
+    }
+    /** Dispatches events as they come until the close event of the conversation has been
+     *  dispatched; returns its code (1000 when a handler closed the client instead).
+     *  Throws Error (invalid_state) when no conversation was started (it would wait
+     *  forever), on a closed or moved-from client, and what a handler throws. */
+    int run() { return *run_until(nullptr); }
+    /** run() for at most `limit`: the close code, or std::nullopt when the conversation
+     *  was still going when the time was up. */
+    template <class Rep, class Period>
+    std::optional<int> run_for(std::chrono::duration<Rep, Period> limit)
+    {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(limit);
+        return run_until(&deadline);
+    }
+    /** Runs the handler of an event the program took itself with next_event() or
+     *  events() (which by themselves run no handler), on this thread. The event must come
+     *  from this client and be the last one taken. */
+    void dispatch(const Event &event)
+    {
+        std::shared_ptr<State> s = live_state();
+        State::dispatch(s, event.native());
+    }
+
+    // --- the event queue ----------------------------------------------------------------
 
     /** millis_client_next_event: the next event, waiting up to timeout (negative: without
-     *  limit); std::nullopt when none came in time. The Event's strings and audio are lent
-     *  until the next call. Throws Error (invalid_state) when the client keeps no queue or
-     *  when called from inside a handler. One thread at a time per client. */
-    std::optional<Event> next_event(std::chrono::milliseconds timeout)
-    {
-        return next_event_ms(timeout.count() < 0 ? -1 : clamp_ms(timeout.count()));
-    }
+     *  limit); std::nullopt when none came in time. No handler runs: pass the event to
+     *  dispatch() for that. The Event's strings and audio are lent until the next call.
+     *  Throws Error (invalid_state) on a closed client. One thread at a time per client. */
+    std::optional<Event> next_event(std::chrono::milliseconds timeout) { return take(*live_state(), ms_of(timeout)); }
     /** next_event, waiting without limit. */
-    std::optional<Event> next_event() { return next_event_ms(-1); }
+    std::optional<Event> next_event() { return take(*live_state(), -1); }
     /** The events in a range-for, until the close event or until none comes within
-     *  timeout (see EventRange): for (const millis::Event &ev : client.events(1s)) ... */
+     *  timeout (see EventRange): for (const millis::Event &ev : client.events(1s)) ...
+     *  No handler runs (dispatch(ev) runs one). */
     EventRange events(std::chrono::milliseconds timeout)
     {
-        return EventRange(this, timeout.count() < 0 ? -1 : clamp_ms(timeout.count()));
+        live_state();
+        return EventRange(this, ms_of(timeout));
     }
     /** events, each step waiting without limit: ends with the close event. */
-    EventRange events() { return EventRange(this, -1); }
+    EventRange events() { return events(std::chrono::milliseconds(-1)); }
     /** millis_client_event_fd: readable while an event is queued (for poll/epoll/select);
-     *  owned by the client. -1 when the client keeps no queue. */
-    int event_fd() const noexcept { return millis_client_event_fd(c_); }
+     *  owned by the client. -1 once closed. */
+    int event_fd() const noexcept { return millis_client_event_fd(c()); }
 
     // --- handlers -------------------------------------------------------------------------
 
     /** The WebSocket is open (onopen). */
-    Client &on_open(OpenHandler h) { return set(&State::open, std::move(h), millis_client_on_open, &State::t_open); }
+    Client &on_open(OpenHandler h) { return set(&State::open, std::move(h)); }
     /** The server's onready: the session id ("" when none) and the payload JSON. */
-    Client &on_ready(ReadyHandler h) { return set(&State::ready, std::move(h), millis_client_on_ready, &State::t_ready); }
+    Client &on_ready(ReadyHandler h) { return set(&State::ready, std::move(h)); }
     /** The server ended the session; the close follows (onsessionended). */
-    Client &on_session_ended(SessionEndedHandler h)
-    {
-        return set(&State::session_ended, std::move(h), millis_client_on_session_ended, &State::t_session_ended);
-    }
+    Client &on_session_ended(SessionEndedHandler h) { return set(&State::session_ended, std::move(h)); }
     /** The agent's audio (in the application format in application audio mode). */
-    Client &on_audio(AudioHandler h) { return set(&State::audio, std::move(h), millis_client_on_audio, &State::t_audio); }
+    Client &on_audio(AudioHandler h) { return set(&State::audio, std::move(h)); }
     /** The agent's reply text, partial until is_final (onresponsetext). */
-    Client &on_response_text(TextHandler h)
-    {
-        return set(&State::response_text, std::move(h), millis_client_on_response_text, &State::t_response_text);
-    }
+    Client &on_response_text(TextHandler h) { return set(&State::response_text, std::move(h)); }
     /** The user's speech as recognised, partial until is_final (ontranscript). */
-    Client &on_transcript(TextHandler h)
-    {
-        return set(&State::transcript, std::move(h), millis_client_on_transcript, &State::t_transcript);
-    }
+    Client &on_transcript(TextHandler h) { return set(&State::transcript, std::move(h)); }
     /** The agent called a tool: text, name, parameters as JSON (onfunction). */
-    Client &on_function(FunctionHandler h)
-    {
-        return set(&State::function, std::move(h), millis_client_on_function, &State::t_function);
-    }
+    Client &on_function(FunctionHandler h) { return set(&State::function, std::move(h)); }
     /** Milliseconds from start_answering to the answer's first audio (onlatency). */
-    Client &on_latency(LatencyHandler h)
-    {
-        return set(&State::latency, std::move(h), millis_client_on_latency, &State::t_latency);
-    }
+    Client &on_latency(LatencyHandler h) { return set(&State::latency, std::move(h)); }
     /** The agent state changed (onagentstate). */
-    Client &on_agent_state(AgentStateHandler h)
-    {
-        return set(&State::agent_state, std::move(h), millis_client_on_agent_state, &State::t_agent_state);
-    }
+    Client &on_agent_state(AgentStateHandler h) { return set(&State::agent_state, std::move(h)); }
     /** The conversation is over: close code and reason, once per started conversation, last. */
-    Client &on_close(CloseHandler h) { return set(&State::close, std::move(h), millis_client_on_close, &State::t_close); }
+    Client &on_close(CloseHandler h) { return set(&State::close, std::move(h)); }
     /** An error (fatal ones are followed by the close). */
-    Client &on_error(ErrorHandler h) { return set(&State::error, std::move(h), millis_client_on_error, &State::t_error); }
+    Client &on_error(ErrorHandler h) { return set(&State::error, std::move(h)); }
     /** A server message this version does not know, or whose fields had the wrong type. */
-    Client &on_message(MessageHandler h)
-    {
-        return set(&State::message, std::move(h), millis_client_on_message, &State::t_message);
-    }
+    Client &on_message(MessageHandler h) { return set(&State::message, std::move(h)); }
     /** A log line at or below the configured level. */
-    Client &on_log(LogHandler h) { return set(&State::log, std::move(h), millis_client_on_log, &State::t_log); }
+    Client &on_log(LogHandler h) { return set(&State::log, std::move(h)); }
     /** The connection dropped; attempt n comes in delay_ms. */
-    Client &on_reconnecting(ReconnectingHandler h)
-    {
-        return set(&State::reconnecting, std::move(h), millis_client_on_reconnecting, &State::t_reconnecting);
-    }
+    Client &on_reconnecting(ReconnectingHandler h) { return set(&State::reconnecting, std::move(h)); }
     /** Back in the conversation after a drop. */
-    Client &on_reconnected(ReconnectedHandler h)
-    {
-        return set(&State::reconnected, std::move(h), millis_client_on_reconnected, &State::t_reconnected);
-    }
+    Client &on_reconnected(ReconnectedHandler h) { return set(&State::reconnected, std::move(h)); }
     /** The agent's analyser is ready (the web SDK's `analyzer`). */
-    Client &on_analyzer(AnalyzerHandler h)
-    {
-        return set(&State::analyzer, std::move(h), millis_client_on_analyzer, &State::t_analyzer);
-    }
+    Client &on_analyzer(AnalyzerHandler h) { return set(&State::analyzer, std::move(h)); }
     /** The microphone stream is ready (`useraudioready`): the user's analyser and the stream JSON. */
-    Client &on_user_audio_ready(UserAudioReadyHandler h)
-    {
-        return set(&State::user_audio_ready, std::move(h), millis_client_on_user_audio_ready,
-                   &State::t_user_audio_ready);
-    }
+    Client &on_user_audio_ready(UserAudioReadyHandler h) { return set(&State::user_audio_ready, std::move(h)); }
     /** The audio input file ended; silence follows. */
-    Client &on_input_ended(InputEndedHandler h)
-    {
-        return set(&State::input_ended, std::move(h), millis_client_on_input_ended, &State::t_input_ended);
-    }
-    /** An agent turn's latency breakdown as JSON. The first setter turns on the voice
-     *  activity analysis these reports need; it stays on for the client's life (removing
-     *  the handler does not turn it off, so that setters never race over it). */
-    Client &on_turn(TurnHandler h) { return set(&State::turn, std::move(h), millis_client_on_turn, &State::t_turn); }
+    Client &on_input_ended(InputEndedHandler h) { return set(&State::input_ended, std::move(h)); }
+    /** An agent turn's latency breakdown as JSON (the queue has the voice activity
+     *  analysis these reports need on for the client's life). */
+    Client &on_turn(TurnHandler h) { return set(&State::turn, std::move(h)); }
 
 private:
     template <class Sig>
     using Slot = std::shared_ptr<const std::function<Sig>>;
 
-    // What the C callbacks' user_data points to: heap-allocated, so that it stays put when
-    // the Client moves. The handlers are held by shared_ptr: a trampoline keeps its own
-    // reference for the call, so a handler that replaces itself (or closes the client)
-    // is destroyed only when it returns. The mutex guards the pointers only; it is never
-    // held while user code or the library runs.
+    // Shared by the Client and each dispatch in progress, so that a handler may close,
+    // move or destroy the Client: the dispatch ends the client once the handler returns.
     struct State {
+        millis_client *c = nullptr;
+        // Started conversations whose close event has not been taken yet: run() refuses
+        // to wait for a close that cannot come.
+        std::atomic<int> conversations{0};
+        // Dispatch depth and thread: only the dispatching thread writes them, and close()
+        // reads them on that thread (or, by the one rule, when no dispatch is under way).
+        int dispatching = 0;
+        std::thread::id dispatcher;
+        bool close_pending = false;
+
+        // Guards the slots only (setters may come from any thread); never held while a
+        // handler or the library runs.
         std::mutex mutex;
         Slot<void()> open, session_ended, input_ended;
         Slot<void(std::string_view, std::string_view)> ready, message;
@@ -850,122 +895,152 @@ private:
         Slot<void(Analyser)> analyzer;
         Slot<void(Analyser, std::string_view)> user_audio_ready;
 
-        template <class Sig, class... Args>
-        static void call(void *user_data, Slot<Sig> State::*slot, const char *event, Args... args) noexcept
+        // The native client first (no event is taken after it), then the handlers and
+        // what they captured, outside the lock.
+        void end() noexcept
         {
-            State *state = static_cast<State *>(user_data);
-            Slot<Sig> handler;
+            if (c != nullptr) millis_client_destroy(std::exchange(c, nullptr));
+            State gone;
             {
-                std::lock_guard<std::mutex> lock(state->mutex);
-                handler = state->*slot;
+                std::lock_guard<std::mutex> lock(mutex);
+                gone.swap_slots(*this);
             }
-            if (!handler || !*handler) return;
-            // Nothing below touches *state: a handler may close the client, which frees it.
-            try {
-                (*handler)(args...);
-            } catch (const std::exception &e) {
-                std::fprintf(stderr, "millis: the %s handler threw (%s); handlers must not throw, the exception was dropped\n",
-                             event, e.what());
-            } catch (...) {
-                std::fprintf(stderr, "millis: the %s handler threw; handlers must not throw, the exception was dropped\n",
-                             event);
-            }
+        }
+        void swap_slots(State &o) noexcept
+        {
+            using std::swap;
+            swap(open, o.open), swap(session_ended, o.session_ended), swap(input_ended, o.input_ended);
+            swap(ready, o.ready), swap(message, o.message), swap(audio, o.audio);
+            swap(response_text, o.response_text), swap(transcript, o.transcript), swap(function, o.function);
+            swap(latency, o.latency), swap(agent_state, o.agent_state), swap(close, o.close);
+            swap(error, o.error), swap(log, o.log), swap(reconnecting, o.reconnecting);
+            swap(reconnected, o.reconnected), swap(turn, o.turn), swap(analyzer, o.analyzer);
+            swap(user_audio_ready, o.user_audio_ready);
         }
 
-        static void t_open(millis_client *, void *ud) { call(ud, &State::open, "open"); }
-        static void t_ready(millis_client *, const char *sid, const char *payload, void *ud)
+        template <class Sig, class... Args>
+        void call(Slot<Sig> State::*slot, Args... args)
         {
-            call(ud, &State::ready, "ready", detail::view_of(sid), detail::view_of(payload));
+            Slot<Sig> handler;  // the call's own reference: the handler may replace itself
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                handler = this->*slot;
+            }
+            if (handler && *handler) (*handler)(args...);
         }
-        static void t_session_ended(millis_client *, void *ud) { call(ud, &State::session_ended, "session_ended"); }
-        static void t_audio(millis_client *, const std::uint8_t *pcm, std::size_t bytes, void *ud)
+
+        // Runs e's handler on this thread. `s` is the caller's own reference: the handler
+        // may drop the Client's.
+        static void dispatch(const std::shared_ptr<State> &s, const millis_event &e)
         {
-            call(ud, &State::audio, "audio", ByteView(pcm, bytes));
-        }
-        static void t_response_text(millis_client *, const char *text, int is_final, void *ud)
-        {
-            call(ud, &State::response_text, "response_text", detail::view_of(text), is_final != 0);
-        }
-        static void t_transcript(millis_client *, const char *text, int is_final, void *ud)
-        {
-            call(ud, &State::transcript, "transcript", detail::view_of(text), is_final != 0);
-        }
-        static void t_function(millis_client *, const char *text, const char *name, const char *params, void *ud)
-        {
-            call(ud, &State::function, "function", detail::view_of(text), detail::view_of(name), detail::view_of(params));
-        }
-        static void t_latency(millis_client *, double ms, void *ud) { call(ud, &State::latency, "latency", ms); }
-        static void t_agent_state(millis_client *, millis_agent_state s, void *ud)
-        {
-            call(ud, &State::agent_state, "agent_state", static_cast<AgentState>(s));
-        }
-        static void t_close(millis_client *, int code, const char *reason, void *ud)
-        {
-            call(ud, &State::close, "close", code, detail::view_of(reason));
-        }
-        static void t_error(millis_client *, millis_status st, const char *message, void *ud)
-        {
-            call(ud, &State::error, "error", static_cast<Status>(st), detail::view_of(message));
-        }
-        static void t_message(millis_client *, const char *method, const char *json, void *ud)
-        {
-            call(ud, &State::message, "message", detail::view_of(method), detail::view_of(json));
-        }
-        static void t_log(millis_client *, millis_log_level level, const char *message, void *ud)
-        {
-            call(ud, &State::log, "log", static_cast<LogLevel>(level), detail::view_of(message));
-        }
-        static void t_reconnecting(millis_client *, unsigned attempt, unsigned delay_ms, void *ud)
-        {
-            call(ud, &State::reconnecting, "reconnecting", attempt, delay_ms);
-        }
-        static void t_reconnected(millis_client *, const char *sid, void *ud)
-        {
-            call(ud, &State::reconnected, "reconnected", detail::view_of(sid));
-        }
-        static void t_analyzer(millis_client *, millis_analyser *a, void *ud)
-        {
-            call(ud, &State::analyzer, "analyzer", Analyser(a));
-        }
-        static void t_user_audio_ready(millis_client *, millis_analyser *a, const char *stream, void *ud)
-        {
-            call(ud, &State::user_audio_ready, "user_audio_ready", Analyser(a), detail::view_of(stream));
-        }
-        static void t_input_ended(millis_client *, void *ud) { call(ud, &State::input_ended, "input_ended"); }
-        static void t_turn(millis_client *, const char *json, void *ud)
-        {
-            call(ud, &State::turn, "turn", detail::view_of(json));
+            State &st = *s;
+            if (st.c == nullptr) return;
+            struct Depth {
+                State &st;
+                std::thread::id outer;
+                explicit Depth(State &state) : st(state), outer(state.dispatcher)
+                {
+                    st.dispatcher = std::this_thread::get_id();
+                    st.dispatching++;
+                }
+                ~Depth()
+                {
+                    st.dispatcher = outer;
+                    if (--st.dispatching == 0 && st.close_pending) st.end();
+                }
+                Depth(const Depth &) = delete;
+                Depth &operator=(const Depth &) = delete;
+            } depth(st);
+            using detail::view_of;
+            switch (e.type) {
+            case MILLIS_EVENT_OPEN: st.call(&State::open); break;
+            case MILLIS_EVENT_READY: st.call(&State::ready, view_of(e.session_id), view_of(e.json)); break;
+            case MILLIS_EVENT_SESSION_ENDED: st.call(&State::session_ended); break;
+            case MILLIS_EVENT_AUDIO: st.call(&State::audio, ByteView(e.audio, e.audio_bytes)); break;
+            case MILLIS_EVENT_RESPONSE_TEXT:
+                st.call(&State::response_text, view_of(e.text), e.is_final != 0);
+                break;
+            case MILLIS_EVENT_TRANSCRIPT: st.call(&State::transcript, view_of(e.text), e.is_final != 0); break;
+            case MILLIS_EVENT_FUNCTION:
+                st.call(&State::function, view_of(e.text), view_of(e.name), view_of(e.json));
+                break;
+            case MILLIS_EVENT_LATENCY: st.call(&State::latency, e.latency_ms); break;
+            case MILLIS_EVENT_AGENT_STATE: st.call(&State::agent_state, static_cast<AgentState>(e.agent_state)); break;
+            case MILLIS_EVENT_CLOSE: st.call(&State::close, e.code, view_of(e.message)); break;
+            case MILLIS_EVENT_ERROR: st.call(&State::error, static_cast<Status>(e.status), view_of(e.message)); break;
+            case MILLIS_EVENT_MESSAGE: st.call(&State::message, view_of(e.name), view_of(e.json)); break;
+            case MILLIS_EVENT_LOG: st.call(&State::log, static_cast<LogLevel>(e.level), view_of(e.message)); break;
+            case MILLIS_EVENT_RECONNECTING: st.call(&State::reconnecting, e.attempt, e.delay_ms); break;
+            case MILLIS_EVENT_RECONNECTED: st.call(&State::reconnected, view_of(e.session_id)); break;
+            case MILLIS_EVENT_ANALYZER: st.call(&State::analyzer, Analyser(e.analyser)); break;
+            case MILLIS_EVENT_USER_AUDIO_READY:
+                st.call(&State::user_audio_ready, Analyser(e.analyser), view_of(e.json));
+                break;
+            case MILLIS_EVENT_INPUT_ENDED: st.call(&State::input_ended); break;
+            case MILLIS_EVENT_TURN: st.call(&State::turn, view_of(e.json)); break;
+            default: break;  // a kind this header does not know, or NONE
+            }
         }
     };
 
-    template <class Sig, class CSetter, class CCallback>
-    Client &set(Slot<Sig> State::*slot, std::function<Sig> handler, CSetter c_setter, CCallback trampoline)
+    template <class Sig>
+    Client &set(Slot<Sig> State::*slot, std::function<Sig> handler)
     {
-        millis_client *c = handle();
+        State &s = *live_state();
         Slot<Sig> fresh = handler ? std::make_shared<const std::function<Sig>>(std::move(handler)) : nullptr;
         Slot<Sig> old;
         {
-            std::lock_guard<std::mutex> lock(state_->mutex);
-            old = std::exchange((*state_).*slot, std::move(fresh));
+            std::lock_guard<std::mutex> lock(s.mutex);
+            old = std::exchange(s.*slot, std::move(fresh));
         }
-        // The trampoline stays registered (an empty slot makes it return at once): every
-        // setter passes the same function, so concurrent setters cannot leave the library
-        // without it. The C setter waits for a running callback of this client (unless
-        // called from one), so once it returns the old handler is not running, and `old`
-        // may go.
-        check(c_setter(c, trampoline, state_.get()));
-        return *this;
+        return *this;  // `old` goes here, outside the lock (unless a dispatch still holds it)
     }
 
-    millis_client *handle() const
+    template <class Start>
+    void started(Start call)
     {
-        if (c_ == nullptr)
-            throw Error(Status::invalid_state, "millis::Client: used after close() (or after it was moved from)");
-        return c_;
+        State &s = *live_state();
+        // Counted before the call: the close may be taken on another thread before it returns.
+        s.conversations++;
+        millis_status st = call(s.c);
+        if (st != MILLIS_OK) {
+            s.conversations--;
+            check(st);
+        }
     }
+
+    std::optional<int> run_until(const std::chrono::steady_clock::time_point *deadline)
+    {
+        std::shared_ptr<State> s = live_state();
+        if (s->conversations.load() <= 0)
+            throw Error(Status::invalid_state, "millis::Client::run: no conversation is under way (its close was "
+                                               "already taken, or none was started): call start() first");
+        for (;;) {
+            if (s->c == nullptr) return 1000;  // a handler closed the client (with 1000)
+            int wait = -1;
+            if (deadline != nullptr) {
+                auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) return std::nullopt;
+                wait = clamp_ms(left.count());
+            }
+            std::optional<Event> ev = take(*s, wait);
+            if (!ev) continue;
+            State::dispatch(s, ev->native());
+            if (ev->kind() == EventKind::close) return ev->code();
+        }
+    }
+
+    millis_client *c() const noexcept { return state_ != nullptr ? state_->c : nullptr; }
+    const std::shared_ptr<State> &live_state() const
+    {
+        if (state_ == nullptr || state_->c == nullptr)
+            throw Error(Status::invalid_state, "millis::Client: used after close() (or after it was moved from)");
+        return state_;
+    }
+    millis_client *handle() const { return live_state()->c; }
     void check(millis_status st) const
     {
-        if (st != MILLIS_OK) throw Error(static_cast<Status>(st), detail::text_of(millis_client_last_error(c_)));
+        if (st != MILLIS_OK) throw Error(static_cast<Status>(st), detail::text_of(millis_client_last_error(c())));
     }
     static std::optional<std::string> owned(char *s)
     {
@@ -974,29 +1049,32 @@ private:
         return std::string(s);
     }
     static int clamp_ms(long long ms) noexcept { return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms); }
-    std::optional<Event> next_event_ms(int timeout_ms)
+    static int ms_of(std::chrono::milliseconds t) noexcept { return t.count() < 0 ? -1 : clamp_ms(t.count()); }
+    static std::optional<Event> take(State &s, int timeout_ms)
     {
         millis_event raw = MILLIS_EVENT_INIT;
-        check(millis_client_next_event(handle(), &raw, timeout_ms));
+        millis_status st = millis_client_next_event(s.c, &raw, timeout_ms);
+        if (st != MILLIS_OK) throw Error(static_cast<Status>(st), detail::text_of(millis_client_last_error(s.c)));
         if (raw.type == MILLIS_EVENT_NONE) return std::nullopt;
+        if (raw.type == MILLIS_EVENT_CLOSE) s.conversations--;
         return Event(raw);
     }
 
     friend class EventRange::iterator;
 
-    millis_client *c_ = nullptr;
-    std::unique_ptr<State> state_;
+    std::shared_ptr<State> state_;
 };
 
 inline EventRange::iterator &EventRange::iterator::operator++()
 {
-    // The close event ends the range: the conversation it belongs to is over.
-    if (client_ == nullptr || (current_ && current_->kind() == EventKind::close)) {
+    // The close event ends the range: the conversation it belongs to is over. So does a
+    // client closed meanwhile (by dispatch(ev) running a handler that closed it).
+    if (client_ == nullptr || (current_ && current_->kind() == EventKind::close) || !client_->is_open()) {
         client_ = nullptr;
         current_.reset();
         return *this;
     }
-    current_ = client_->next_event_ms(timeout_ms_);
+    current_ = Client::take(*client_->live_state(), timeout_ms_);
     if (!current_) client_ = nullptr;
     return *this;
 }

@@ -2,18 +2,22 @@
  * test_millis_hpp.cpp — include/millis.hpp, the C++ wrapper, against the devserver.
  *
  * Usage: test_millis_hpp SECTION [WS_URL USER_WAV]
- *   api            no server: errors as millis::Error, closed and moved-from objects,
- *                  the event queue refused without a queue, send_audio's false.
+ *   api            no server: errors as millis::Error, closed and moved-from objects
+ *                  (poll and run throw, never crash), the queue every client keeps,
+ *                  send_audio's false.
  *   conversation   the devserver's two-turn conversation in application audio mode:
- *                  every handler, a handler that replaces itself, a handler that throws,
- *                  next_event refused inside a handler, then the same conversation read
- *                  again from the event queue (client.events()); an unreachable server
- *                  as an error event and a close.
+ *                  every handler, all on the thread that polls; nothing lost before the
+ *                  first poll; a handler that replaces itself; a handler's exception out
+ *                  of poll(); an unreachable server read with events() (no handler runs)
+ *                  and dispatch(), then with run_for().
  *   order          destruction whatever the declaration order: objects whose Client is
- *                  declared FIRST and whose handlers use a mutex, a condition variable
- *                  and a vector declared after it, destroyed while handlers run (during
- *                  the connection, and while the agent's audio streams in); a Client
- *                  destroyed from inside its own handler. Meant for ASan and TSan.
+ *                  declared FIRST and whose handlers use `this` (a mutex, a condition
+ *                  variable and a vector declared after it), with no close() in any
+ *                  destructor, destroyed while the conversation goes on (during the
+ *                  connection, and while the agent's audio streams in), their handlers
+ *                  run by poll() on the main thread or by run() on a thread of theirs;
+ *                  close() from inside a handler; a Client destroyed from inside its own
+ *                  handler. Meant for ASan and TSan too.
  *   all            the three.
  *   WS_URL    the devserver's endpoint, e.g. ws://127.0.0.1:8765/millis
  *   USER_WAV  bindings/audio/user.wav (16 kHz mono PCM16)
@@ -41,6 +45,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,8 +57,8 @@ namespace {
 
 std::atomic<int> checks{0};
 
-// Failures may happen on the library's network thread: flush and _exit, so that no
-// destructor of a static races that thread.
+// Failures may happen on a thread of the test's own: flush and _exit, so that no
+// destructor of a static races it.
 [[noreturn]] void fail_at(const char *file, int line, const std::string &what)
 {
     std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, what.c_str());
@@ -128,11 +134,21 @@ millis::Config app_config(const std::string &url)
     return cfg;
 }
 
+// The time left until `when`, for poll(): at least 0.
+std::chrono::milliseconds until(std::chrono::steady_clock::time_point when)
+{
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(when - std::chrono::steady_clock::now());
+    return std::max(left, 0ms);
+}
+
+enum class Polling { here, elsewhere };
+
 // Streams the user's voice in real time (20 ms chunks on an absolute clock), then
-// silence, while keep_going() says so; returns the bytes accepted.
+// silence, while keep_going() says so; returns the bytes accepted. Between chunks it
+// runs the client's handlers (client.poll), unless another thread does.
 template <class KeepGoing>
 std::size_t stream_audio(millis::Client &client, const std::vector<std::uint8_t> &pcm, KeepGoing keep_going,
-                         std::chrono::seconds limit = 90s)
+                         Polling polling = Polling::here, std::chrono::seconds limit = 90s)
 {
     auto next = std::chrono::steady_clock::now();
     const auto deadline = next + limit;
@@ -146,7 +162,8 @@ std::size_t stream_audio(millis::Client &client, const std::vector<std::uint8_t>
         offset += n;
         if (client.send_audio(chunk)) accepted += chunk.size();
         next += 20ms;
-        std::this_thread::sleep_until(next);
+        if (polling == Polling::elsewhere) std::this_thread::sleep_until(next);
+        while (polling == Polling::here && std::chrono::steady_clock::now() < next) client.poll(until(next));
     }
     return accepted;
 }
@@ -173,6 +190,9 @@ void test_api()
     what = EXPECT_ERROR(cfg.set_endpoint(std::string_view("ws://a\0b", 8)), millis::Status::invalid_argument);
     CHECK_MSG(contains(what, "NUL byte at offset 6"), what);
     EXPECT_ERROR(cfg.set_event_queue(1), millis::Status::invalid_argument);
+    // The queue is what runs the handlers: none is refused, saying why.
+    what = EXPECT_ERROR(cfg.set_event_queue(0), millis::Status::invalid_argument);
+    CHECK_MSG(contains(what, "handlers") && contains(what, "65536"), what);
     cfg.set_endpoint(std::nullopt).set_ca_file(std::nullopt).set_audio_devices(std::nullopt, "default");
 
     // A client needs a public key: the constructor throws, with the config's reason.
@@ -193,11 +213,23 @@ void test_api()
     CHECK(!a.session_id());
     CHECK(contains(a.stats_json(), "\"frames_sent\""));
 
-    // No queue configured: the descriptor is -1 and next_event says what to do.
-    CHECK(a.event_fd() == -1);
-    what = EXPECT_ERROR(a.next_event(0ms), millis::Status::invalid_state);
-    CHECK_MSG(contains(what, "event_queue"), what);
-    EXPECT_ERROR(for (const millis::Event &ev : a.events(0ms)) (void)ev, millis::Status::invalid_state);
+    // Every client keeps a queue (nothing set it): the descriptor, nothing queued yet,
+    // and run() refuses to wait for the close of a conversation that was never started.
+    CHECK(a.event_fd() >= 0);
+    CHECK(!a.next_event(0ms));
+    CHECK(a.poll(0ms) == 0);
+    what = EXPECT_ERROR(a.run(), millis::Status::invalid_state);
+    CHECK_MSG(contains(what, "start()"), what);
+    EXPECT_ERROR(a.run_for(10ms), millis::Status::invalid_state);
+
+    // A config whose queue was turned off through its C handle: the Client says why it
+    // cannot work instead of never running a handler.
+    {
+        millis::Config off = app_config("ws://127.0.0.1:1/millis");
+        CHECK(millis_config_set_event_queue(off.native_handle(), 0) == MILLIS_OK);
+        what = EXPECT_ERROR(millis::Client{off}, millis::Status::invalid_argument);
+        CHECK_MSG(contains(what, "event queue"), what);
+    }
 
     // send_audio: "not ready" is routine (false), the rest throws.
     std::vector<std::int16_t> samples(320);
@@ -219,12 +251,20 @@ void test_api()
     what = EXPECT_ERROR(a.stop(), millis::Status::invalid_state);
     CHECK_MSG(contains(what, "close()"), what);
     EXPECT_ERROR(a.on_open([] {}), millis::Status::invalid_state);
+    // Running the handlers of a moved-from client throws instead of crashing.
+    EXPECT_ERROR(a.poll(0ms), millis::Status::invalid_state);
+    EXPECT_ERROR(a.run(), millis::Status::invalid_state);
+    EXPECT_ERROR(a.run_for(1s), millis::Status::invalid_state);
+    EXPECT_ERROR(a.next_event(0ms), millis::Status::invalid_state);
+    EXPECT_ERROR(for (const millis::Event &ev : a.events(0ms)) (void)ev, millis::Status::invalid_state);
+    CHECK(a.event_fd() == -1);
     CHECK(a.connection_state() == millis::ConnectionState::idle);  // getters: the neutral values
     CHECK(a.stats_json().empty());
     b.close();
     b.close();  // idempotent
     CHECK(!b.is_open());
     EXPECT_ERROR(b.start_agent("demo-agent"), millis::Status::invalid_state);
+    EXPECT_ERROR(b.poll(0ms), millis::Status::invalid_state);
 
     // Assigning over an open client closes it first.
     millis::Client c(moved), d(moved);
@@ -236,11 +276,9 @@ void test_api()
 // conversation
 // ------------------------------------------------------------------------------------
 
-// What the handlers saw. Held by shared_ptr and captured by value: the handlers own it,
-// so it outlives every call to them, wherever `client` is declared.
+// What the handlers saw. They run on this thread (inside client.poll), so no lock is
+// needed; `threads` holds every thread a handler ran on.
 struct Seen {
-    std::mutex m;
-    std::condition_variable cv;
     std::vector<std::string> order;  // event names, in order
     std::vector<std::string> finals, finals_by;
     int partials = 0, response_finals = 0, latencies = 0, functions = 0, closes = 0, close_code = 0;
@@ -249,232 +287,240 @@ struct Seen {
     std::size_t audio_bytes = 0, odd_audio = 0;
     millis_analyser *agent = nullptr, *user = nullptr;
     std::string stream_json;
-    millis::Status status_inside = millis::Status::ok;
-    std::string what_inside;
+    std::set<std::thread::id> threads;
 
     void add(std::string name)
     {
-        std::lock_guard<std::mutex> lock(m);
+        threads.insert(std::this_thread::get_id());
         order.push_back(std::move(name));
-        cv.notify_all();
     }
 };
+
+// Polls until `done` or the hang guard; returns false on the guard.
+template <class Done>
+bool poll_until(millis::Client &client, Done done, std::chrono::seconds guard = 60s)
+{
+    const auto deadline = std::chrono::steady_clock::now() + guard;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        client.poll(100ms);
+    }
+    return true;
+}
 
 void test_conversation(const std::string &url, const char *wav)
 {
     std::printf("conversation\n");
     const std::vector<std::uint8_t> pcm = load_pcm(wav);
-    auto seen = std::make_shared<Seen>();
+    Seen seen;
 
-    millis::Config cfg = app_config(url);
-    cfg.set_event_queue(8u << 20);
-    millis::Client client(cfg);
+    millis::Client client(app_config(url));
     CHECK(client.event_fd() >= 0);
 
-    client.on_open([seen] {
-        seen->add("open");
-        throw std::runtime_error("deliberate");  // reported on stderr, dropped
+    client.on_open([&seen] {
+        seen.add("open");
+        throw std::runtime_error("deliberate");  // leaves the poll() that ran it
     });
-    client.on_ready([seen, &client](std::string_view sid, std::string_view payload) {
-        std::lock_guard<std::mutex> lock(seen->m);
-        seen->order.emplace_back("ready");
-        seen->session_id = std::string(sid);
-        if (payload.empty()) seen->errors += "empty ready payload; ";
-        // The network thread must not wait: the queue refuses it, as an exception.
-        try {
-            (void)client.next_event(0ms);
-        } catch (const millis::Error &e) {
-            seen->status_inside = e.status();
-            seen->what_inside = e.what();
-        }
+    client.on_ready([&seen](std::string_view sid, std::string_view payload) {
+        seen.add("ready");
+        seen.session_id = std::string(sid);
+        if (payload.empty()) seen.errors += "empty ready payload; ";
     });
     // The first transcript handler replaces itself at the first final transcript, then
     // goes on using its captures (the tag): they must still be alive.
-    auto second = [seen](std::string_view text, bool is_final) {
-        std::lock_guard<std::mutex> lock(seen->m);
-        if (!is_final) return void(seen->partials++);
-        seen->finals.emplace_back(text);
-        seen->finals_by.emplace_back("second");
+    auto second = [&seen](std::string_view text, bool is_final) {
+        seen.threads.insert(std::this_thread::get_id());
+        if (!is_final) return void(seen.partials++);
+        seen.finals.emplace_back(text);
+        seen.finals_by.emplace_back("second");
     };
     std::string tag = std::string(64, 'x') + " first";  // heap-allocated: ASan sees a use after free
-    client.on_transcript([seen, &client, second, tag](std::string_view text, bool is_final) {
-        if (!is_final) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->partials++;
-            return;
-        }
+    client.on_transcript([&seen, &client, second, tag](std::string_view text, bool is_final) {
+        seen.threads.insert(std::this_thread::get_id());
+        if (!is_final) return void(seen.partials++);
         client.on_transcript(second);
-        std::lock_guard<std::mutex> lock(seen->m);
-        seen->finals.emplace_back(text);
-        seen->finals_by.push_back(tag.substr(65));
+        seen.finals.emplace_back(text);
+        seen.finals_by.push_back(tag.substr(65));
     });
-    client.on_response_text([seen](std::string_view text, bool is_final) {
-        std::lock_guard<std::mutex> lock(seen->m);
-        if (is_final && !text.empty()) seen->response_finals++;
-    })
-        .on_function([seen](std::string_view, std::string_view name, std::string_view params) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->functions++;
-            if (name == "get_weather") seen->function_params = std::string(params);
+    client.on_response_text([&seen](std::string_view text, bool is_final) {
+              seen.threads.insert(std::this_thread::get_id());
+              if (is_final && !text.empty()) seen.response_finals++;
+          })
+        .on_function([&seen](std::string_view, std::string_view name, std::string_view params) {
+            seen.threads.insert(std::this_thread::get_id());
+            seen.functions++;
+            if (name == "get_weather") seen.function_params = std::string(params);
         })
-        .on_latency([seen](double ms) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            if (ms > 0) seen->latencies++;
+        .on_latency([&seen](double ms) {
+            seen.threads.insert(std::this_thread::get_id());
+            if (ms > 0) seen.latencies++;
         })
-        .on_agent_state([seen](millis::AgentState s) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->states.push_back(s);
+        .on_agent_state([&seen](millis::AgentState s) {
+            seen.threads.insert(std::this_thread::get_id());
+            seen.states.push_back(s);
         })
-        .on_audio([seen](millis::ByteView audio) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->audio_bytes += audio.size();
-            if (audio.size() % 2 != 0 || audio.empty()) seen->odd_audio++;
+        .on_audio([&seen](millis::ByteView audio) {
+            seen.threads.insert(std::this_thread::get_id());
+            seen.audio_bytes += audio.size();
+            if (audio.size() % 2 != 0 || audio.empty()) seen.odd_audio++;
         })
-        .on_analyzer([seen](millis::Analyser agent) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->agent = agent.native_handle();
+        .on_analyzer([&seen](millis::Analyser agent) {
+            seen.threads.insert(std::this_thread::get_id());
+            seen.agent = agent.native_handle();
         })
-        .on_user_audio_ready([seen](millis::Analyser user, std::string_view stream) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->user = user.native_handle();
-            seen->stream_json = std::string(stream);
+        .on_user_audio_ready([&seen](millis::Analyser user, std::string_view stream) {
+            seen.threads.insert(std::this_thread::get_id());
+            seen.user = user.native_handle();
+            seen.stream_json = std::string(stream);
         })
-        .on_session_ended([seen] { seen->add("session_ended"); })
-        .on_error([seen](millis::Status st, std::string_view message) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->errors += std::string(millis::to_string(st)) + ": " + std::string(message) + "; ";
+        .on_session_ended([&seen] { seen.add("session_ended"); })
+        .on_error([&seen](millis::Status st, std::string_view message) {
+            seen.threads.insert(std::this_thread::get_id());
+            seen.errors += std::string(millis::to_string(st)) + ": " + std::string(message) + "; ";
         })
-        .on_close([seen](int code, std::string_view reason) {
-            std::lock_guard<std::mutex> lock(seen->m);
-            seen->order.emplace_back("close");
-            seen->closes++;
-            seen->close_code = code;
-            seen->close_reason = std::string(reason);
-            seen->cv.notify_all();
+        .on_close([&seen](int code, std::string_view reason) {
+            seen.add("close");
+            seen.closes++;
+            seen.close_code = code;
+            seen.close_reason = std::string(reason);
         });
     // A handler set and removed again is never called.
-    client.on_turn([seen](std::string_view) { seen->add("turn (removed handler)"); }).on_turn(nullptr);
+    client.on_turn([&seen](std::string_view) { seen.add("turn (removed handler)"); }).on_turn(nullptr);
 
     client.start_agent("demo-agent");
     std::string what = EXPECT_ERROR(client.start_agent("demo-agent"), millis::Status::invalid_state);
     CHECK_MSG(what.size() > std::strlen("invalid state for this call: "), what);
 
-    std::size_t accepted = stream_audio(client, pcm, [&] {
-        std::lock_guard<std::mutex> lock(seen->m);
-        return seen->closes == 0 && seen->finals.size() < 2;
-    });
-    {
-        std::unique_lock<std::mutex> lock(seen->m);
-        CHECK_MSG(seen->cv.wait_for(lock, 60s, [&] { return seen->closes > 0; }), "no close within 60 s");
+    // Nothing is lost before the first poll: wait (without polling) until the session is
+    // ready; its open and ready events are queued, and no handler has run.
+    const auto guard = std::chrono::steady_clock::now() + 30s;
+    while (client.connection_state() != millis::ConnectionState::ready) {
+        CHECK_MSG(std::chrono::steady_clock::now() < guard, "not ready within 30 s");
+        std::this_thread::sleep_for(10ms);
     }
+    CHECK(seen.order.empty());
+    // The open handler throws: the exception leaves poll(), and the events after it stay queued.
+    try {
+        client.poll(0ms);
+        CHECK_MSG(false, "the open handler's exception did not leave poll()");
+    } catch (const std::runtime_error &e) {
+        CHECK_MSG(std::string(e.what()) == "deliberate", e.what());
+    }
+    CHECK(seen.order.size() == 1 && seen.order[0] == "open");
+    CHECK(client.poll(0ms) >= 1);  // ready, at least
+    CHECK(seen.order.size() >= 2 && seen.order[1] == "ready");
+
+    std::size_t accepted = stream_audio(client, pcm, [&] { return seen.closes == 0 && seen.finals.size() < 2; });
+    CHECK_MSG(poll_until(client, [&] { return seen.closes > 0; }), "no close within 60 s");
     std::printf("  %zu audio bytes accepted\n", accepted);
     CHECK(accepted > pcm.size() / 2);
 
-    {
-        std::lock_guard<std::mutex> lock(seen->m);
-        CHECK_MSG(seen->errors.empty(), seen->errors);
-        CHECK(seen->order.size() >= 4);
-        CHECK(seen->order.front() == "open" && seen->order[1] == "ready");
-        CHECK(seen->order[seen->order.size() - 2] == "session_ended" && seen->order.back() == "close");
-        CHECK(seen->closes == 1 && seen->close_code == 1000);
-        CHECK(!seen->session_id.empty());
-        CHECK(seen->status_inside == millis::Status::invalid_state);
-        CHECK_MSG(contains(seen->what_inside, "callback"), seen->what_inside);
-        CHECK(seen->finals.size() == 2);
-        for (std::size_t i = 0; i < seen->finals.size() && i < 2; i++)
-            CHECK_MSG(words(seen->finals[i]) == words(expected_finals[i]), seen->finals[i]);
-        CHECK(seen->finals_by.size() == 2 && seen->finals_by[0] == "first" && seen->finals_by[1] == "second");
-        CHECK(seen->partials > 0);
-        CHECK(seen->response_finals >= 1);
-        CHECK(seen->functions >= 1);
-        CHECK_MSG(contains(seen->function_params, "Paris"), seen->function_params);
-        CHECK(seen->latencies >= 1);
-        CHECK(std::find(seen->states.begin(), seen->states.end(), millis::AgentState::answer) != seen->states.end());
-        CHECK(seen->states.back() == millis::AgentState::idle);
-        CHECK(seen->audio_bytes > 0 && seen->odd_audio == 0);
-        CHECK(seen->agent != nullptr && seen->agent == client.agent_analyser().native_handle());
-        CHECK(seen->user != nullptr && seen->user == client.user_analyser().native_handle());
-        CHECK_MSG(contains(seen->stream_json, "\"application\""), seen->stream_json);
-    }
-    CHECK(client.session_id() && *client.session_id() == seen->session_id);
+    CHECK_MSG(seen.errors.empty(), seen.errors);
+    CHECK(seen.order.size() >= 4);
+    CHECK(seen.order.front() == "open" && seen.order[1] == "ready");
+    CHECK(seen.order[seen.order.size() - 2] == "session_ended" && seen.order.back() == "close");
+    CHECK(seen.closes == 1 && seen.close_code == 1000);
+    CHECK(!seen.session_id.empty());
+    CHECK(seen.finals.size() == 2);
+    for (std::size_t i = 0; i < seen.finals.size() && i < 2; i++)
+        CHECK_MSG(words(seen.finals[i]) == words(expected_finals[i]), seen.finals[i]);
+    CHECK(seen.finals_by.size() == 2 && seen.finals_by[0] == "first" && seen.finals_by[1] == "second");
+    CHECK(seen.partials > 0);
+    CHECK(seen.response_finals >= 1);
+    CHECK(seen.functions >= 1);
+    CHECK_MSG(contains(seen.function_params, "Paris"), seen.function_params);
+    CHECK(seen.latencies >= 1);
+    CHECK(std::find(seen.states.begin(), seen.states.end(), millis::AgentState::answer) != seen.states.end());
+    CHECK(seen.states.back() == millis::AgentState::idle);
+    CHECK(seen.audio_bytes > 0 && seen.odd_audio == 0);
+    CHECK(seen.agent != nullptr && seen.agent == client.agent_analyser().native_handle());
+    CHECK(seen.user != nullptr && seen.user == client.user_analyser().native_handle());
+    CHECK_MSG(contains(seen.stream_json, "\"application\""), seen.stream_json);
+    // Every handler ran here, on the thread that called poll().
+    CHECK(seen.threads.size() == 1 && *seen.threads.begin() == std::this_thread::get_id());
+    CHECK(client.session_id() && *client.session_id() == seen.session_id);
     CHECK(client.agent_analyser().fft_size() == 2048);
     CHECK(client.agent_analyser().byte_frequency_data().size() == 1024);
     CHECK(client.agent_analyser().float_time_domain_data().size() == 2048);
-
-    // The same conversation from the event queue, queued since the client was made: the
-    // descriptor is readable, and the range ends with the close.
+    // The close was dispatched: nothing is queued, and run() has no conversation to wait for.
+    CHECK(client.poll(0ms) == 0);
     pollfd p{client.event_fd(), POLLIN, 0};
-    CHECK(poll(&p, 1, 0) == 1 && (p.revents & POLLIN));
-    std::vector<millis::EventKind> kinds;
-    std::vector<std::string> finals;
-    std::string session_id, params;
-    std::size_t audio_bytes = 0;
-    int close_code = 0;
-    for (const millis::Event &ev : client.events(0ms)) {
-        kinds.push_back(ev.kind());
-        switch (ev.kind()) {
-        case millis::EventKind::ready: session_id = std::string(ev.session_id()); break;
-        case millis::EventKind::transcript:
-            if (ev.is_final()) finals.emplace_back(ev.text());
-            break;
-        case millis::EventKind::function:
-            if (ev.name() == "get_weather") params = std::string(ev.json());
-            break;
-        case millis::EventKind::audio: audio_bytes += ev.audio().size(); break;
-        case millis::EventKind::analyzer: CHECK(ev.analyser().native_handle() == seen->agent); break;
-        case millis::EventKind::error: CHECK_MSG(false, std::string(ev.message())); break;
-        case millis::EventKind::close:
-            close_code = ev.code();
-            CHECK(ev.native().type == MILLIS_EVENT_CLOSE);
-            break;
-        default: break;
-        }
-    }
-    CHECK(!kinds.empty() && kinds.front() == millis::EventKind::open && kinds.back() == millis::EventKind::close);
-    CHECK(close_code == 1000);
-    CHECK(session_id == seen->session_id);
-    CHECK(finals == seen->finals);
-    CHECK(params == seen->function_params);
-    CHECK(audio_bytes == seen->audio_bytes);
-    CHECK(!client.next_event(0ms));
-    p.revents = 0;
     CHECK(poll(&p, 1, 0) == 0);
+    EXPECT_ERROR(client.run(), millis::Status::invalid_state);
 
-    // An unreachable server: an error event with a typed status, then the close; the
-    // handler and the queue both get them.
+    // An unreachable server, read from the queue by the program: events() runs no
+    // handler by itself; dispatch(ev) runs the one of the event it is given.
     millis::Config bad = app_config("ws://127.0.0.1:1/millis");
     bad.set_event_queue(1u << 20).set_reconnect(0, 250, 8000);
     millis::Client lost(bad);
-    auto errors = std::make_shared<std::vector<millis::Status>>();
-    lost.on_error([errors](millis::Status st, std::string_view) { errors->push_back(st); });
+    std::vector<millis::Status> errors;
+    int closes = 0;
+    lost.on_error([&errors](millis::Status st, std::string_view) { errors.push_back(st); })
+        .on_close([&closes](int, std::string_view) { closes++; });
     lost.start_agent("demo-agent");
     std::optional<millis::Status> status;
     int code = 0;
     for (const millis::Event &ev : lost.events(30s)) {
-        if (ev.kind() == millis::EventKind::error) status = ev.status();
+        if (ev.kind() == millis::EventKind::error) {
+            status = ev.status();
+            CHECK(errors.empty());
+            lost.dispatch(ev);
+        }
         if (ev.kind() == millis::EventKind::close) code = ev.code();
     }
     CHECK(status == millis::Status::connect);
     CHECK(code == 1006);
-    lost.close();  // after close() the handlers are gone: *errors is ours alone
-    CHECK(errors->size() == 1 && errors->front() == millis::Status::connect);
+    CHECK(errors.size() == 1 && errors.front() == millis::Status::connect);
+    CHECK(closes == 0);  // the close event was taken, never dispatched
+
+    // The same through run_for(): every handler, and the close code.
+    lost.start_agent("demo-agent");
+    std::optional<int> ended = lost.run_for(30s);
+    CHECK(ended == 1006);
+    CHECK(errors.size() == 2 && errors.back() == millis::Status::connect);
+    CHECK(closes == 1);
 }
 
 // ------------------------------------------------------------------------------------
 // order: destruction whatever the declaration order
 // ------------------------------------------------------------------------------------
 
-// The Client FIRST, the members its handlers use (through `this`) after it: C++ destroys
-// them before the Client. The destructor's close() comes before any member goes, and
-// returns only once no handler runs.
-struct ThisBot {
+// Set by the destructor of the member declared last (destroyed first), which then
+// holds the rest of the object's destruction for a while: a handler that runs in that
+// window runs while the members it uses are going. With handlers on a library thread
+// (this header's first design) some always ran there; now none may.
+std::atomic<bool> members_going{false};
+std::atomic<int> late_handlers{0}, foreign_handlers{0};
+// True on the threads that run a client's handlers (poll or run): a handler elsewhere
+// ran on a thread of the library.
+thread_local bool polling_thread = false;
+
+void handler_ran()
+{
+    if (members_going) late_handlers++;
+    if (!polling_thread) foreign_handlers++;
+}
+
+struct Tripwire {
+    ~Tripwire()
+    {
+        members_going = true;
+        std::this_thread::sleep_for(60ms);  // three of the agent's audio frames
+    }
+};
+
+// The Client FIRST, the members its handlers use (through `this`) after it, and no
+// destructor: C++ destroys the vector, the condition variable and the mutex before the
+// Client. The main thread runs the handlers (client.poll).
+struct PolledBot {
     millis::Client client;
     std::mutex m;
     std::condition_variable cv;
     std::vector<std::string> seen;
     std::size_t audio = 0;
+    Tripwire tripwire;
 
-    explicit ThisBot(const millis::Config &cfg) : client(cfg)
+    explicit PolledBot(const millis::Config &cfg) : client(cfg)
     {
         client.on_log([this](millis::LogLevel, std::string_view line) { note(line); })
             .on_open([this] { note("open"); })
@@ -483,83 +529,82 @@ struct ThisBot {
             .on_transcript([this](std::string_view text, bool) { note(text); })
             .on_agent_state([this](millis::AgentState s) { note(millis::to_string(s)); })
             .on_audio([this](millis::ByteView a) {
+                handler_ran();
                 std::lock_guard<std::mutex> lock(m);
                 audio += a.size();
                 seen.emplace_back("audio");
                 cv.notify_all();
             });
     }
-    ~ThisBot() { client.close(); }
 
     void note(std::string_view what)
     {
+        handler_ran();
         std::lock_guard<std::mutex> lock(m);
         seen.emplace_back(what);
         cv.notify_all();
     }
-};
-
-// The same without a destructor: the handlers capture a shared_ptr to what they use, so
-// the Client (destroyed last, and destroying its handlers last) keeps it alive.
-struct SharedBot {
-    struct Shared {
-        std::mutex m;
-        std::condition_variable cv;
-        std::vector<std::string> seen;
-        std::size_t audio = 0;
-    };
-    millis::Client client;
-    std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-
-    explicit SharedBot(const millis::Config &cfg) : client(cfg)
+    std::size_t audio_bytes()
     {
-        auto note = [s = shared](std::string_view what) {
-            std::lock_guard<std::mutex> lock(s->m);
-            s->seen.emplace_back(what);
-            s->cv.notify_all();
-        };
-        client.on_log([note](millis::LogLevel, std::string_view line) { note(line); })
-            .on_open([note] { note("open"); })
-            .on_ready([note](std::string_view, std::string_view) { note("ready"); })
-            .on_transcript([note](std::string_view text, bool) { note(text); })
-            .on_audio([s = shared](millis::ByteView a) {
-                std::lock_guard<std::mutex> lock(s->m);
-                s->audio += a.size();
-                s->cv.notify_all();
-            });
+        std::lock_guard<std::mutex> lock(m);
+        return audio;
     }
 };
 
-template <class Bot>
-std::size_t audio_of(Bot &bot)
-{
-    if constexpr (std::is_same_v<Bot, ThisBot>) {
-        std::lock_guard<std::mutex> lock(bot.m);
-        return bot.audio;
-    } else {
-        std::lock_guard<std::mutex> lock(bot.shared->m);
-        return bot.shared->audio;
+// The same with a thread of its own running client.run(), declared last. Its destructor
+// stops the conversation and joins the thread (the program's own thread, the one rule);
+// it does not close the client.
+struct ThreadBot : PolledBot {
+    int code = 0;
+    std::thread runner;
+
+    explicit ThreadBot(const millis::Config &cfg) : PolledBot(cfg) {}
+    void start()
+    {
+        client.start_agent("demo-agent");
+        runner = std::thread([this] {
+            polling_thread = true;
+            code = client.run();
+        });
     }
-}
+    ~ThreadBot()
+    {
+        client.stop();
+        runner.join();
+    }
+};
 
 template <class Bot>
 void destroy_while_running(const char *name, const std::string &url, const std::vector<std::uint8_t> &pcm,
                            int iterations)
 {
+    constexpr bool threaded = std::is_same_v<Bot, ThreadBot>;
     millis::Config cfg = app_config(url);
-    cfg.set_log_level(millis::LogLevel::debug);  // a log line per step: handlers run all along the connection
+    cfg.set_log_level(millis::LogLevel::debug);  // a log line per step: events all along the connection
+    auto start = [](Bot &bot) {
+        if constexpr (threaded) bot.start();
+        else bot.client.start_agent("demo-agent");
+    };
     // During the connection: destroyed at a different moment each time (0 to 190 ms after start).
     for (int i = 0; i < iterations; i++) {
         auto bot = std::make_unique<Bot>(cfg);
-        bot->client.start_agent("demo-agent");
-        std::this_thread::sleep_for(std::chrono::milliseconds((i * 37) % 200));
+        start(*bot);
+        const auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds((i * 37) % 200);
+        if constexpr (threaded) std::this_thread::sleep_until(when);
+        else while (std::chrono::steady_clock::now() < when) bot->client.poll(until(when));
         bot.reset();
+        CHECK(late_handlers == 0 && foreign_handlers == 0);
+        members_going = false;
     }
-    // While the agent's audio streams in: 50 handler calls a second.
+    // While the agent's audio streams in: 50 events a second.
     auto bot = std::make_unique<Bot>(cfg);
-    bot->client.start_agent("demo-agent");
-    stream_audio(bot->client, pcm, [&] { return audio_of(*bot) < 16000; });
+    start(*bot);
+    stream_audio(bot->client, pcm, [&] { return bot->audio_bytes() < 16000; },
+                 threaded ? Polling::elsewhere : Polling::here);
     bot.reset();
+    CHECK_MSG(late_handlers == 0, std::to_string(late_handlers) + " handlers ran while the members were destroyed");
+    CHECK_MSG(foreign_handlers == 0, std::to_string(foreign_handlers) + " handlers ran on a thread of the library");
+    members_going = false;
     std::printf("  %s: destroyed %d times during the connection, once during the agent's audio\n", name, iterations);
 }
 
@@ -567,36 +612,52 @@ void test_order(const std::string &url, const char *wav, int iterations)
 {
     std::printf("order\n");
     const std::vector<std::uint8_t> pcm = load_pcm(wav);
-    destroy_while_running<ThisBot>("Client first, close() in the destructor", url, pcm, iterations);
-    destroy_while_running<SharedBot>("Client first, handlers sharing their state", url, pcm, iterations);
+    polling_thread = true;
+    destroy_while_running<PolledBot>("Client first, handlers run by poll()", url, pcm, iterations);
+    destroy_while_running<ThreadBot>("Client first, handlers run by run() on a thread", url, pcm, iterations);
 
-    // A Client destroyed from inside its own handler: the library defers it, the running
-    // handler completes (its captures alive), and no other handler runs.
-    std::mutex m;
-    std::condition_variable cv;
-    bool done = false;
-    int after = 0;
+    // close() from inside a handler: the handler completes (its arguments and captures
+    // alive), nothing more is dispatched, and the client then says it is closed.
+    {
+        millis::Client client(app_config(url));
+        std::string capture(100, 'c'), session;
+        int after = 0;
+        bool closed = false;
+        client.on_ready([&, capture](std::string_view sid, std::string_view) {
+            client.close();
+            session = std::string(sid);  // lent until the handler returns
+            closed = capture.size() == 100 && !client.is_open();
+        });
+        client.on_log([&](millis::LogLevel, std::string_view) { after += closed ? 1 : 0; })
+            .on_agent_state([&](millis::AgentState) { after += closed ? 1 : 0; });
+        client.start_agent("demo-agent");
+        // run() comes back when a handler closes the client (with 1000).
+        CHECK(client.run() == 1000);
+        CHECK(closed && !session.empty() && after == 0);
+        CHECK(!client.is_open() && client.event_fd() == -1);
+        EXPECT_ERROR(client.poll(0ms), millis::Status::invalid_state);
+        EXPECT_ERROR(client.run(), millis::Status::invalid_state);
+    }
+
+    // A Client destroyed from inside its own handler, while poll() of it runs: the poll
+    // ends the client once the handler returns, without touching the Client object.
     std::optional<millis::Client> holder;
     holder.emplace(app_config(url));
     std::string capture(100, 'c');
+    bool done = false;
+    int after = 0;
     holder->on_ready([&, capture](std::string_view, std::string_view) {
         holder.reset();
-        std::lock_guard<std::mutex> lock(m);
         done = capture.size() == 100;
-        cv.notify_all();
     });
-    holder->on_log([&](millis::LogLevel, std::string_view) {
-        std::lock_guard<std::mutex> lock(m);
-        if (done) after++;
-    });
+    holder->on_log([&](millis::LogLevel, std::string_view) { after += done ? 1 : 0; });
     holder->start_agent("demo-agent");
-    {
-        std::unique_lock<std::mutex> lock(m);
-        CHECK_MSG(cv.wait_for(lock, 30s, [&] { return done; }), "no ready within 30 s");
+    const auto guard = std::chrono::steady_clock::now() + 30s;
+    while (holder && !done) {
+        CHECK_MSG(std::chrono::steady_clock::now() < guard, "no ready within 30 s");
+        holder->poll(100ms);
     }
-    std::this_thread::sleep_for(200ms);
-    std::lock_guard<std::mutex> lock(m);
-    CHECK(!holder.has_value());
+    CHECK(done && !holder.has_value());
     CHECK(after == 0);
 }
 
