@@ -10,9 +10,9 @@
  *   MILLIS_PUBLIC_KEY=test-public-key ./millis_example --endpoint ws://127.0.0.1:8765/millis \
  *       --agent-id demo-agent --input ../audio/user.wav --output agent.wav
  *
- * The handlers run on the library's thread. What they use is declared before the
- * client, so it outlives it: the client's destructor returns only once no handler
- * runs, and destroys the handlers after that.
+ * The handlers run on this program's main thread, inside client.poll(): never on a
+ * thread of the library, so what they use needs no lock and may be declared in any
+ * order around the client.
  */
 #include <millis.hpp>
 
@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <future>
 #include <string>
 
 namespace {
@@ -58,8 +57,6 @@ int main(int argc, char **argv)
     if (i < argc) return usage(argv[0], argv[i]);  // --help, or an option without its value
     std::setvbuf(stdout, nullptr, _IOLBF, 0);        // each line at once, even into a pipe
 
-    // The close handler fulfils it; declared before the client, so it outlives it.
-    std::promise<int> closed;
     try {
         // 1. A config: each setter checks its argument and throws millis::Error when it is
         //    refused. Device audio: the library records and plays (audio files stand in
@@ -71,8 +68,10 @@ int main(int argc, char **argv)
         if (!input.empty()) config.set_audio_input_file(input);
         if (!output.empty()) config.set_audio_output_file(output);
 
-        // 2. The client (it copies the config) and its handlers.
+        // 2. The client (it copies the config) and its handlers. Events are queued from
+        //    here on; the handlers run when this thread polls (step 4).
         millis::Client client(config);
+        int code = -1;  // the close handler's
         client.on_open([] { std::printf("onopen\n"); })
             .on_ready([](std::string_view session_id, std::string_view payload) {
                 std::printf("onready session_id=\"%.*s\" payload=%.*s\n", int(session_id.size()), session_id.data(),
@@ -98,9 +97,9 @@ int main(int argc, char **argv)
                 std::printf("onerror %s: %.*s\n", std::string(millis::to_string(status)).c_str(),
                             int(message.size()), message.data());
             })
-            .on_close([&closed](int code, std::string_view reason) {
-                std::printf("onclose %d \"%.*s\"\n", code, int(reason.size()), reason.data());
-                closed.set_value(code);  // once per conversation, and this one is the only one
+            .on_close([&code](int close_code, std::string_view reason) {
+                std::printf("onclose %d \"%.*s\"\n", close_code, int(reason.size()), reason.data());
+                code = close_code;  // once per conversation, last
             });
 
         // 3. Start. It returns at once (it throws only for what it can tell at once: a
@@ -108,11 +107,12 @@ int main(int argc, char **argv)
         std::signal(SIGINT, on_sigint);
         client.start_agent(agent_id);
 
-        // 4. Wait for the close, looking at Ctrl-C every 100 ms: it stops the conversation
-        //    (the library closes the connection with 1000, then the close handler runs).
-        std::future<int> code = closed.get_future();
+        // 4. Run the handlers until the close, looking at Ctrl-C at least every 100 ms: it
+        //    stops the conversation (the library closes the connection with 1000, then
+        //    the close handler runs). client.run() would do without the Ctrl-C.
         bool stopped = false;
-        while (code.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+        while (code < 0) {
+            client.poll(std::chrono::milliseconds(100));  // every event queued, or none in 100 ms
             if (interrupted && !stopped) {
                 std::printf("Ctrl-C: stopping\n");
                 client.stop();
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
         // 6. Close (the destructor would too): the output file is complete.
         client.close();
         if (!output.empty()) std::printf("the agent's voice: %s\n", output.c_str());
-        return code.get() == 1000 ? 0 : 1;
+        return code == 1000 ? 0 : 1;
     } catch (const millis::Error &e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;
