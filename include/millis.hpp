@@ -222,8 +222,8 @@ struct OptionalCString {
 // Views
 // ------------------------------------------------------------------------------------
 
-/** Bytes lent by the library (agent audio): valid for the handler's call, or until the
- *  next next_event() for an Event. A span of const std::uint8_t; copy what you keep
+/** Bytes lent by the library (agent audio): valid for the handler's call, or, for an
+ *  Event, until the client's next event is taken. A span of const std::uint8_t; copy what you keep
  *  (std::vector<std::uint8_t>(v.begin(), v.end())). */
 class ByteView {
 public:
@@ -298,9 +298,9 @@ private:
 };
 
 /** One event from the queue (millis_event), as a typed view. Its strings and audio are
- *  lent: valid until the next next_event() (or events() step) on the same client, or the
- *  client's end. A field the event does not carry reads "" or 0 (see millis.h's
- *  millis_event_type for which event carries what). */
+ *  lent: valid until the same client's next event is taken (next_event(), a step of
+ *  events(), poll(), run()) or the client's end. A field the event does not carry
+ *  reads "" or 0 (see millis.h's millis_event_type for which event carries what). */
 class Event {
 public:
     explicit Event(const millis_event &raw) noexcept : raw_(raw) {}
