@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import pydoc
+import os
 import struct
 import threading
 from typing import Any, Dict, List
@@ -266,7 +267,8 @@ def test_import_refuses_a_library_of_another_version(millis, repo_root, library_
     site = tmp_path / "site"
     shutil.copytree(repo_root / "bindings" / "python" / "millis", site / "millis")
     (site / "millis" / "_version.py").write_text('VERSION = "9.9.9"\n')  # as its build writes it
-    env = {"PATH": "/usr/bin:/bin", "MILLIS_LIBRARY": str(library_path), "PYTHONPATH": str(site)}
+    # The suite's environment (a sanitizer run preloads its runtime), this copy first.
+    env = dict(os.environ, MILLIS_LIBRARY=str(library_path), PYTHONPATH=str(site))
     result = subprocess.run([sys.executable, "-c", "import millis"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
