@@ -9,8 +9,8 @@ import array
 import functools
 import json
 import logging
-import pydoc
 import os
+import pydoc
 import struct
 import threading
 from typing import Any, Dict, List
