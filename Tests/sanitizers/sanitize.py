@@ -72,7 +72,11 @@ KINDS = {
         "swift_build": ["--sanitize", "thread"],
         # The static TSan runtime of Swift's clang has libdispatch interceptors that need
         # libdispatch at link time; the shared one (the same that Python preloads) does not.
-        "cflags": ["-fsanitize=thread", "-shared-libsan"],
+        # That shared runtime names libdispatch's and BlocksRuntime's symbols without
+        # needing them; the instrumented libmillis brings both at run time. lld checks a
+        # shared library's undefined symbols once all its dependencies are on the line,
+        # which a C++ link (libstdc++ pulls in libgcc_s) achieves and a C link does not.
+        "cflags": ["-fsanitize=thread", "-shared-libsan", "-Wl,--allow-shlib-undefined"],
         "runtime": "libclang_rt.tsan-x86_64.so",
         # The shared TSan runtime binds libdispatch's data symbols at load time: a process
         # without the Swift runtime (Python) must preload libdispatch with it.
