@@ -72,11 +72,13 @@ KINDS = {
         "swift_build": ["--sanitize", "thread"],
         # The static TSan runtime of Swift's clang has libdispatch interceptors that need
         # libdispatch at link time; the shared one (the same that Python preloads) does not.
+        "cflags": ["-fsanitize=thread", "-shared-libsan"],
         # That shared runtime names libdispatch's and BlocksRuntime's symbols without
         # needing them; the instrumented libmillis brings both at run time. lld checks a
         # shared library's undefined symbols once all its dependencies are on the line,
         # which a C++ link (libstdc++ pulls in libgcc_s) achieves and a C link does not.
-        "cflags": ["-fsanitize=thread", "-shared-libsan", "-Wl,--allow-shlib-undefined"],
+        # For the C tests and for every program linked through the staged millis.pc.
+        "ldflags": ["-Wl,--allow-shlib-undefined"],
         "runtime": "libclang_rt.tsan-x86_64.so",
         # The shared TSan runtime binds libdispatch's data symbols at load time: a process
         # without the Swift runtime (Python) must preload libdispatch with it.
@@ -147,7 +149,8 @@ def stage(kind: str, lib: Path, base: Path, runtime: Path) -> Path:
     os.symlink(f"libmillis.so.{SOVERSION}", libdir / "libmillis.so")
     # The runtime comes first, unconditionally linked (Ubuntu's cc links --as-needed), so
     # that programs built from this millis.pc by any compiler load it before libc.
-    libs = (f"-Wl,--no-as-needed {runtime} -Wl,-rpath,{runtime.parent} "
+    libs = (" ".join(KINDS[kind].get("ldflags", []) + [""])
+            + f"-Wl,--no-as-needed {runtime} -Wl,-rpath,{runtime.parent} "
             f"-L${{libdir}} -Wl,-rpath,${{libdir}} -lmillis")
     template = (ROOT / "pkgconfig" / "millis.pc.in").read_text()
     pc = (template.replace("@PREFIX@", str(tree)).replace("@LIBDIR@", str(libdir))
@@ -212,7 +215,7 @@ def run_c_tests(kind: str, tree: Path, base: Path, reports: Path, runtime: Path)
     for name, (compiler, source) in sources.items():
         exe = base / name
         cmd = (compiler + ["-g", "-O1", "-fuse-ld=lld", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-               + KINDS[kind]["cflags"] + [str(source), f"-I{ROOT / 'include'}",
+               + KINDS[kind]["cflags"] + KINDS[kind].get("ldflags", []) + [str(source), f"-I{ROOT / 'include'}",
                                           f"-L{libdir}", f"-Wl,-rpath,{libdir}", f"-Wl,-rpath,{runtime.parent}",
                                           "-lmillis", "-lpthread", "-o", str(exe)])
         log(" ".join(cmd))
