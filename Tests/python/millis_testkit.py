@@ -179,3 +179,14 @@ class Streamer(threading.Thread):
                     self.stop_event.wait(delay)
         except BaseException as exc:  # reported by the test
             self.error = exc
+
+
+def show_output(result: Any, tail: int = 12000) -> str:
+    """The end of a finished or timed-out subprocess's stdout and stderr, for a failure
+    message (text or bytes, None as empty)."""
+    def text(v: Any) -> str:
+        if v is None:
+            return ""
+        return v.decode(errors="replace") if isinstance(v, bytes) else v
+    return (f"--- stdout ---\n{text(result.stdout)[-tail:]}\n"
+            f"--- stderr ---\n{text(result.stderr)[-tail:]}")

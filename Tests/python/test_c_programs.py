@@ -22,18 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from millis_testkit import show_output
+
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 EXPECTED_FINALS = ["Hello, what is the weather like today?", "Thank you, goodbye."]
 
 
-def _show(result: subprocess.CompletedProcess | subprocess.TimeoutExpired) -> str:
-    def text(v):
-        if v is None:
-            return ""
-        return v.decode(errors="replace") if isinstance(v, bytes) else v
-
-    return (f"--- stdout ---\n{text(result.stdout)[-12000:]}\n"
-            f"--- stderr ---\n{text(result.stderr)[-12000:]}")
+def _show(result) -> str:
+    return show_output(result)
 
 
 def run(cmd: list, *, timeout: float, env: dict | None = None, cwd: Path | None = None,
@@ -208,13 +204,9 @@ def read_wav_checked(path: Path) -> bytes:
     return raw[44:]
 
 
-def test_example_conversation(example_exe, devserver, repo_root, pkg_env, tmp_path):
-    """The example, built as the README says, holds the devserver's two-turn conversation
-    and prints what a user expects: each event, the session id, the agent's voice file."""
-    out_wav = tmp_path / "agent.wav"
-    result = run([example_exe, "--endpoint", devserver.url, "--agent-id", "demo-agent",
-                  "--input", user_wav(repo_root), "--output", out_wav],
-                 timeout=120, env=pkg_env, cwd=tmp_path)
+def check_example_events(result) -> str:
+    """What the C and C++ examples print of the devserver's two-turn conversation: each
+    event, in order, none an error. Returns their output."""
     text = result.stdout
     assert re.search(r"^onopen$", text, re.M), _show(result)
     assert re.search(r'^onready session_id="[^"]+"', text, re.M), _show(result)
@@ -226,6 +218,17 @@ def test_example_conversation(example_exe, devserver, repo_root, pkg_env, tmp_pa
     assert "onagentstate answer" in text and "onagentstate idle" in text, _show(result)
     assert text.index("onsessionended") < text.index('onclose 1000 "'), _show(result)
     assert "onerror" not in text, _show(result)
+    return text
+
+
+def test_example_conversation(example_exe, devserver, repo_root, pkg_env, tmp_path):
+    """The example, built as the README says, holds the devserver's two-turn conversation
+    and prints what a user expects: each event, the session id, the agent's voice file."""
+    out_wav = tmp_path / "agent.wav"
+    result = run([example_exe, "--endpoint", devserver.url, "--agent-id", "demo-agent",
+                  "--input", user_wav(repo_root), "--output", out_wav],
+                 timeout=120, env=pkg_env, cwd=tmp_path)
+    text = check_example_events(result)
     assert f"the agent's voice: {out_wav}" in text, _show(result)
 
     session = re.search(r"^session id: (\S+)$", text, re.M)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from test_c_programs import (  # noqa: F401  (pkg_env and millis_flags are fixtures)
-    EXPECTED_FINALS, WARNINGS, _show, millis_flags, pkg_env, read_wav_checked, run, tool, user_wav)
+    WARNINGS, _show, check_example_events, millis_flags, pkg_env, read_wav_checked, run, tool, user_wav)
 
 STANDARDS = ["c++17", "c++20"]
 # Beyond what the docs promise (-Wall -Wextra -Werror -pedantic): what stricter projects
@@ -134,17 +134,7 @@ def test_cpp_example_conversation(cpp_example_exe, devserver, repo_root, pkg_env
     result = run([cpp_example_exe, "--endpoint", devserver.url, "--agent-id", "demo-agent",
                   "--input", user_wav(repo_root), "--output", out_wav],
                  timeout=120, env=pkg_env, cwd=tmp_path)
-    text = result.stdout
-    assert re.search(r"^onopen$", text, re.M), _show(result)
-    assert re.search(r'^onready session_id="[^"]+"', text, re.M), _show(result)
-    for final in EXPECTED_FINALS:
-        assert f'ontranscript (final) "{final}"' in text, _show(result)
-    assert re.search(r"onresponsetext \(final\) \".+\"", text), _show(result)
-    assert re.search(r'onfunction get_weather \{.*"Paris".*\}', text), _show(result)
-    assert re.search(r"onlatency \d+\.\d ms", text), _show(result)
-    assert "onagentstate answer" in text and "onagentstate idle" in text, _show(result)
-    assert text.index("onsessionended") < text.index('onclose 1000 "'), _show(result)
-    assert "onerror" not in text, _show(result)
+    text = check_example_events(result)
     session = re.search(r"^session id: (\S+)$", text, re.M)
     assert session, _show(result)
     assert re.search(r'^stats: \{"frames_sent":\d+', text, re.M), _show(result)

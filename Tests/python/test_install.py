@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from millis_testkit import PUBLIC_KEY
+from millis_testkit import PUBLIC_KEY, show_output
 
 # Packaging is about the release build: Tests/sanitizers/sanitize.py runs this suite in a
 # staging tree whose build/ holds only an instrumented library (and preloads its runtime).
@@ -71,12 +71,7 @@ def clean_env(**extra: str) -> dict:
 
 
 def _show(result) -> str:
-    def text(v):
-        if v is None:
-            return ""
-        return v.decode(errors="replace") if isinstance(v, bytes) else v
-    return (f"--- stdout ---\n{text(result.stdout)[-8000:]}\n"
-            f"--- stderr ---\n{text(result.stderr)[-8000:]}")
+    return show_output(result, 8000)
 
 
 def run(cmd, *, timeout: float, env: dict | None = None, cwd: Path | None = None,

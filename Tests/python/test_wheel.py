@@ -32,7 +32,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from millis_testkit import PUBLIC_KEY
+from millis_testkit import PUBLIC_KEY, show_output
 
 # Packaging is about the release build: Tests/sanitizers/sanitize.py runs this suite in a
 # staging tree whose build/ holds only an instrumented library.
@@ -67,12 +67,7 @@ def _needed(path: Path) -> list:
 
 
 def _show(result) -> str:
-    def text(v):
-        if v is None:
-            return ""
-        return v.decode(errors="replace") if isinstance(v, bytes) else v
-    return (f"--- stdout ---\n{text(result.stdout)[-6000:]}\n"
-            f"--- stderr ---\n{text(result.stderr)[-6000:]}")
+    return show_output(result, 6000)
 
 
 def _run(cmd, *, timeout: float, **kw) -> subprocess.CompletedProcess:
