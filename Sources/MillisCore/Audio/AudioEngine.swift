@@ -38,7 +38,7 @@ final class AudioEngine: @unchecked Sendable {
     private let arrivals = ArrivalStamps()
     /// Network loop: agent samples put in the playout queue so far.
     private var queuedPosition = 0
-    /// Readable when `captured` has frames, `drained` is set or `failure` holds a message.
+    /// Readable when `captured` has frames, a drain is announced or `failure` holds a message.
     let loopWakeFD: Int32
     private let captureWakeFD: Int32
     private let playbackWakeFD: Int32
@@ -50,8 +50,8 @@ final class AudioEngine: @unchecked Sendable {
     private let captureEnabled = Atomic<Bool>(false)
     /// When the newest frame in `captured` was captured (its last sample, monotonic ns).
     let lastCapturedAt = Atomic<UInt64>(0)
-    /// Set by the playback thread when agent audio has really finished sounding.
-    let drained = Atomic<Bool>(false)
+    /// Announced by the playback thread when agent audio has really finished sounding.
+    let drain = PlayoutDrain()
     /// A device that failed for good (its thread stopped), for the loop to report.
     let failure = Locked<String?>(nil)
     /// When the speaker began playing an answer (monotonic ns; the loop takes it, 0).
@@ -461,7 +461,7 @@ final class AudioEngine: @unchecked Sendable {
                 let step = machine.nextPeriod(now: now, queued: playout.count,
                                               paused: pauseRequested.load(ordering: .acquiring),
                                               deviceDelay: delay16k)
-                if step.withdrawDrained && drained.exchange(false, ordering: .acquiringAndReleasing) {
+                if step.withdrawDrained && drain.withdraw() {
                     machine.drainWithdrawn()
                     counters.playbackUnderruns.add(1, ordering: .relaxed)
                 }
@@ -469,7 +469,7 @@ final class AudioEngine: @unchecked Sendable {
                     counters.playbackUnderruns.add(1, ordering: .relaxed)
                 }
                 if step.drained {
-                    drained.store(true, ordering: .releasing)
+                    drain.announce()
                     Self.signal(loopWakeFD)
                 }
                 if case .waitForPace = step.period {

@@ -61,7 +61,7 @@ extension Conversation {
                 }
             }
         }
-        if engine.drained.exchange(false, ordering: .acquiringAndReleasing) && engine.playoutIsEmpty {
+        if engine.drain.take(queueIsEmpty: engine.playoutIsEmpty) {
             drive { $0.playoutDrained() }
         }
     }

@@ -222,6 +222,8 @@ final class NetworkLoop: @unchecked Sendable {
         loopThread.store(UInt(pthread_self()), ordering: .releasing)
         var readyFDs = [Int32](repeating: 0, count: 256)
         var readyEvents = [UInt32](repeating: 0, count: 256)
+        var audioReady = [Int32]()
+        audioReady.reserveCapacity(256)
         while true {
             let timeout = waitTimeout()
             let n = csys_epoll_wait(epollFD, &readyFDs, &readyEvents, 256, timeout)
@@ -234,8 +236,8 @@ final class NetworkLoop: @unchecked Sendable {
                     _ = read(wakeFD, &value, 8)
                 } else if let connection = connectionsByFD[fd] {
                     handleIO(connection, flags: flags)
-                } else if let conversation = audioConversationsByFD[fd] {
-                    conversation.serviceAudio(captureBuffer: &captureBuffer)
+                } else if audioConversationsByFD[fd] != nil {
+                    audioReady.append(fd)
                 } else if curlFDs.contains(fd) {
                     var mask: Int32 = 0
                     if flags & Self.readable != 0 { mask |= CURL_CSELECT_IN }
@@ -244,6 +246,14 @@ final class NetworkLoop: @unchecked Sendable {
                     curlAction(fd, mask)
                 }
             }
+            // Audio after the sockets: a speaker that ran dry while the loop was held up
+            // (a slow callback) announces a drain, and the answer's audio that arrived
+            // meanwhile must reach the playout queue first, so the drain is seen as the
+            // gap it was (PlayoutDrain), not as the end of the answer.
+            for fd in audioReady {
+                audioConversationsByFD[fd]?.serviceAudio(captureBuffer: &captureBuffer)
+            }
+            audioReady.removeAll(keepingCapacity: true)
             runCommands()
             runTimers()
         }

@@ -20,8 +20,8 @@ final class PlayoutTests: XCTestCase {
         var delay = 0
         /// Times the machine asked for the device's delay.
         var delayQueries = 0
-        /// The engine's `drained` flag: set on a drain, until the network loop takes it.
-        var drainPending = false
+        /// The engine's drain flag, between the playback thread and the network loop.
+        let drain = PlayoutDrain()
 
         struct Period {
             var step: Playout.Step
@@ -38,9 +38,8 @@ final class PlayoutTests: XCTestCase {
             let step = playout.nextPeriod(now: now, queued: queued, paused: paused,
                                           deviceDelay: { queries += 1; return device })
             delayQueries += queries
-            if step.drained { drainPending = true }
-            if step.withdrawDrained && drainPending {
-                drainPending = false
+            if step.drained { drain.announce() }
+            if step.withdrawDrained && drain.withdraw() {
                 playout.drainWithdrawn()
             }
             if case .waitForPace = step.period { return Period(step: step, agent: 0, started: false) }
@@ -200,7 +199,7 @@ final class PlayoutTests: XCTestCase {
         let end = b.playAnswer(960, from: 0)
         _ = b.period(at: end)
         XCTAssertTrue(b.period(at: end + 80 * ms).step.drained)
-        b.drainPending = false  // the network loop took it: the agent is idle
+        XCTAssertTrue(b.drain.take(queueIsEmpty: true), "the network loop takes it: the agent is idle")
         b.queued = 960
         let next = b.period(at: end + 90 * ms)
         XCTAssertTrue(next.step.withdrawDrained)
@@ -208,6 +207,22 @@ final class PlayoutTests: XCTestCase {
         XCTAssertEqual(next.agent, 160)
         XCTAssertTrue(next.started)
         XCTAssertEqual(b.playout.drains, 1)
+    }
+
+    /// The network loop was held up (a slow callback) while the speaker ran dry and the
+    /// answer went on arriving: when it looks, audio is queued again. It leaves the drain
+    /// to the playback thread, which withdraws it: a gap, an underrun, not an answer's end.
+    func testTheLoopLeavesADrainWhenAudioIsQueuedAgain() {
+        var b = Bench()
+        let end = b.playAnswer(960, from: 0)
+        _ = b.period(at: end)
+        XCTAssertTrue(b.period(at: end + 80 * ms).step.drained)
+        b.queued = 960  // the rest of the answer, read from the socket first
+        XCTAssertFalse(b.drain.take(queueIsEmpty: b.queued == 0), "a drain with audio queued behind it is no end")
+        let next = b.period(at: end + 90 * ms)
+        XCTAssertTrue(next.step.withdrawDrained)
+        XCTAssertEqual(b.playout.underruns, 1)
+        XCTAssertFalse(b.drain.take(queueIsEmpty: true), "withdrawn: nothing left for the loop")
     }
 
     func testClearGoesIdleAndTheNextAnswerPrebuffers() {
