@@ -19,7 +19,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 # What `make build` needs: a C compiler, pkg-config and the libraries libmillis and the
 # CLI link. Nothing else: the test bed's packages come from `make test-deps`.
 BUILD_APT_PACKAGES := gcc pkg-config libcurl4-openssl-dev libcjson-dev libasound2-dev \
-	libspeexdsp-dev libopus-dev libopusenc-dev libopusfile-dev libogg-dev
+	libspeexdsp-dev libwebrtc-audio-processing-dev g++ libopus-dev libopusenc-dev libopusfile-dev libogg-dev
 # The devserver (make devserver, make demo).
 DEVSERVER_APT_PACKAGES := python3 python3-pip
 DEVSERVER_PIP_PACKAGES := websockets
@@ -126,11 +126,17 @@ bench-profile: build test-deps
 	$(PYTHON) bench/profile/profile.py --client floor --sessions 1000
 	$(PYTHON) bench/profile/profile.py --client peer --sessions 200
 
-# Device-audio figures (ERLE, barge-in, capture -> wire) with medians, on the paced
-# PulseAudio echo loop (docs/audio.md, "Measured").
+# Echo cancellation and device-audio figures: the echo cancellers side by side on the
+# simulated room (bench/echo), then device mode with each on the paced PulseAudio echo
+# loop (ERLE, echo barge-ins, barge-in, capture -> wire), medians of 5 conversations
+# (bench/README.md, "Echo cancellation"; BENCHMARKS.md).
 .PHONY: bench-audio
 bench-audio: build test-deps
-	$(PYTHON) bench/audio/audio_bench.py --runs 5 --json $(BUILD)/bench-audio.json
+	@mkdir -p $(BUILD)/bench
+	g++ -O2 -std=c++17 bench/echo/echo_cancellers.cpp $$(pkg-config --cflags --libs webrtc-audio-processing speexdsp) \
+		-o $(BUILD)/bench/echo_cancellers
+	$(PYTHON) bench/echo/echo_bench.py --runner $(BUILD)/bench/echo_cancellers --json $(BUILD)/bench-echo.json
+	$(PYTHON) bench/audio/audio_bench.py --runs 5 --echo-canceller webrtc speex --json $(BUILD)/bench-audio.json
 
 # ------------------------------------------------------------------------------------
 # Fuzzing (libFuzzer + ASan, Fuzz/README.md) and sanitizers (Tests/sanitizers/README.md).

@@ -21,6 +21,16 @@ let package = Package(
             name: "CAudio",
             linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("speexdsp")]
         ),
+        // The WebRTC audio processing module (echo canceller, noise suppressor, gain
+        // control), C++ behind C functions. Linked as a shared library (Debian's
+        // static archive is not position-independent); PulseAudio depends on it, and
+        // the wheel carries it.
+        .target(
+            name: "CWebRTCAudio",
+            cxxSettings: [.unsafeFlags(["-I/usr/include/webrtc_audio_processing",
+                                        "-DWEBRTC_AUDIO_PROCESSING_ONLY_BUILD", "-DWEBRTC_POSIX"])],
+            linkerSettings: [.linkedLibrary("webrtc_audio_processing"), .linkedLibrary("stdc++")]
+        ),
         // Ogg Opus: libopusenc (recordings, output files) and libopusfile (input files).
         .target(
             name: "COpus",
@@ -31,7 +41,7 @@ let package = Package(
         // (it reads only the version from millis.h).
         .target(
             name: "MillisCore",
-            dependencies: ["CCurl", "CSystem", "CAudio", "COpus", "CMillisHeader"],
+            dependencies: ["CCurl", "CSystem", "CAudio", "CWebRTCAudio", "COpus", "CMillisHeader"],
             // libopusenc's and libopusfile's headers include <opus.h> from /usr/include/opus.
             // Release builds skip the run-time exclusivity checks on class properties:
             // a fifth of the network loop's instructions per frame at scale (callgrind,

@@ -24,6 +24,9 @@ CSAN=()
     -I "$ROOT/Sources/CCurl/include" -o "$OUT/obj/ccurl.o"
 "$CLANG" -O1 -g "${CSAN[@]}" -c "$ROOT/Sources/CAudio/caudio.c" \
     -I "$ROOT/Sources/CAudio/include" -o "$OUT/obj/caudio.o"
+"$CLANG" -O1 -g "${CSAN[@]}" -x c++ -c "$ROOT/Sources/CWebRTCAudio/cwebrtc_audio.cpp" \
+    -I "$ROOT/Sources/CWebRTCAudio/include" -I /usr/include/webrtc_audio_processing \
+    -DWEBRTC_AUDIO_PROCESSING_ONLY_BUILD -DWEBRTC_POSIX -o "$OUT/obj/cwebrtc_audio.o"
 "$CLANG" -O1 -g "${CSAN[@]}" -c "$ROOT/Sources/COpus/copus.c" -I /usr/include/opus \
     -I "$ROOT/Sources/COpus/include" -o "$OUT/obj/copus.o"
 
@@ -35,10 +38,11 @@ for target in "${targets[@]}"; do
     "$SWIFTC" -sanitize="$SANITIZERS" -parse-as-library -O -wmo -g -use-ld=lld \
         -module-name MillisCore -D MILLIS_FUZZ_BUILD \
         -I "$ROOT/Fuzz/modulemaps/CCurl" -I "$ROOT/Fuzz/modulemaps/CSystem" \
-        -I "$ROOT/Fuzz/modulemaps/CAudio" -I "$ROOT/Fuzz/modulemaps/COpus" \
+        -I "$ROOT/Fuzz/modulemaps/CAudio" -I "$ROOT/Fuzz/modulemaps/CWebRTCAudio" \
+        -I "$ROOT/Fuzz/modulemaps/COpus" \
         -I "$ROOT/Fuzz/modulemaps/CMillisHeader" -Xcc -I/usr/include/opus \
         "${core[@]}" "$ROOT/Tests/MillisCoreTests/Fuzz/FuzzHarness.swift" "$entry" \
-        "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" "$OUT/obj/copus.o" \
-        -lcurl -lspeexdsp -lopusenc -lopusfile -lopus \
+        "$OUT/obj/csystem.o" "$OUT/obj/ccurl.o" "$OUT/obj/caudio.o" "$OUT/obj/cwebrtc_audio.o" \
+        "$OUT/obj/copus.o" -lcurl -lspeexdsp -lwebrtc_audio_processing -lstdc++ -lopusenc -lopusfile -lopus \
         -module-cache-path "$OUT/module-cache" -o "$OUT/$target"
 done

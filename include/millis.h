@@ -591,10 +591,10 @@ millis_status millis_config_set_audio_devices(millis_config *cfg, const char *ca
 
 /**
  * Switches the microphone processing of device audio mode, each non-zero for on (all
- * three are on by default, like the browser's getUserMedia): echo cancellation
- * (speexdsp's adaptive filter, fed with exactly what the speaker played, aligned for
- * the devices' latency, plus suppression of the residual echo), noise suppression and
- * automatic gain control (speexdsp's preprocessor, at most +20 dB).
+ * three are on by default, like the browser's getUserMedia): echo cancellation (an
+ * adaptive filter fed with exactly what the speaker played, aligned for the devices'
+ * latency, plus suppression of the residual echo), noise suppression and automatic
+ * gain control. Which module does them: millis_config_set_echo_canceller.
  * Parameters: cfg: required. echo_cancellation, noise_suppression, auto_gain_control:
  * non-zero for on.
  * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL cfg).
@@ -603,6 +603,32 @@ millis_status millis_config_set_audio_devices(millis_config *cfg, const char *ca
  */
 millis_status millis_config_set_audio_processing(millis_config *cfg, int echo_cancellation,
                                                  int noise_suppression, int auto_gain_control);
+
+/** The module that processes the microphone in device audio mode. */
+typedef enum millis_echo_canceller {
+    /** The WebRTC audio processing module (the one PulseAudio's module-echo-cancel
+     *  uses): its echo canceller (extended filter, delay-agnostic), noise suppressor and
+     *  adaptive digital gain control. The default: 25 dB and more of echo removed
+     *  within the first second of agent speech on a room, where speexdsp removes 6 to
+     *  12 dB (BENCHMARKS.md, "Echo cancellation"). While the agent speaks it lowers the
+     *  user's voice by 6 to 10 dB (still heard: barge-in works). */
+    MILLIS_ECHO_CANCELLER_WEBRTC = 0,
+    /** speexdsp's MDF echo canceller and preprocessor (noise suppression, gain control
+     *  at most +20 dB, residual echo suppression): keeps the user's voice nearly whole
+     *  while the agent speaks, and leaves much more echo. */
+    MILLIS_ECHO_CANCELLER_SPEEX = 1
+} millis_echo_canceller;
+
+/**
+ * Chooses the module that processes the microphone of device audio mode (the switches
+ * of millis_config_set_audio_processing apply to it). Default:
+ * MILLIS_ECHO_CANCELLER_WEBRTC.
+ * Parameters: cfg: required. canceller: a millis_echo_canceller value.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or another value.
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback.
+ */
+millis_status millis_config_set_echo_canceller(millis_config *cfg, millis_echo_canceller canceller);
 
 /**
  * Sets the ALSA period of device audio mode: 5, 10 (default) or 20 ms. The audio
@@ -1389,7 +1415,7 @@ typedef void (*millis_analyzer_cb)(millis_client *c, millis_analyser *agent, voi
  *  analyzer event: the user's analyser, and the stream as JSON. Device audio:
  *  {"source": "device", "device", "rate", "channels", "format", "period_frames",
  *  "buffer_frames" (the capture device as opened), "echo_cancellation",
- *  "noise_suppression", "auto_gain_control", "playback": {the playback device}};
+ *  "echo_canceller" ("webrtc" or "speex"), "noise_suppression", "auto_gain_control", "playback": {the playback device}};
  *  an audio input file (millis_config_set_audio_input_file) appears as the device
  *  "file" with its "file" path and no processing; application audio: {"source":
  *  "application", "encoding", "rate", "channels": 1}. */

@@ -23,6 +23,16 @@ public func millis_config_set_audio_processing(_ cfg: UnsafeMutableRawPointer?, 
     }
 }
 
+@_cdecl("millis_config_set_echo_canceller")
+public func millis_config_set_echo_canceller(_ cfg: UnsafeMutableRawPointer?, _ canceller: Int32) -> Int32 {
+    ConfigHandle.update(cfg) { config throws(MillisError) in
+        guard let value = EchoCanceller(rawValue: canceller) else {
+            throw MillisError(.invalidArgument, "echo canceller \(canceller) is not one: use MILLIS_ECHO_CANCELLER_WEBRTC (0, the default) or MILLIS_ECHO_CANCELLER_SPEEX (1)")
+        }
+        config.setEchoCanceller(value)
+    }
+}
+
 @_cdecl("millis_config_set_audio_period_ms")
 public func millis_config_set_audio_period_ms(_ cfg: UnsafeMutableRawPointer?, _ ms: UInt32) -> Int32 {
     ConfigHandle.update(cfg) { config throws(MillisError) in try config.setAudioPeriodMilliseconds(Int(ms)) }

@@ -746,6 +746,10 @@ static float T_floats[4];
     X("millis_config_set_audio_devices(NULL, d, d)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_devices(NULL, "default", "default")) \
     X("millis_config_set_audio_devices(cfg, NULL, NULL)", 0, MILLIS_OK, millis_config_set_audio_devices(T_cfg, NULL, NULL)) \
     X("millis_config_set_audio_processing(NULL, 1, 1, 1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_processing(NULL, 1, 1, 1)) \
+    X("millis_config_set_echo_canceller(NULL, WEBRTC)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_echo_canceller(NULL, MILLIS_ECHO_CANCELLER_WEBRTC)) \
+    X("millis_config_set_echo_canceller(cfg, 7)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_echo_canceller(T_cfg, (millis_echo_canceller)7)) \
+    X("millis_config_set_echo_canceller(cfg, -1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_echo_canceller(T_cfg, (millis_echo_canceller)-1)) \
+    X("millis_config_set_echo_canceller(cfg, SPEEX)", 0, MILLIS_OK, millis_config_set_echo_canceller(T_cfg, MILLIS_ECHO_CANCELLER_SPEEX)) \
     X("millis_config_set_audio_period_ms(NULL, 10)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_period_ms(NULL, 10)) \
     X("millis_config_set_playout_prebuffer_ms(NULL, 60)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_playout_prebuffer_ms(NULL, 60)) \
     X("millis_config_set_application_audio_format(NULL, PCM16, 16000)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_application_audio_format(NULL, MILLIS_AUDIO_PCM16, 16000)) \

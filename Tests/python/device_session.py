@@ -8,6 +8,7 @@ independent of the Python binding under test elsewhere.
 
     device_session.py --library build/libmillis.so --endpoint ws://... \\
         --capture cap --playback play --seconds 8 [--processing 0|1] \\
+        [--echo-canceller webrtc|speex] \\
         [--agent-audio FILE] [--prebuffer-ms N] [--stop-after-session-ended]
 """
 import argparse
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("--playback", default="default")
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--processing", type=int, default=1)
+    ap.add_argument("--echo-canceller", choices=["webrtc", "speex"], help="the library's default when not given")
     ap.add_argument("--agent-audio", help="write the agent audio of the audio callback here")
     ap.add_argument("--prebuffer-ms", type=int)
     ap.add_argument("--agent", default="demo-agent")
@@ -51,6 +53,7 @@ def main() -> int:
     lib.millis_config_set_audio_devices.argtypes = [vp, cp, cp]
     lib.millis_config_set_audio_mode.argtypes = [vp, i]
     lib.millis_config_set_audio_processing.argtypes = [vp, i, i, i]
+    lib.millis_config_set_echo_canceller.argtypes = [vp, i]
     lib.millis_config_set_playout_prebuffer_ms.argtypes = [vp, C.c_uint]
     lib.millis_client_start_agent.argtypes = [vp, cp]
     lib.millis_client_stop.argtypes = [vp]
@@ -64,6 +67,8 @@ def main() -> int:
     assert lib.millis_config_set_audio_devices(cfg, args.capture.encode(), args.playback.encode()) == 0
     on = args.processing
     assert lib.millis_config_set_audio_processing(cfg, on, on, on) == 0
+    if args.echo_canceller is not None:
+        assert lib.millis_config_set_echo_canceller(cfg, ["webrtc", "speex"].index(args.echo_canceller)) == 0
     if args.prebuffer_ms is not None:
         assert lib.millis_config_set_playout_prebuffer_ms(cfg, args.prebuffer_ms) == 0
     err = i(0)

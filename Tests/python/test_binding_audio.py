@@ -59,6 +59,8 @@ def test_audio_enums_match_header(millis, repo_root):
     assert millis.Status.AUDIO_DEVICE == 17 and millis.Status(17).name == "AUDIO_DEVICE"
     assert millis.MillisError(17).name == "AUDIO_DEVICE"
     assert millis.AudioMode.DEVICE == 2
+    assert {m.name: int(m) for m in millis.EchoCanceller} == {"WEBRTC": 0, "SPEEX": 1}
+    assert str(millis.EchoCanceller.SPEEX) == "speex" and "EchoCanceller" in millis.__all__
     assert "analyzer" in millis.EVENTS and "useraudioready" in millis.EVENTS
     assert millis.ALIASES == {"onanalyzer": "analyzer", "onuseraudioready": "useraudioready"}
 
@@ -80,6 +82,8 @@ def test_audio_enums_match_header(millis, repo_root):
     ({"capture_device": ""}, ("capture",)),
     ({"playback_device": "a\nb"}, ("playback",)),
     ({"audio_mode": 3}, ("mode",)),
+    ({"echo_canceller": 2}, ("canceller", "MILLIS_ECHO_CANCELLER_WEBRTC")),
+    ({"echo_canceller": -1}, ("canceller",)),
 ])
 def test_audio_settings_out_of_range(millis, kwargs, words):
     with pytest.raises(millis.MillisError) as info:
@@ -94,6 +98,8 @@ def test_audio_settings_type_errors(millis):
         millis.Client(PUBLIC_KEY, dispatch="manual", capture_device=1)
     with pytest.raises(ValueError):
         millis.Client(PUBLIC_KEY, dispatch="manual", audio_encoding="opus")
+    with pytest.raises(ValueError, match="echo_canceller.*webrtc, speex"):
+        millis.Client(PUBLIC_KEY, dispatch="manual", echo_canceller="browser")
 
 
 def test_audio_settings_accepted(millis):
@@ -106,7 +112,9 @@ def test_audio_settings_accepted(millis):
                    {"echo_cancellation": False},
                    {"echo_cancellation": True, "noise_suppression": False, "auto_gain_control": False},
                    {"capture_device": "null", "playback_device": "null"},
-                   {"capture_device": "null"}):
+                   {"capture_device": "null"},
+                   {"echo_canceller": "speex"}, {"echo_canceller": "WebRTC"},
+                   {"echo_canceller": millis.EchoCanceller.SPEEX}, {"echo_canceller": 0}):
         with millis.Client(PUBLIC_KEY, dispatch="manual", audio_mode="application", **kwargs) as c:
             assert c.audio_mode == millis.AudioMode.APPLICATION, kwargs
 

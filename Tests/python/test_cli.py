@@ -115,7 +115,7 @@ def table_rows(text: str) -> dict:
 
 HELP_MENTIONS = {
     "talk": ["--agent-id", "--agent-config", "--metadata", "--session-id", "--endpoint", "--header", "--input",
-             "--fast", "--output", "--record", "--record-mono", "--device", "--capture", "--playback",
+             "--fast", "--output", "--record", "--record-mono", "--device", "--capture", "--playback", "--echo-canceller",
              "--timeout", "--linger", "--plain", "MILLIS_PUBLIC_KEY", "Exit status"],
     "devices": ["--all", "--json", "Exit status"],
     "voices": ["--endpoint", "--base-url", "--path", "--json", "--timeout", "MILLIS_PUBLIC_KEY",
@@ -170,6 +170,7 @@ def test_top_level_help_and_version(cli, repo_root):
     (["talk", "--agent-id", "a", "--input", "/nonexistent/in.wav"], "--input /nonexistent/in.wav: cannot read it"),
     (["talk", "--agent-id", "a", "--record", "call.mp3"], "--record 'call.mp3'"),
     (["talk", "--agent-id", "a", "--record-mono"], "--record-mono needs --record"),
+    (["talk", "--agent-id", "a", "--echo-canceller", "browser"], "--echo-canceller 'browser': give webrtc"),
     (["talk", "--agent-id", "a", "--header"], "option '--header' needs a value"),
     (["talk", "--agent-id", "a", "--header", "Origin example.com"],
      "--header 'Origin example.com': give NAME: VALUE (a colon between the name and the value)"),

@@ -50,11 +50,11 @@ VERSION = ".".join(re.search(rf"^#define MILLIS_VERSION_{part} (\d+)$", (REPO / 
                              re.M).group(1) for part in ("MAJOR", "MINOR", "PATCH"))
 EXPECTED_FINALS = ["Hello, what is the weather like today?", "Thank you, goodbye."]
 # What the wheel must carry: the libraries libmillis links that a clean machine lacks.
-BUNDLED = ("libcurl", "libspeexdsp", "libopus", "libopusenc", "libopusfile", "libogg",
+BUNDLED = ("libcurl", "libspeexdsp", "libwebrtc_audio_processing", "libopus", "libopusenc", "libopusfile", "libogg",
            "libssl", "libcrypto", "libnghttp2")
 # Nothing of the project's may be on the clean machine, or the check proves nothing.
 NOT_ON_A_CLEAN_MACHINE = ("libmillis", "libcurl", "libasound", "libopus", "libopusenc",
-                          "libopusfile", "libogg", "libspeexdsp", "libcjson")
+                          "libopusfile", "libogg", "libspeexdsp", "libwebrtc_audio_processing", "libcjson")
 DEBOOTSTRAP_UNREACHABLE = ("Failed getting release file", "Couldn't download", "Failure while downloading",
                            "Temporary failure resolving", "Could not resolve", "Connection refused",
                            "Network is unreachable", "No route to host", "Connection timed out")
@@ -131,7 +131,7 @@ def test_wheel_carries_the_licences(wheel):
         ours = [n for n in names if n.endswith(".dist-info/LICENSE")]
         assert ours and b"MIT License" in z.read(ours[0]), ours
         notices = {Path(n).name for n in names if n.startswith("millis/_lib/licenses/")}
-    for package in ("libcurl4", "libopus0", "libspeexdsp1", "libssl3"):
+    for package in ("libcurl4", "libopus0", "libspeexdsp1", "libwebrtc-audio-processing1", "libssl3"):
         assert f"{package}.copyright" in notices, sorted(notices)
 
 

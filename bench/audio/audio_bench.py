@@ -18,7 +18,11 @@ microphone, so the agent's voice comes back as a real echo. Reported:
 - capture -> wire: from a microphone frame's last sample being captured to the frame
   being written to the socket (the 10 ms processing delay of the preprocessor comes on
   top: it is algorithmic, inside the frame);
-- underruns, xruns, overruns, realignments of the echo reference.
+- underruns, xruns, overruns, realignments of the echo reference;
+- echo barge-ins: the devserver's barge-in decisions during the agent's answers (the
+  user speaks once, before the first answer, so each was caused by echo).
+
+`--echo-canceller webrtc speex` runs both side by side (interleaved).
 """
 import argparse
 import json
@@ -50,6 +54,18 @@ def start_devserver(tmp: Path):
     raise RuntimeError("the devserver did not start")
 
 
+def server_record(tmp: Path, session_id, timeout: float = 15.0) -> dict:
+    """The devserver's record of a session (its barge-in decisions), once written."""
+    path = tmp / "records" / f"{session_id}.json"
+    deadline = time.monotonic() + timeout
+    while session_id and time.monotonic() < deadline:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    return {}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -57,27 +73,44 @@ def main() -> int:
     ap.add_argument("--json", help="write the per-run figures and medians here")
     ap.add_argument("--prebuffer-ms", type=int, nargs="*", default=[None],
                     help="playout prebuffers to compare (a sweep: underruns against latency)")
+    ap.add_argument("--echo-canceller", nargs="*", default=[None], choices=[None, "webrtc", "speex"],
+                    help="echo cancellers to compare, side by side (default: the library's)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="audio-bench-"))
     server, url = start_devserver(tmp)
     results = {}
+    configs = [(canceller, prebuffer) for canceller in args.echo_canceller for prebuffer in args.prebuffer_ms]
+
+    def config_name(canceller, prebuffer):
+        parts = ([] if canceller is None else [canceller]) + ([] if prebuffer is None else [f"prebuffer {prebuffer} ms"])
+        return ", ".join(parts) or "default"
+
     try:
-        for prebuffer in args.prebuffer_ms:
-            runs = results.setdefault("default" if prebuffer is None else f"prebuffer {prebuffer} ms", [])
-            for i in range(args.runs):
-                with PulseBed(tmp / f"pulse{prebuffer}-{i}") as bed:
+        # Interleaved (run i of every configuration, then run i + 1): a change in the
+        # machine's load spreads over all of them instead of biasing one.
+        for i in range(args.runs):
+            for canceller, prebuffer in configs:
+                name = config_name(canceller, prebuffer)
+                runs = results.setdefault(name, [])
+                with PulseBed(tmp / f"pulse{len(runs)}-{name.replace(' ', '_').replace(',', '')}") as bed:
                     player = subprocess.Popen(["sh", "-c", f"sleep 1; exec paplay --device={bed.sink} {USER_WAV}"],
                                               env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     cmd = [sys.executable, str(DRIVER), "--library", args.library, "--endpoint", url,
                            "--capture", "pulse", "--playback", "pulse", "--seconds", "14"]
                     if prebuffer is not None:
                         cmd += ["--prebuffer-ms", str(prebuffer)]
+                    if canceller is not None:
+                        cmd += ["--echo-canceller", canceller]
                     done = subprocess.run(cmd, env=bed.env(), capture_output=True, text=True, timeout=60)
                     player.wait(30)
-                stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
-                runs.append({k: stats.get(k) for k in KEYS})
-                print(f"{'' if prebuffer is None else f'prebuffer {prebuffer} ms, '}run {i + 1}: "
-                      + ", ".join(f"{k} {runs[-1][k]}" for k in KEYS), flush=True)
+                session = json.loads(done.stdout.strip().splitlines()[-1])
+                stats = session["stats"]
+                row = {k: stats.get(k) for k in KEYS}
+                # The user speaks once, before the agent's first answer: every barge-in
+                # the devserver decided during an answer was the agent's own echo.
+                row["echo_barge_ins"] = len(server_record(tmp, session.get("session_id")).get("barge_ins", []))
+                runs.append(row)
+                print(f"{name}, run {i + 1}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     finally:
         server.terminate()
         server.wait(10)
@@ -85,7 +118,7 @@ def main() -> int:
     for label, runs in results.items():
         summary[label] = {}
         print(f"\n{label}: {'figure':24} {'median':>8} {'min':>8} {'max':>8}   ({args.runs} runs)")
-        for k in KEYS:
+        for k in KEYS + ["echo_barge_ins"]:
             values = [r[k] for r in runs if r[k] is not None]
             if not values:
                 continue

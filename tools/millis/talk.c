@@ -93,6 +93,8 @@ static int configure(const struct options *o, const char *key, const char *endpo
         o->capture ? o->capture : o->playback);
     SET(millis_config_set_audio_processing(cfg, o->echo_cancellation, o->noise_suppression, o->gain_control),
         "--no-echo-cancellation", "");
+    SET(millis_config_set_echo_canceller(cfg, o->echo_canceller), "--echo-canceller",
+        o->echo_canceller == MILLIS_ECHO_CANCELLER_SPEEX ? "speex" : "webrtc");
     if (o->input)
         SET(millis_config_set_audio_input_file(cfg, o->input, o->fast ? MILLIS_FILE_FAST : MILLIS_FILE_REALTIME),
             "--input", o->input);

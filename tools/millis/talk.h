@@ -45,6 +45,7 @@ struct options {
     const char *input, *output, *record, *capture, *playback, *ca_file;
     int metadata_in_prompt, fast, record_mono, plain, verbose;
     int echo_cancellation, noise_suppression, gain_control;
+    millis_echo_canceller echo_canceller;
     double timeout, linger;
     int timeout_set;
     /* --header "Name: value", in order (argv strings). */

@@ -62,6 +62,9 @@ static void help(void)
         "  --record-mono          record both sides mixed to one channel\n"
         "  --no-echo-cancellation, --no-noise-suppression, --no-gain-control\n"
         "                         switch off the microphone's processing\n"
+        "  --echo-canceller NAME  the module that processes the microphone: webrtc\n"
+        "                         (default: removes far more echo) or speex (keeps more\n"
+        "                         of your voice while the agent speaks)\n"
         "Time:\n"
         "  --timeout SECS         give up if the session is not ready by then (default 15)\n"
         "  --linger SECS          with --input: once the file has ended, stop when the\n"
@@ -164,7 +167,7 @@ fail:
 enum {
     O_AGENT_ID = 256, O_AGENT_CONFIG, O_METADATA, O_METADATA_PROMPT, O_SESSION, O_ENDPOINT, O_CA,
     O_DEVICE, O_CAPTURE, O_PLAYBACK, O_INPUT, O_FAST, O_OUTPUT, O_RECORD, O_RECORD_MONO, O_NO_AEC,
-    O_NO_NS, O_NO_AGC, O_TIMEOUT, O_LINGER, O_PLAIN, O_HEADER
+    O_NO_NS, O_NO_AGC, O_CANCELLER, O_TIMEOUT, O_LINGER, O_PLAIN, O_HEADER
 };
 
 static const struct option long_options[] = {
@@ -187,6 +190,7 @@ static const struct option long_options[] = {
     {"no-echo-cancellation", no_argument, NULL, O_NO_AEC},
     {"no-noise-suppression", no_argument, NULL, O_NO_NS},
     {"no-gain-control", no_argument, NULL, O_NO_AGC},
+    {"echo-canceller", required_argument, NULL, O_CANCELLER},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"linger", required_argument, NULL, O_LINGER},
     {"plain", no_argument, NULL, O_PLAIN},
@@ -226,6 +230,11 @@ static int apply_option(struct options *o, int c, char **argv)
     case O_NO_AEC: o->echo_cancellation = 0; break;
     case O_NO_NS: o->noise_suppression = 0; break;
     case O_NO_AGC: o->gain_control = 0; break;
+    case O_CANCELLER:
+        if (strcmp(optarg, "webrtc") == 0) o->echo_canceller = MILLIS_ECHO_CANCELLER_WEBRTC;
+        else if (strcmp(optarg, "speex") == 0) o->echo_canceller = MILLIS_ECHO_CANCELLER_SPEEX;
+        else return usage_error("talk", "--echo-canceller '%s': give webrtc (the default) or speex", optarg);
+        break;
     case O_TIMEOUT:
         if (parse_seconds(optarg, 0.1, 600, &o->timeout) != 0)
             return usage_error("talk", "--timeout '%s': give a number of seconds from 0.1 to 600", optarg);

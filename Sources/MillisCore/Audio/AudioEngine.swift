@@ -83,9 +83,10 @@ final class AudioEngine: @unchecked Sendable {
         }
         // A file holds no room: nothing to cancel, suppress or level.
         let room = settings.inputFile == nil
-        processor = VoiceProcessor(echoCancellation: room && settings.echoCancellation,
-                                   noiseSuppression: room && settings.noiseSuppression,
-                                   autoGainControl: room && settings.autoGainControl)
+        processor = try VoiceProcessor(echoCancellation: room && settings.echoCancellation,
+                                       noiseSuppression: room && settings.noiseSuppression,
+                                       autoGainControl: room && settings.autoGainControl,
+                                       canceller: settings.echoCanceller)
         loopWakeFD = csys_eventfd()
         captureWakeFD = csys_eventfd()
         playbackWakeFD = csys_eventfd()
@@ -111,6 +112,7 @@ final class AudioEngine: @unchecked Sendable {
         var out = ""
         JSONWriter.write(.object([("source", .string("device"))] + capture.description + [
             ("echo_cancellation", .bool(settings.echoCancellation)),
+            ("echo_canceller", .string(settings.echoCanceller.name)),
             ("noise_suppression", .bool(settings.noiseSuppression)),
             ("auto_gain_control", .bool(settings.autoGainControl)),
             ("playback", .object(playback.description)),

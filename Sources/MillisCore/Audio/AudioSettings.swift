@@ -5,6 +5,7 @@ public struct AudioSettings: Sendable, Equatable {
     public var echoCancellation = true
     public var noiseSuppression = true
     public var autoGainControl = true
+    public var echoCanceller = EchoCanceller.webrtc
     /// ALSA period: how often the audio threads wake, and the granularity of `clear`.
     public var periodMilliseconds = 10
     /// Agent audio queued before playback starts (and restarts after a gap), absorbing

@@ -113,6 +113,10 @@ public struct ClientConfig: Sendable {
         audio.autoGainControl = autoGainControl
     }
 
+    public mutating func setEchoCanceller(_ canceller: EchoCanceller) {
+        audio.echoCanceller = canceller
+    }
+
     public mutating func setAudioPeriodMilliseconds(_ ms: Int) throws(MillisError) {
         guard [5, 10, 20].contains(ms) else {
             throw MillisError(.invalidArgument, "audio period \(ms) ms is not offered: use 5, 10 (default) or 20 ms")

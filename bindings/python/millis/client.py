@@ -29,6 +29,7 @@ from .enums import (
     AudioEncoding,
     ConnectionState,
     AudioMode,
+    EchoCanceller,
     FilePacing,
     LogLevel,
     MillisError,
@@ -380,6 +381,9 @@ def _create_native(public_key: str, endpoint: Optional[str], c: Config) -> Any:
         if any(p is not None for p in processing):
             check(lib.millis_config_set_audio_processing(
                 cfg, *(1 if p is None or p else 0 for p in processing)))
+        if c.echo_canceller is not None:
+            check(lib.millis_config_set_echo_canceller(
+                cfg, _level(c.echo_canceller, EchoCanceller, "echo_canceller")))
         if c.audio_period_ms is not None:
             check(lib.millis_config_set_audio_period_ms(cfg, _uint(c.audio_period_ms, "audio_period_ms")))
         if c.playout_prebuffer_ms is not None:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
-from .enums import AudioEncoding, AudioMode, FilePacing, LogLevel
+from .enums import AudioEncoding, AudioMode, EchoCanceller, FilePacing, LogLevel
 
 __all__ = ["Config", "PathLike", "merged"]
 
@@ -40,6 +40,8 @@ class Config:
         echo_cancellation, noise_suppression, auto_gain_control: microphone processing
             of device audio (bools; all on by default). The library sets the three
             together: when any is given, those left None are on.
+        echo_canceller: the module that does that processing: :class:`EchoCanceller`
+            (or "webrtc", the default, or "speex"), or an int.
         audio_period_ms: the ALSA period of device audio: 5, 10 (default) or 20.
         playout_prebuffer_ms: agent audio queued before the speaker starts, 0..2000
             (default 60).
@@ -125,6 +127,7 @@ class Config:
     echo_cancellation: Optional[bool] = None
     noise_suppression: Optional[bool] = None
     auto_gain_control: Optional[bool] = None
+    echo_canceller: Union[EchoCanceller, int, str, None] = None
     audio_period_ms: Optional[int] = None
     playout_prebuffer_ms: Optional[int] = None
     audio_encoding: Union[AudioEncoding, int, str, None] = None
