@@ -19,7 +19,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 # What `make build` needs: a C compiler, pkg-config and the libraries libmillis and the
 # CLI link. Nothing else: the test bed's packages come from `make test-deps`.
 BUILD_APT_PACKAGES := gcc pkg-config libcurl4-openssl-dev libcjson-dev libasound2-dev \
-	libspeexdsp-dev libwebrtc-audio-processing-dev g++ libopus-dev libopusenc-dev libopusfile-dev libogg-dev
+	libspeexdsp-dev libwebrtc-audio-processing-dev libstdc++-12-dev libopus-dev libopusenc-dev libopusfile-dev libogg-dev
 # The devserver (make devserver, make demo).
 DEVSERVER_APT_PACKAGES := python3 python3-pip
 DEVSERVER_PIP_PACKAGES := websockets

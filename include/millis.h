@@ -827,6 +827,37 @@ millis_status millis_client_stop_recording(millis_client *c);
 char *millis_audio_devices_json(void);
 
 /**
+ * Checks the devices of cfg (millis_config_set_audio_devices, default "default") without
+ * a server: plays a probe (speech-shaped noise, -20 dBFS) through the speaker and
+ * records the microphone, twice: with the microphone's processing off, then as cfg sets
+ * it (millis_config_set_audio_processing, millis_config_set_echo_canceller). Blocks for
+ * about twice duration_ms plus 3 s; the devices must not be in use by a conversation.
+ * The report is a JSON object: "capture" and "playback", the devices as opened
+ * ("device", "rate", "channels", "format", "period_frames", "buffer_frames");
+ * "echo_canceller" ("webrtc", "speex", or null with echo cancellation
+ * off); "echo_heard" (the probe was found in the recording); "echo_delay_ms" (from the
+ * probe's first sample written to the speaker device to its echo read from the
+ * microphone, within a period; null when not heard); "echo_level_db" (the echo
+ * against the probe: the speaker-to-microphone coupling); "noise_floor_dbfs" (the
+ * microphone before the probe); "microphone_peak_dbfs"; "clipped_samples" (microphone
+ * samples at full scale); "erle_db" and "erle_recent_db" (the echo removed by the
+ * processing: over the whole probe, convergence included, and over its last 2 s; null
+ * when no echo was heard or with echo cancellation off); "playback_underruns",
+ * "playback_xruns", "capture_overruns"; "advice" (an array of sentences for what looks
+ * wrong: no echo heard, clipping, little echo removed).
+ * Parameters: cfg: required. duration_ms: the probe's length, 1000 to 30000 ms (0: 3000).
+ * report: required; receives the report (free it with millis_free), NULL on failure.
+ * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT (NULL cfg or report, duration out of
+ * range); MILLIS_ERR_INVALID_STATE (cfg names an audio file instead of a device);
+ * MILLIS_ERR_AUDIO_DEVICE (a device does not open or fails: the message names it, and
+ * why). The message is millis_config_last_error(cfg).
+ * Thread safety: one thread at a time per config (see Configuration).
+ * Callback safety: may be called from any callback, but blocks the network thread, and
+ * so every client of the process, for the whole test: call it from a thread of yours.
+ */
+millis_status millis_audio_test(millis_config *cfg, unsigned duration_ms, char **report);
+
+/**
  * Why the calling thread's last millis_audio_devices_json() returned NULL (e.g.
  * "device audio needs ALSA (libasound.so.2), which could not be loaded: ...").
  * Parameters: none.

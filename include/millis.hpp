@@ -90,6 +90,9 @@ enum class AudioMode : int {
     device = MILLIS_AUDIO_MODE_DEVICE
 };
 
+/** millis_echo_canceller. */
+enum class EchoCanceller : int { webrtc = MILLIS_ECHO_CANCELLER_WEBRTC, speex = MILLIS_ECHO_CANCELLER_SPEEX };
+
 /** millis_audio_encoding. */
 enum class AudioEncoding : int { pcm16 = MILLIS_AUDIO_PCM16, mulaw = MILLIS_AUDIO_MULAW, alaw = MILLIS_AUDIO_ALAW };
 
@@ -450,6 +453,21 @@ public:
     {
         return check(millis_config_set_audio_processing(handle(), echo_cancellation ? 1 : 0,
                                                         noise_suppression ? 1 : 0, auto_gain_control ? 1 : 0));
+    }
+    /** millis_config_set_echo_canceller: the module that processes the microphone. */
+    Config &set_echo_canceller(EchoCanceller canceller)
+    {
+        return check(millis_config_set_echo_canceller(handle(), static_cast<millis_echo_canceller>(canceller)));
+    }
+    /** millis_audio_test on this configuration's devices: the report (JSON). Blocks for
+     *  about twice duration_ms plus 3 s (0: a 3 s probe); call it from a thread of yours. */
+    std::string audio_test(unsigned duration_ms = 0)
+    {
+        char *report = nullptr;
+        check(millis_audio_test(handle(), duration_ms, &report));
+        std::string out(report != nullptr ? report : "");
+        millis_free(report);
+        return out;
     }
     /** millis_config_set_audio_period_ms: 5, 10 or 20. */
     Config &set_audio_period_ms(unsigned period_ms)

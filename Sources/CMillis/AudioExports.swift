@@ -72,6 +72,21 @@ public func millis_audio_devices_last_error() -> UnsafePointer<CChar>? {
     audioDevicesLastError.pointer
 }
 
+@_cdecl("millis_audio_test")
+public func millis_audio_test(_ cfg: UnsafeMutableRawPointer?, _ durationMs: UInt32,
+                              _ report: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guard let handle = ConfigHandle.from(cfg) else { return MillisStatus.invalidArgument.rawValue }
+    report?.pointee = nil
+    return handle.lastError.capture { () throws(MillisError) in
+        guard let report else {
+            throw MillisError(.invalidArgument, "report is NULL: pass the address of a char * that receives the report")
+        }
+        let json = try AudioTest.run(handle.config.audio, durationMilliseconds:
+                                        durationMs == 0 ? AudioTest.defaultDurationMilliseconds : Int(durationMs))
+        report.pointee = mallocCString(json)
+    }
+}
+
 @_cdecl("millis_client_audio_mode")
 public func millis_client_audio_mode(_ c: UnsafeRawPointer?) -> Int32 {
     ClientHandle.from(c)?.core.audioMode.rawValue ?? AudioMode.default.rawValue

@@ -194,6 +194,10 @@ void test_api()
     what = EXPECT_ERROR(cfg.set_event_queue(0), millis::Status::invalid_argument);
     CHECK_MSG(contains(what, "handlers") && contains(what, "65536"), what);
     cfg.set_endpoint(std::nullopt).set_ca_file(std::nullopt).set_audio_devices(std::nullopt, "default");
+    cfg.set_echo_canceller(millis::EchoCanceller::speex).set_echo_canceller(millis::EchoCanceller::webrtc);
+    EXPECT_ERROR(cfg.set_echo_canceller(static_cast<millis::EchoCanceller>(5)), millis::Status::invalid_argument);
+    what = EXPECT_ERROR(cfg.audio_test(500), millis::Status::invalid_argument);
+    CHECK_MSG(contains(what, "1000 to 30000"), what);
 
     // A client needs a public key: the constructor throws, with the config's reason.
     what = EXPECT_ERROR(millis::Client{cfg}, millis::Status::invalid_argument);

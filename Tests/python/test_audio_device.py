@@ -226,10 +226,15 @@ def play_into_sink(bed: PulseBed, wav: Path, delay: float) -> subprocess.Popen:
                             env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-# Floors of the whole conversation's ERLE on this bed (convergence and PulseAudio's
-# settling included), well under what was measured: speexdsp 8.4 to 17 dB over 25
-# conversations; WebRTC 19.8 to 30.9 dB (docs/audio.md, BENCHMARKS.md).
-ERLE_FLOOR_DB = {"webrtc": 10, "speex": 5}
+# Floors of the ERLE on this bed, well under what was measured (docs/audio.md,
+# BENCHMARKS.md). Over the whole conversation (convergence and PulseAudio's settling
+# included): speexdsp 8.1 to 18 dB, WebRTC 13.8 to 57.8 (9.6 on a busy machine); over the
+# last 2 s of speaker activity, WebRTC 14.0 to 115.6 dB over 20 conversations (speexdsp
+# spreads from 8.1: no floor there). Echo barge-ins are a figure of make bench-audio,
+# not asserted: the user's recorded phrase has pauses the devserver may take for a turn's
+# end, and its continuation is then a real barge-in.
+ERLE_FLOOR_DB = {"webrtc": 5, "speex": 5}
+RECENT_ERLE_FLOOR_DB = {"webrtc": 10}
 
 
 @pytest.mark.parametrize("canceller", ["webrtc", "speex"])
@@ -254,6 +259,8 @@ def test_echo_loop_is_cancelled(library_path, devserver, pulse, tmp_path, cancel
     # (xruns are a matter of scheduling on a loaded machine: counted, not asserted.)
     assert stats["echo_erle_db"] is not None
     assert stats["echo_erle_db"] >= ERLE_FLOOR_DB[canceller]
+    if canceller in RECENT_ERLE_FLOOR_DB:
+        assert stats["echo_erle_recent_db"] >= RECENT_ERLE_FLOOR_DB[canceller]
 
 
 def test_clear_silences_the_speaker(library_path, devserver, pulse, tmp_path):

@@ -118,6 +118,7 @@ HELP_MENTIONS = {
              "--fast", "--output", "--record", "--record-mono", "--device", "--capture", "--playback", "--echo-canceller",
              "--timeout", "--linger", "--plain", "MILLIS_PUBLIC_KEY", "Exit status"],
     "devices": ["--all", "--json", "Exit status"],
+    "audio-test": ["--device", "--capture", "--playback", "--echo-canceller", "--seconds", "--json", "Exit status"],
     "voices": ["--endpoint", "--base-url", "--path", "--json", "--timeout", "MILLIS_PUBLIC_KEY",
                "MILLIS_VOICES_PATH", "8080", "Exit status"],
     "devserver": ["--port", "--record-dir", "--which", "MILLIS_DEVSERVER", "share/millis/devserver",

@@ -13,7 +13,8 @@ NOT_FOR_BUILDING = {"pulseaudio", "pulseaudio-utils", "espeak-ng", "sox", "tmux"
                     "websockets", "pytest", "numpy", "scipy", "matplotlib", "cryptography"}
 # What the library and the CLI link or include (Package.swift, tools/millis/Makefile).
 NEEDED_FOR_BUILDING = {"gcc", "pkg-config", "libcurl4-openssl-dev", "libcjson-dev", "libasound2-dev",
-                       "libspeexdsp-dev", "libopus-dev", "libopusenc-dev", "libopusfile-dev"}
+                       "libspeexdsp-dev", "libwebrtc-audio-processing-dev", "libstdc++-12-dev", "libopus-dev",
+                       "libopusenc-dev", "libopusfile-dev"}
 
 
 def packages_installed_by(target):

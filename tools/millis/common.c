@@ -100,6 +100,23 @@ const char *endpoint_or_default(const char *option)
     return MILLIS_DEFAULT_ENDPOINT;
 }
 
+int parse_echo_canceller(const char *name, millis_echo_canceller *out)
+{
+    if (strcmp(name, "webrtc") == 0) {
+        *out = MILLIS_ECHO_CANCELLER_WEBRTC;
+    } else if (strcmp(name, "speex") == 0) {
+        *out = MILLIS_ECHO_CANCELLER_SPEEX;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int echo_canceller_error(const char *cmd, const char *name)
+{
+    return usage_error(cmd, "--echo-canceller '%s': give webrtc (the default) or speex", name);
+}
+
 int parse_seconds(const char *text, double min, double max, double *out)
 {
     char *end = NULL;

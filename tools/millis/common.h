@@ -48,6 +48,7 @@ extern const char *prog_name;
 /* Each command: argv[0] is the command's name. Returns the exit code. */
 int cmd_talk(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_audio_test(int argc, char **argv);
 int cmd_voices(int argc, char **argv);
 int cmd_devserver(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
@@ -66,6 +67,11 @@ int bad_option(const char *cmd, char **argv, int result);
 const char *public_key_from_env(const char *cmd);
 /** --endpoint if given, else MILLIS_ENDPOINT, else the library's default. */
 const char *endpoint_or_default(const char *option);
+
+/** --echo-canceller's value ("webrtc", "speex") -> *out; 0 on success. */
+int parse_echo_canceller(const char *name, millis_echo_canceller *out);
+/** --echo-canceller's usage error for `name`, for command `cmd`. */
+int echo_canceller_error(const char *cmd, const char *name);
 
 /** Parses a non-negative number of seconds ("10", "2.5"); 0 on success. */
 int parse_seconds(const char *text, double min, double max, double *out);

@@ -20,6 +20,7 @@ struct command {
 static const struct command commands[] = {
     {"talk", cmd_talk, "hold a conversation with an agent (microphone and speaker, or files)"},
     {"devices", cmd_devices, "list the ALSA capture and playback devices"},
+    {"audio-test", cmd_audio_test, "check a speaker and microphone: echo, its cancellation, levels"},
     {"voices", cmd_voices, "list the voices available to your public key (Millis REST API)"},
     {"devserver", cmd_devserver, "run the local Millis-compatible server (for development)"},
     {"replay", cmd_replay, "print a recorded conversation's timeline and latency table"},
@@ -95,6 +96,6 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     }
     if (argv[1][0] == '-') return usage_error(NULL, "unknown option '%s' (options follow the command)", argv[1]);
-    return usage_error(NULL, "unknown command '%s'; the commands are talk, devices, voices, devserver, replay",
+    return usage_error(NULL, "unknown command '%s'; the commands are talk, devices, audio-test, voices, devserver, replay",
                        argv[1]);
 }

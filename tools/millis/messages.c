@@ -28,6 +28,8 @@ static const struct hint hints[] = {
     /* --capture '' and the like (ClientConfig). */
     {" (see millis_audio_devices_json), or NULL for \"default\"",
      " (`millis devices` lists them), or leave the option out for \"default\""},
+    /* Kept out by audio-test's options (AudioTest). */
+    {"leave out millis_config_set_audio_input_file / _output_file", "leave out --input and --output"},
     /* The WebRTC module could not be set up (VoiceProcessor). */
     {"the speexdsp canceller (millis_config_set_echo_canceller) needs less", "--echo-canceller speex needs less"},
     /* A server whose certificate does not verify (NetworkLoop+Curl). */

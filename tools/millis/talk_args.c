@@ -231,9 +231,7 @@ static int apply_option(struct options *o, int c, char **argv)
     case O_NO_NS: o->noise_suppression = 0; break;
     case O_NO_AGC: o->gain_control = 0; break;
     case O_CANCELLER:
-        if (strcmp(optarg, "webrtc") == 0) o->echo_canceller = MILLIS_ECHO_CANCELLER_WEBRTC;
-        else if (strcmp(optarg, "speex") == 0) o->echo_canceller = MILLIS_ECHO_CANCELLER_SPEEX;
-        else return usage_error("talk", "--echo-canceller '%s': give webrtc (the default) or speex", optarg);
+        if (parse_echo_canceller(optarg, &o->echo_canceller) != 0) return echo_canceller_error("talk", optarg);
         break;
     case O_TIMEOUT:
         if (parse_seconds(optarg, 0.1, 600, &o->timeout) != 0)

@@ -35,7 +35,7 @@ repository) covers all of it.
 
 from . import _native
 from .analyser import Analyser
-from .client import DEFAULT_EVENT_QUEUE_BYTES, Client, audio_devices
+from .client import DEFAULT_EVENT_QUEUE_BYTES, Client, audio_devices, audio_test
 from .config import Config
 from .enums import (
     AgentState,
@@ -91,6 +91,7 @@ __all__ = [
     "RecordFlags",
     "Analyser",
     "audio_devices",
+    "audio_test",
     "EVENTS",
     "ALIASES",
     "Event",

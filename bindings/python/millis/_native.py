@@ -324,6 +324,7 @@ FUNCTIONS = {
     "millis_config_set_audio_devices": (status_t, [ConfigP, c_char_p, c_char_p]),
     "millis_config_set_audio_processing": (status_t, [ConfigP, c_int, c_int, c_int]),
     "millis_config_set_echo_canceller": (status_t, [ConfigP, c_int]),
+    "millis_audio_test": (status_t, [ConfigP, c_uint, POINTER(c_void_p)]),
     "millis_config_set_audio_period_ms": (status_t, [ConfigP, c_uint]),
     "millis_config_set_playout_prebuffer_ms": (status_t, [ConfigP, c_uint]),
     "millis_config_set_application_audio_format": (status_t, [ConfigP, enum_t, c_uint]),

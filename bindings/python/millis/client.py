@@ -37,7 +37,7 @@ from .enums import (
     Status,
 )
 
-__all__ = ["Client", "EVENTS", "audio_devices", "DEFAULT_EVENT_QUEUE_BYTES"]
+__all__ = ["Client", "EVENTS", "audio_devices", "audio_test", "DEFAULT_EVENT_QUEUE_BYTES"]
 
 # No NullHandler: as asyncio's, this logger's warnings and errors (a handler that
 # raised, a connection that failed) reach stderr through logging's last resort when the
@@ -135,6 +135,26 @@ def _headers(headers: Any) -> List[Tuple[bytes, bytes]]:
 
 def _record_flags(mono: bool) -> int:
     return int(RecordFlags.MONO if mono else RecordFlags.STEREO)
+
+
+def _create_config() -> Any:
+    cfg = lib.millis_config_create()
+    if not cfg:
+        raise MillisError(Status.NO_MEMORY, "millis_config_create returned NULL")
+    return cfg
+
+
+def _config_checker(cfg: Any) -> Callable[[int], None]:
+    """A status of a setter of ``cfg`` -> MillisError with the config's message."""
+    def check(status: int) -> None:
+        if status != Status.OK:
+            raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
+    return check
+
+
+def _set_audio_devices(cfg: Any, capture: Optional[str], playback: Optional[str]) -> int:
+    return int(lib.millis_config_set_audio_devices(cfg, None if capture is None else capture.encode("utf-8"),
+                                                   None if playback is None else playback.encode("utf-8")))
 
 
 def _level(value: Any, enum: Any, what: str) -> int:
@@ -334,14 +354,9 @@ def _create_native(public_key: str, endpoint: Optional[str], c: Config) -> Any:
     if log_level is None and c.python_logging is not False:
         log_level = _library_log_level_for(log)
 
-    cfg = lib.millis_config_create()
-    if not cfg:
-        raise MillisError(Status.NO_MEMORY, "millis_config_create returned NULL")
+    cfg = _create_config()
     try:
-        def check(status: int) -> None:
-            if status != Status.OK:
-                raise MillisError(status, _native.decode(lib.millis_config_last_error(cfg)))
-
+        check = _config_checker(cfg)
         check(lib.millis_config_set_public_key(cfg, public_key.encode("utf-8")))
         check(lib.millis_config_set_event_queue(cfg, _event_queue_bytes(c)))
         if endpoint is not None:
@@ -374,9 +389,7 @@ def _create_native(public_key: str, endpoint: Optional[str], c: Config) -> Any:
         for name, value in header_pairs:
             check(lib.millis_config_add_header(cfg, name, value))
         if c.capture_device is not None or c.playback_device is not None:
-            check(lib.millis_config_set_audio_devices(
-                cfg, None if c.capture_device is None else c.capture_device.encode("utf-8"),
-                None if c.playback_device is None else c.playback_device.encode("utf-8")))
+            check(_set_audio_devices(cfg, c.capture_device, c.playback_device))
         processing = (c.echo_cancellation, c.noise_suppression, c.auto_gain_control)
         if any(p is not None for p in processing):
             check(lib.millis_config_set_audio_processing(
@@ -1389,6 +1402,43 @@ __EVENTS_TABLE__
         if self._closed:
             return "<millis.Client closed>"
         return f"<millis.Client {self.connection_state} dispatch={self._dispatch_mode}>"
+
+
+def audio_test(capture_device: Optional[str] = None, playback_device: Optional[str] = None, *,
+               echo_canceller: Union[EchoCanceller, int, str, None] = None,
+               seconds: float = 3.0) -> Dict[str, Any]:
+    """Checks a speaker and a microphone without a server (millis_audio_test): plays a
+    probe through the speaker and records the microphone, as it is and through the
+    echo canceller, and returns the report: ``capture`` and ``playback`` (the devices
+    as opened), ``echo_heard``, ``echo_delay_ms``, ``echo_level_db``,
+    ``noise_floor_dbfs``, ``microphone_peak_dbfs``, ``clipped_samples``, ``erle_db``,
+    ``erle_recent_db``, the underrun and overrun counts, and ``advice`` (a list of
+    sentences). Blocks for about ``2 * seconds + 3`` seconds (the GIL is released).
+
+    Args:
+        capture_device, playback_device: ALSA PCM names (None: "default").
+        echo_canceller: :class:`EchoCanceller` or its name (None: the default, WebRTC).
+        seconds: the probe's length, 1 to 30.
+
+    Raises:
+        MillisError: AUDIO_DEVICE when a device does not open or fails (the message
+            names it); INVALID_ARGUMENT for a bad device name.
+        ValueError: seconds out of range, or an unknown canceller name.
+    """
+    if not isinstance(seconds, (int, float)) or not 1 <= seconds <= 30:
+        raise ValueError(f"seconds must be a number from 1 to 30, not {seconds!r}")
+    cfg = _create_config()
+    try:
+        check = _config_checker(cfg)
+        check(_set_audio_devices(cfg, capture_device, playback_device))
+        if echo_canceller is not None:
+            check(lib.millis_config_set_echo_canceller(cfg, _level(echo_canceller, EchoCanceller, "echo_canceller")))
+        report = ctypes.c_void_p()
+        check(lib.millis_audio_test(cfg, int(round(seconds * 1000)), ctypes.byref(report)))
+        result: Dict[str, Any] = json.loads(_native.take_string(report.value) or "{}")
+        return result
+    finally:
+        lib.millis_config_destroy(cfg)
 
 
 def audio_devices() -> Dict[str, Any]:
