@@ -746,6 +746,7 @@ static float T_floats[4];
     X("millis_config_set_audio_devices(NULL, d, d)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_devices(NULL, "default", "default")) \
     X("millis_config_set_audio_devices(cfg, NULL, NULL)", 0, MILLIS_OK, millis_config_set_audio_devices(T_cfg, NULL, NULL)) \
     X("millis_config_set_audio_processing(NULL, 1, 1, 1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_audio_processing(NULL, 1, 1, 1)) \
+    X("millis_audio_test(NULL, 0, NULL)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_audio_test(NULL, 0, NULL)) \
     X("millis_config_set_echo_canceller(NULL, WEBRTC)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_echo_canceller(NULL, MILLIS_ECHO_CANCELLER_WEBRTC)) \
     X("millis_config_set_echo_canceller(cfg, 7)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_echo_canceller(T_cfg, (millis_echo_canceller)7)) \
     X("millis_config_set_echo_canceller(cfg, -1)", 0, MILLIS_ERR_INVALID_ARGUMENT, millis_config_set_echo_canceller(T_cfg, (millis_echo_canceller)-1)) \
