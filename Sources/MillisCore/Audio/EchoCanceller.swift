@@ -17,9 +17,4 @@ public enum EchoCanceller: Int32, Sendable, CaseIterable {
         case .speex: "speex"
         }
     }
-
-    public init?(name: String) {
-        guard let match = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = match
-    }
 }

@@ -16,7 +16,6 @@ final class VoiceProcessor {
     let echoCancellation: Bool
     let noiseSuppression: Bool
     let autoGainControl: Bool
-    let canceller: EchoCanceller
     private var webrtc: OpaquePointer?
     private var echo: OpaquePointer?
     private var preprocess: OpaquePointer?
@@ -39,7 +38,6 @@ final class VoiceProcessor {
         self.echoCancellation = echoCancellation
         self.noiseSuppression = noiseSuppression
         self.autoGainControl = autoGainControl
-        self.canceller = canceller
         guard echoCancellation || noiseSuppression || autoGainControl else { return }
         if canceller == .webrtc {
             webrtc = cwebrtc_apm_create(echoCancellation ? 1 : 0, noiseSuppression ? 1 : 0, autoGainControl ? 1 : 0)
