@@ -137,6 +137,11 @@ bench-audio: build test-deps
 		-o $(BUILD)/bench/echo_cancellers
 	$(PYTHON) bench/echo/echo_bench.py --runner $(BUILD)/bench/echo_cancellers --json $(BUILD)/bench-echo.json
 	$(PYTHON) bench/audio/audio_bench.py --runs 5 --echo-canceller webrtc speex --json $(BUILD)/bench-audio.json
+	for coupling in 0 -10 -20; do \
+		$(PYTHON) bench/audio/audio_bench.py --runs 5 --echo-canceller webrtc speex --room $$coupling \
+			--json $(BUILD)/bench-audio-room$$coupling.json || exit 1; \
+	done
+	$(PYTHON) bench/audio/device_profile.py --json $(BUILD)/bench-device-profile.json
 
 # ------------------------------------------------------------------------------------
 # Fuzzing (libFuzzer + ASan, Fuzz/README.md) and sanitizers (Tests/sanitizers/README.md).

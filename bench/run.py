@@ -14,6 +14,7 @@ OUT/tables.md (also printed) and OUT/scale.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -30,6 +31,10 @@ sys.path.insert(0, str(HERE / "lib"))
 import benchlib as B  # noqa: E402
 
 PARTS = ["scale", "peer", "floor", "latency", "device", "audio"]
+# Device mode's beds and where their results go.
+DEVICE_BEDS = {"pulse": "device", "card48": "device_card"}
+CARD_SPEECH = ("The card plays this sentence as the microphone, over and over, so that the echo canceller, "
+               "the noise suppressor and the gain control work on speech, as they do in a conversation.")
 CLIENT_PARTS = {"scale": "libmillis", "peer": "peer", "floor": "floor"}
 LATENCY_DIR = REPO / "bench" / "latency"
 AUDIO_BENCH = REPO / "bench" / "audio" / "audio_bench.py"
@@ -122,6 +127,7 @@ class Bench:
         self.results: Dict[str, Any] = {
             "benchmark": "libmillis bench/run.py", "machine": machine_info(),
             "config": {k: portable(v) for k, v in vars(args).items()}, "notes": [], "scale": {}, "device": {},
+            "device_card": {},
         }
         self.scale_exe: Optional[Path] = None
         self.floor_exe: Optional[Path] = None
@@ -158,7 +164,8 @@ class Bench:
 
     # -- one client run against a fresh server
     def one(self, client: str, n: int, run: int, *, mode: str = "application",
-            env: Optional[Dict[str, str]] = None, prebuffer: str = "default") -> Dict[str, Any]:
+            env: Optional[Dict[str, str]] = None, prebuffer: str = "default",
+            devices: Optional[Tuple[str, str]] = None) -> Dict[str, Any]:
         a = self.args
         tag = f"{client}-{n}-run{run}" if mode != "device" else f"{client}-prebuffer-{prebuffer}-{n}-run{run}"
         stamped = self.stamped and mode == "application"
@@ -173,7 +180,8 @@ class Bench:
                     c = B.run_floor(self.floor_exe, srv.url, n, a.seconds, out, server_pid=srv.pid, ramp_s=a.ramp_s,
                                     settle_s=a.settle_s, drain_s=a.drain_s, slots=a.slots, nice=a.nice)
                 else:
-                    extra = ["--capture", a.capture, "--playback", a.playback] if mode == "device" else []
+                    capture, playback = devices or (a.capture, a.playback)
+                    extra = ["--capture", capture, "--playback", playback] if mode == "device" else []
                     if mode == "device" and prebuffer != "default":
                         extra += ["--prebuffer-ms", prebuffer]
                     c = B.run_scale(self.scale_exe, srv.url, n, a.seconds, out, server_pid=srv.pid,
@@ -232,38 +240,67 @@ class Bench:
         a = self.args
         sys.path.insert(0, str(REPO / "Tests" / "python"))
         try:
-            from audio_bed import PulseBed, pulseaudio_available
+            import audio_bed
         except ImportError as e:
             self.note(f"device mode skipped: Tests/python/audio_bed.py not importable ({e})")
             return
-        if not pulseaudio_available():
-            self.note("device mode skipped: pulseaudio is not installed")
-            return
-        # results["device"][prebuffer][sessions]: prebuffer "default" (the library's) or ms
+        beds = list(a.device_beds)
+        if "pulse" in beds and not audio_bed.pulseaudio_available():
+            self.note("device mode on PulseAudio skipped: pulseaudio is not installed")
+            beds.remove("pulse")
+        # results["device"] (PulseAudio) and results["device_card"] (48 kHz stereo card),
+        # each [prebuffer][sessions]: prebuffer "default" (the library's) or ms
         for run in range(1, a.runs + 1):
-            for pb in a.device_prebuffer_ms:
-                section = self.results["device"].setdefault(pb, {})
-                for n in a.device_sessions:
-                    pt = self.point(section, n)
-                    pt["prebuffer_ms"] = pb
-                    log(f"device mode, prebuffer {pb}, {n} sessions, run {run} ...")
-                    try:
-                        with tempfile.TemporaryDirectory(prefix="millis-bench-pulse-") as tmp:
-                            with PulseBed(Path(tmp)) as bed:
-                                r = self.one("libmillis-device", n, run, mode="device", env=bed.env(), prebuffer=pb)
-                    except Exception as e:  # noqa: BLE001 - the bed or the devices may fail; say so, go on
-                        pt["errors"].append(f"run {run}: {type(e).__name__}: {e}")
-                        self.note(f"device mode (prebuffer {pb}) at {n} sessions, run {run} failed: "
-                                  f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                        continue
-                    pt["runs"].append(r)
-                    f = r["figures"]
-                    log(f"  {self.describe('device', n, r)}; prebuffer {pb}: capture->wire "
-                        f"{fmt(f['capture_to_wire_ms'])} ms, wire->device {fmt(f['wire_to_device_ms'])} "
-                        f"(max {fmt(f['wire_to_device_max_ms'])}) ms, beyond the queue "
-                        f"{fmt(f['wire_to_device_beyond_queue_ms'])} (max {fmt(f['wire_to_device_beyond_queue_max_ms'])}) "
-                        f"ms, underruns {f.get('playback_underruns')}, overruns {f.get('capture_overruns')}")
-                    self.save()
+            for bed_name in beds:
+                for pb in a.device_prebuffer_ms:
+                    section = self.results[DEVICE_BEDS[bed_name]].setdefault(pb, {})
+                    for n in a.device_sessions:
+                        pt = self.point(section, n)
+                        pt["prebuffer_ms"] = pb
+                        log(f"device mode ({bed_name}), prebuffer {pb}, {n} sessions, run {run} ...")
+                        try:
+                            with tempfile.TemporaryDirectory(prefix=f"millis-bench-{bed_name}-") as tmp:
+                                with self.bed(audio_bed, bed_name, Path(tmp)) as (env, devices):
+                                    r = self.one(f"libmillis-device-{bed_name}", n, run, mode="device", env=env,
+                                                 prebuffer=pb, devices=devices)
+                        except Exception as e:  # noqa: BLE001 - the bed or the devices may fail; say so, go on
+                            pt["errors"].append(f"run {run}: {type(e).__name__}: {e}")
+                            self.note(f"device mode ({bed_name}, prebuffer {pb}) at {n} sessions, run {run} failed: "
+                                      f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                            continue
+                        pt["runs"].append(r)
+                        f = r["figures"]
+                        log(f"  {self.describe('device', n, r)}; prebuffer {pb}: capture->wire "
+                            f"{fmt(f['capture_to_wire_ms'])} ms, wire->device {fmt(f['wire_to_device_ms'])} "
+                            f"(max {fmt(f['wire_to_device_max_ms'])}) ms, beyond the queue "
+                            f"{fmt(f['wire_to_device_beyond_queue_ms'])} (max {fmt(f['wire_to_device_beyond_queue_max_ms'])}) "
+                            f"ms, underruns {f.get('playback_underruns')}, overruns {f.get('capture_overruns')}")
+                        self.save()
+
+    @contextlib.contextmanager
+    def bed(self, audio_bed: Any, name: str, tmp: Path) -> Iterator[Tuple[Dict[str, str], Tuple[str, str]]]:
+        """The devices of one device-mode run: PulseAudio's null sink (ALSA's pulse
+        plugin, 16 kHz mono as the sound server offers), or a card: a paced 48 kHz
+        stereo microphone and speaker with no sound server (Tests/alsa/pcm_constrain.c,
+        as a program that opens hw: or plughw: directly meets them), the microphone
+        playing speech."""
+        if name == "pulse":
+            with audio_bed.PulseBed(tmp) as pulse:
+                yield pulse.env(), (self.args.capture, self.args.playback)
+            return
+        speech = tmp / "speech.wav"
+        mic = tmp / "mic.raw"
+        subprocess.run(["espeak-ng", "-w", str(speech), CARD_SPEECH], check=True, capture_output=True, timeout=60)
+        # Long enough for the whole run (the speech is about 8 s; after it, the card
+        # records silence).
+        repeats = int((self.args.seconds + self.args.ramp_s + self.args.settle_s + self.args.drain_s) / 5) + 2
+        subprocess.run(["sox", str(speech), "-r", "48000", "-c", "2", "-b", "16", "-e", "signed", str(mic),
+                        "pad", "0", "1", "repeat", str(repeats)], check=True, capture_output=True, timeout=120)
+        card = audio_bed.FileDevices(tmp / "alsa", build_dir=self.bin)
+        card.capture("card_mic", mic, rate=48000, channels=2, formats="S16_LE", paced=True)
+        card.add("card_speaker", "playback", rate=48000, channels=2, formats="S16_LE", path=tmp / "speaker.raw",
+                 paced=True)
+        yield card.env(), ("card_mic", "card_speaker")
 
     def latency(self) -> None:
         """bench/latency (the connect and SDK-latency program, its own servers started by
@@ -325,8 +362,8 @@ class Bench:
 
     # -- summaries
     def summarise(self) -> None:
-        sections = list(self.results["scale"].items()) + [(f"device-{pb}", sec)
-                                                          for pb, sec in self.results["device"].items()]
+        sections = list(self.results["scale"].items()) + [
+            (f"{key}-{pb}", sec) for key in DEVICE_BEDS.values() for pb, sec in self.results.get(key, {}).items()]
         for client, section in sections:
             for pt in section.values():
                 runs = [r["figures"] for r in pt["runs"]]
@@ -706,9 +743,14 @@ def tables(results: Dict[str, Any]) -> str:
             out.append(f"| {client} | {', '.join(map(str, f['over_counts']))} | {fmt(ms(c and c['slope']), 3)} "
                        f"| {fmt(c and c['intercept'], 4)} | {fmt(c and c['r2'], 4)} | {fmt(ms(s and s['slope']), 3)} |")
         out.append("")
-    dev = {pb: sec for pb, sec in (results.get("device") or {}).items() if sec}
-    if dev:
-        out += ["## Device mode (echo cancellation, noise suppression, AGC on; PulseAudio null sink, agent audio "
+    titles = {"device": "PulseAudio null sink: ALSA's pulse plugin, 16 kHz mono as the sound server offers",
+              "device_card": "a paced 48 kHz stereo card, no sound server (Tests/alsa/pcm_constrain.c), "
+                             "speech as the microphone"}
+    for key, title in titles.items():
+        dev = {pb: sec for pb, sec in (results.get(key) or {}).items() if sec}
+        if not dev:
+            continue
+        out += [f"## Device mode (echo cancellation, noise suppression, AGC on; {title}; agent audio "
                 "from the load server)", "",
                 "Library stats per session (millis_client_stats_json), median over the sessions of a run, then "
                 "median [min–max] over the runs: capture→wire (`capture_to_wire_ms`), wire→device mean and max "
@@ -722,13 +764,13 @@ def tables(results: Dict[str, Any]) -> str:
                 "| capture overruns |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for pb in sorted(dev, key=lambda x: (x != "default", int(x) if x.isdigit() else 0)):
-            for key in sorted(dev[pb], key=int):
-                pt = dev[pb][key]
+            for n in sorted(dev[pb], key=int):
+                pt = dev[pb][n]
                 if not pt.get("runs"):
-                    out.append(f"| {pb} | {key} | failed: "
+                    out.append(f"| {pb} | {n} | failed: "
                                f"{'; '.join(e.splitlines()[0] for e in pt['errors'])[:200]} |")
                     continue
-                out.append(f"| {pb} | {key} | {cell(pt, 'cpu_cores', 3)} | {cell(pt, 'cpu_ms_per_session_second', 3)} "
+                out.append(f"| {pb} | {n} | {cell(pt, 'cpu_cores', 3)} | {cell(pt, 'cpu_ms_per_session_second', 3)} "
                            f"| {cell(pt, 'rss_kib_per_session', 1)} | {cell(pt, 'capture_to_wire_ms')} "
                            f"| {cell(pt, 'wire_to_device_ms')} | {cell(pt, 'wire_to_device_max_ms')} "
                            f"| {cell(pt, 'wire_to_device_beyond_queue_ms')} "
@@ -894,6 +936,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--settle-s", type=float, default=1.0, help="from the last onready to the window (default 1)")
     p.add_argument("--drain-s", type=float, default=3.0, help="after the window, for agent audio in flight (default 3)")
     p.add_argument("--slots", type=int, default=20, help="phases of the sessions' 20 ms schedules (default 20)")
+    p.add_argument("--device-beds", nargs="+", choices=sorted(DEVICE_BEDS), default=["pulse", "card48"],
+                   help="device mode's beds: pulse (PulseAudio's null sink) and/or card48 (a paced 48 kHz "
+                        "stereo card, no sound server); default both")
     p.add_argument("--capture", default="pulse", help="device mode's ALSA capture device (default pulse)")
     p.add_argument("--playback", default="pulse", help="device mode's ALSA playback device (default pulse)")
     p.add_argument("--nice", type=int, default=0, help="run the server and the clients under nice -n N")

@@ -631,8 +631,11 @@ typedef enum millis_echo_canceller {
 millis_status millis_config_set_echo_canceller(millis_config *cfg, millis_echo_canceller canceller);
 
 /**
- * Sets the ALSA period of device audio mode: 5, 10 (default) or 20 ms. The audio
- * threads wake once per period; a barge-in (`clear`) silences the speaker within one.
+ * Sets the ALSA period of device audio mode: 5, 10 (default) or 20 ms. The speaker's
+ * thread wakes once per period; a barge-in (`clear`) silences the speaker within one.
+ * The microphone's period is the duration of one audio message (millis_config_set_frame_ms,
+ * 20 ms by default), kept between this period and 20 ms: a message is sent only once
+ * it is whole, so a shorter one would deliver nothing sooner.
  * Parameters: cfg: required. period_ms: 5, 10 or 20.
  * Returns: MILLIS_OK; MILLIS_ERR_INVALID_ARGUMENT for a NULL cfg or other values.
  * Thread safety: one thread at a time per config (see Configuration).

@@ -82,7 +82,8 @@ public func millis_audio_test(_ cfg: UnsafeMutableRawPointer?, _ durationMs: UIn
             throw MillisError(.invalidArgument, "report is NULL: pass the address of a char * that receives the report")
         }
         let json = try AudioTest.run(handle.config.audio, durationMilliseconds:
-                                        durationMs == 0 ? AudioTest.defaultDurationMilliseconds : Int(durationMs))
+                                        durationMs == 0 ? AudioTest.defaultDurationMilliseconds : Int(durationMs),
+                                     wireFrameMilliseconds: handle.config.frameMilliseconds)
         report.pointee = mallocCString(json)
     }
 }

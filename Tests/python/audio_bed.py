@@ -74,23 +74,31 @@ def build_constrain_plugin(build_dir: os.PathLike | str,
     """Compiles Tests/alsa/pcm_constrain.c into build_dir (once; again when
     the source is newer than the library). Returns the library's absolute
     path. Raises RuntimeError when gcc is missing or the build fails."""
+    return build_alsa_plugin(build_dir, source, PLUGIN_NAME)
+
+
+def build_alsa_plugin(build_dir: os.PathLike | str, source: os.PathLike | str, name: str,
+                      flags: Sequence[str] = ("-O2",)) -> Path:
+    """Compiles one of Tests/alsa's plugins into build_dir/name (once; again when the
+    source is newer than the library). Returns the library's absolute path. Raises
+    RuntimeError when gcc is missing or the build fails."""
     build_dir = Path(build_dir).resolve()
     source = Path(source).resolve()
-    out = build_dir / PLUGIN_NAME
+    out = build_dir / name
     with _build_lock:
         if out.exists() and out.stat().st_mtime >= source.stat().st_mtime:
             return out
         gcc = shutil.which("gcc")
         if gcc is None:
-            raise RuntimeError("gcc not found: cannot build the ALSA constrain plugin")
+            raise RuntimeError(f"gcc not found: cannot build the ALSA plugin {source.name}")
         build_dir.mkdir(parents=True, exist_ok=True)
         # build to a private name, then rename: a concurrent loader never
         # sees a half-written library
-        fd, tmp = tempfile.mkstemp(prefix=".constrain-", suffix=".so", dir=build_dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=build_dir)
         os.close(fd)
         try:
             proc = subprocess.run(
-                [gcc, "-shared", "-fPIC", "-O2", "-Wall", "-o", tmp, str(source), "-lasound"],
+                [gcc, "-shared", "-fPIC", *flags, "-Wall", "-o", tmp, str(source), "-lasound", "-lm"],
                 capture_output=True, text=True, timeout=120)
             if proc.returncode != 0:
                 raise RuntimeError(f"building {source.name} failed:\n{proc.stderr}")

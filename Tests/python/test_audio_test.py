@@ -58,6 +58,27 @@ def test_echo_loop_report(cli, pulse, canceller):  # noqa: F811
     assert isinstance(report["advice"], list)
 
 
+def test_a_filter_plugin_over_the_sound_server_is_heard(cli, pulse, files, tmp_path):  # noqa: F811
+    """A microphone behind an ALSA filter plugin (an extplug, as alsa-plugins' speex and
+    a52 are) over the sound server: the plugin reports nothing available until it is
+    read, then only what its last read left. The engine reads it anyway once a wait by
+    the clock has passed; before, it never read, and the microphone was silent."""
+    conf = tmp_path / "filter-asoundrc"
+    conf.write_text(pulse.alsa_conf_text()
+                    + f'pcm_type.constrain {{ lib "{files.plugin}" }}\n'
+                    + 'pcm.filtered { type constrain slave.pcm "plug:pulse" channels 1 formats [ "S16_LE" ] }\n')
+    done = run_cli(cli, pulse.env(alsa_conf=conf), "--capture", "filtered", "--playback", "pulse",
+                   "--seconds", str(PROBE_SECONDS), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    print(report)
+    assert report["capture"]["device"] == "filtered"
+    assert report["microphone_peak_dbfs"] > -30
+    assert report["echo_heard"] is True
+    assert -6 <= report["echo_level_db"] <= 3
+    assert report["capture_overruns"] == 0
+
+
 def test_human_report(cli, pulse):  # noqa: F811
     done = run_cli(cli, pulse.env(), "--device", "pulse", "--seconds", "1")
     assert done.returncode == 0, done.stderr

@@ -22,7 +22,10 @@ microphone, so the agent's voice comes back as a real echo. Reported:
 - echo barge-ins: the devserver's barge-in decisions during the agent's answers (the
   user speaks once, before the first answer, so each was caused by echo).
 
-`--echo-canceller webrtc speex` runs both side by side (interleaved).
+`--echo-canceller webrtc speex` runs both side by side (interleaved). `--room COUPLING_DB`
+puts the echo bed's room between the speaker and the microphone (bench/echo/room.py:
+reverberation, soft clipping, 100 ppm drift, at that coupling), and the user's voice
+goes into the microphone only, not through the room.
 """
 import argparse
 import json
@@ -36,6 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Tests" / "python"))
 from audio_bed import PulseBed  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench" / "echo"))
+from room import Room  # noqa: E402
 
 DRIVER = ROOT / "Tests" / "python" / "device_session.py"
 USER_WAV = ROOT / "bindings" / "audio" / "user.wav"
@@ -75,6 +81,9 @@ def main() -> int:
                     help="playout prebuffers to compare (a sweep: underruns against latency)")
     ap.add_argument("--echo-canceller", nargs="*", default=[None], choices=[None, "webrtc", "speex"],
                     help="echo cancellers to compare, side by side (default: the library's)")
+    ap.add_argument("--room", type=float, metavar="COUPLING_DB",
+                    help="the echo bed's room between the speaker and the microphone, at this coupling "
+                         "(bench/echo/room.py)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="audio-bench-"))
     server, url = start_devserver(tmp)
@@ -92,17 +101,24 @@ def main() -> int:
             for canceller, prebuffer in configs:
                 name = config_name(canceller, prebuffer)
                 runs = results.setdefault(name, [])
-                with PulseBed(tmp / f"pulse{len(runs)}-{name.replace(' ', '_').replace(',', '')}") as bed:
-                    player = subprocess.Popen(["sh", "-c", f"sleep 1; exec paplay --device={bed.sink} {USER_WAV}"],
-                                              env=bed.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                where = tmp / f"pulse{len(runs)}-{name.replace(' ', '_').replace(',', '')}"
+                with PulseBed(where) as bed:
+                    if args.room is None:
+                        env, capture = bed.env(), "pulse"
+                        player = subprocess.Popen(["sh", "-c", f"sleep 1; exec paplay --device={bed.sink} {USER_WAV}"],
+                                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    else:
+                        room = Room(bed, where, args.room, user=USER_WAV, user_at_s=1.0)
+                        env, capture, player = room.env(), room.capture, None
                     cmd = [sys.executable, str(DRIVER), "--library", args.library, "--endpoint", url,
-                           "--capture", "pulse", "--playback", "pulse", "--seconds", "14"]
+                           "--capture", capture, "--playback", "pulse", "--seconds", "14"]
                     if prebuffer is not None:
                         cmd += ["--prebuffer-ms", str(prebuffer)]
                     if canceller is not None:
                         cmd += ["--echo-canceller", canceller]
-                    done = subprocess.run(cmd, env=bed.env(), capture_output=True, text=True, timeout=60)
-                    player.wait(30)
+                    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+                    if player:
+                        player.wait(30)
                 session = json.loads(done.stdout.strip().splitlines()[-1])
                 stats = session["stats"]
                 row = {k: stats.get(k) for k in KEYS}

@@ -32,7 +32,8 @@ RATE = 16_000
 FRAME = 160  # 10 ms: the cancellers' frame
 # The devserver's default --barge-in-ms: speech over the agent this long clears it.
 BARGE_IN_SAMPLES = int(0.3 * RATE)
-MODES = ["speex", "speex-300", "webrtc", "webrtc-moderate", "webrtc-low", "webrtc-aecm", "webrtc+speex"]
+MODES = ["speex", "speex-300", "webrtc", "webrtc-extended", "webrtc-moderate", "webrtc-low", "webrtc-aecm",
+         "webrtc+speex"]
 
 AGENT_TURNS = [
     "Hello, thanks for calling. I can help you book a table, change a booking, or tell you "

@@ -14,9 +14,11 @@
 //   speex         speexdsp's MDF filter (120 ms tail) and its preprocessor with the echo
 //                 state (residual echo suppression): what VoiceProcessor.swift ships.
 //   speex-300     the same with a 300 ms tail.
-//   webrtc        the WebRTC audio processing module's AEC (extended filter and
-//                 delay-agnostic modes, high suppression), its noise suppressor (high)
-//                 and adaptive digital AGC: what PulseAudio's module-echo-cancel runs.
+//   webrtc        the WebRTC audio processing module's AEC (delay-agnostic mode, high
+//                 suppression), its noise suppressor (high) and adaptive digital AGC:
+//                 what VoiceProcessor.swift ships.
+//   webrtc-extended  the same with the extended filter (what PulseAudio's
+//                 module-echo-cancel runs): slower to converge here, and dearer.
 //   webrtc-moderate, webrtc-low  the same with moderate or low suppression: less
 //                 taken from the user's voice in double-talk, more echo left.
 //   webrtc-aecm   the module's mobile echo canceller (AECM, speakerphone), its noise
@@ -110,9 +112,10 @@ struct WebRTC : Canceller {
     SpeexPreprocessState *pre = nullptr;
 
     WebRTC(bool mobile, bool ns, bool agc, bool speexAfter,
-           webrtc::EchoCancellation::SuppressionLevel level = webrtc::EchoCancellation::kHighSuppression) {
+           webrtc::EchoCancellation::SuppressionLevel level = webrtc::EchoCancellation::kHighSuppression,
+           bool extended = false) {
         webrtc::Config config;
-        config.Set<webrtc::ExtendedFilter>(new webrtc::ExtendedFilter(true));
+        config.Set<webrtc::ExtendedFilter>(new webrtc::ExtendedFilter(extended));
         config.Set<webrtc::DelayAgnostic>(new webrtc::DelayAgnostic(true));
         // The analog AGC would steer a microphone volume we do not own.
         config.Set<webrtc::ExperimentalAgc>(new webrtc::ExperimentalAgc(false));
@@ -188,6 +191,8 @@ int main(int argc, char **argv) {
     else if (mode == "webrtc-moderate")
         canceller = new WebRTC(false, ns, agc, false, webrtc::EchoCancellation::kModerateSuppression);
     else if (mode == "webrtc-low") canceller = new WebRTC(false, ns, agc, false, webrtc::EchoCancellation::kLowSuppression);
+    else if (mode == "webrtc-extended")
+        canceller = new WebRTC(false, ns, agc, false, webrtc::EchoCancellation::kHighSuppression, true);
     else if (mode == "webrtc-aecm") canceller = new WebRTC(true, ns, agc, false);
     else if (mode == "webrtc+speex") canceller = new WebRTC(false, ns, agc, true);
     else {

@@ -366,7 +366,7 @@ static void usage(const char *argv0)
             "usage: %s --url URL [--sessions N] [--seconds S] [--mode application|device]\n"
             "  [--ramp-s R] [--settle-s X] [--drain-s D] [--ready-timeout-s T] [--slots K]\n"
             "  [--no-stamp] [--no-warmup] [--server-pid PID] [--json FILE]\n"
-            "  device mode: [--capture DEV] [--playback DEV] [--processing 0|1] [--prebuffer-ms N]\n", argv0);
+            "  device mode: [--capture DEV] [--playback DEV] [--processing 0|1] [--prebuffer-ms N] [--period-ms 5|10|20]\n", argv0);
 }
 
 /* The warm-up: one session connects, initiates, gets onready, is stopped, ends (onclose)
@@ -427,7 +427,7 @@ int main(int argc, char **argv)
     /* The process before anything: the program and its shared libraries loaded. */
     long rss_at_start = status_kib("/proc/self/status", "VmRSS");
     const char *url = NULL, *json_path = NULL, *capture = "pulse", *playback = "pulse", *mode = "application";
-    int sessions = 10, slots = 20, stamp = 1, server_pid = 0, processing = 1, warmup = 1, prebuffer_ms = -1, i;
+    int sessions = 10, slots = 20, stamp = 1, server_pid = 0, processing = 1, warmup = 1, prebuffer_ms = -1, period_ms = 0, i;
     double seconds = 10, ramp_s = 1.0, settle_s = 1.0, drain_s = 3.0, ready_timeout_s = 30;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -450,6 +450,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--playback") == 0) playback = v;
         else if (strcmp(a, "--processing") == 0) processing = atoi(v);
         else if (strcmp(a, "--prebuffer-ms") == 0) prebuffer_ms = atoi(v);
+        else if (strcmp(a, "--period-ms") == 0) period_ms = atoi(v);
         else { usage(argv[0]); return 2; }
     }
     int device = strcmp(mode, "device") == 0;
@@ -472,6 +473,10 @@ int main(int argc, char **argv)
         millis_config_set_audio_mode(cfg, MILLIS_AUDIO_MODE_DEVICE);
         millis_config_set_audio_devices(cfg, capture, playback);
         millis_config_set_audio_processing(cfg, processing, processing, processing);
+        if (period_ms && millis_config_set_audio_period_ms(cfg, (unsigned int)period_ms) != MILLIS_OK) {
+            fprintf(stderr, "millis_scale: --period-ms %d: %s\n", period_ms, millis_config_last_error(cfg));
+            return 2;
+        }
     } else {
         millis_config_set_audio_mode(cfg, MILLIS_AUDIO_MODE_APPLICATION);
     }

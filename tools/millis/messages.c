@@ -31,7 +31,7 @@ static const struct hint hints[] = {
     /* Kept out by audio-test's options (AudioTest). */
     {"leave out millis_config_set_audio_input_file / _output_file", "leave out --input and --output"},
     /* The WebRTC module could not be set up (VoiceProcessor). */
-    {"the speexdsp canceller (millis_config_set_echo_canceller) needs less", "--echo-canceller speex needs less"},
+    {"the speexdsp canceller (millis_config_set_echo_canceller) works without it", "--echo-canceller speex works without it"},
     /* A server whose certificate does not verify (NetworkLoop+Curl). */
     {"or use application audio mode (MILLIS_AUDIO_MODE_APPLICATION)",
      "or give files instead of devices (--input FILE, --output FILE)"},

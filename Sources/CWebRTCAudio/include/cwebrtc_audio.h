@@ -13,9 +13,10 @@ extern "C" {
 
 typedef struct cwebrtc_apm cwebrtc_apm;
 
-/* 16 kHz mono, 10 ms frames (160 samples). Echo cancellation: the AEC with its extended
- * filter and delay-agnostic modes and high suppression; noise suppression: high; gain
- * control: adaptive digital. NULL when the module cannot be created. */
+/* 16 kHz mono, 10 ms frames (160 samples). Echo cancellation: the AEC in delay-agnostic
+ * mode with its normal filter and high suppression; noise suppression: high; gain
+ * control: adaptive digital. NULL when the module cannot be created, or when the module
+ * loaded does not take these options (they would silently not apply). */
 cwebrtc_apm *cwebrtc_apm_create(int echo_cancellation, int noise_suppression, int auto_gain_control);
 
 void cwebrtc_apm_destroy(cwebrtc_apm *apm);

@@ -34,7 +34,7 @@ final class AudioEngine: @unchecked Sendable {
     let captured = SPSCRing(minimumCapacity: 16_000)
     /// Network loop → playback thread: agent audio (about a minute; the server may send
     /// an answer faster than real time).
-    private let playout = SPSCRing(minimumCapacity: 1 << 20)
+    private let playout = SPSCRing(minimumCapacity: 1 << 20, onDemand: true)
     private let arrivals = ArrivalStamps()
     /// Network loop: agent samples put in the playout queue so far.
     private var queuedPosition = 0
@@ -62,7 +62,17 @@ final class AudioEngine: @unchecked Sendable {
     private var inputEndReported = false
     private var threads: [pthread_t] = []
 
-    init(settings: AudioSettings, counters: AudioCounters, agentAnalyser: Analyser, userAnalyser: Analyser) throws(MillisError) {
+    /// The microphone's ALSA period. wireFrameMilliseconds: how much microphone audio
+    /// goes out in one message; the network loop sends nothing before a message is whole,
+    /// so reading the microphone more often than that (up to 20 ms) only wakes this
+    /// thread, the sound server's and the loop more often, for no earlier delivery
+    /// (BENCHMARKS.md, "Device mode: where the CPU goes").
+    static func capturePeriodMilliseconds(_ settings: AudioSettings, wireFrameMilliseconds: Int) -> Int {
+        max(settings.periodMilliseconds, min(wireFrameMilliseconds, 20))
+    }
+
+    init(settings: AudioSettings, counters: AudioCounters, agentAnalyser: Analyser, userAnalyser: Analyser,
+         wireFrameMilliseconds: Int) throws(MillisError) {
         self.settings = settings
         self.counters = counters
         self.agentAnalyser = agentAnalyser
@@ -71,7 +81,8 @@ final class AudioEngine: @unchecked Sendable {
             capture = try FilePCM(inputPath: path, fast: settings.inputFast, periodMilliseconds: settings.periodMilliseconds)
         } else {
             capture = try AlsaPCM(name: settings.captureDevice, direction: .capture,
-                                  periodMilliseconds: settings.periodMilliseconds, periods: 8)
+                                  periodMilliseconds: Self.capturePeriodMilliseconds(settings, wireFrameMilliseconds: wireFrameMilliseconds),
+                                  periods: 8)
         }
         if let path = settings.outputFile {
             playback = try FilePCM(outputPath: path, periodMilliseconds: settings.periodMilliseconds)
@@ -163,6 +174,10 @@ final class AudioEngine: @unchecked Sendable {
     // MARK: Network loop side
 
     var playoutIsEmpty: Bool { playout.count == 0 }
+
+    /// Network loop (the playout queue's writer), once an answer has sounded: the queue's
+    /// memory goes back to the system until the next answer.
+    func releaseIdlePlayoutMemory() { playout.releaseIdleMemory() }
 
     /// True once, when the input file has run out (network loop).
     func takeInputEnded() -> Bool {
@@ -266,7 +281,7 @@ final class AudioEngine: @unchecked Sendable {
         var reference = [Int16](repeating: 0, count: frameSamples)
         var fds = pcm.pollDescriptors() + [pollfd(fd: captureWakeFD, events: Int16(POLLIN), revents: 0)]
         var wakeOnly = [pollfd(fd: captureWakeFD, events: Int16(POLLIN), revents: 0)]
-        let timeout = Int32(4 * settings.periodMilliseconds)
+        let timeout = Int32(4 * pcm.periodFrames * 1000 / max(1, pcm.rate))
         let nanosPerDeviceFrame = 1_000_000_000 / Double(pcm.rate)
         var failures = 0
         /// Waits since the last period read.
@@ -294,9 +309,14 @@ final class AudioEngine: @unchecked Sendable {
             }
             // Whole periods only: reading whatever trickled in (a sound server's pointer
             // moves sample by sample) would wake this thread thousands of times a second.
+            // A device still short of a period after a wake and a wait by the clock is
+            // read anyway: a filter plugin over a sound server (an extplug: speex, a52,
+            // ...) reports only what its last read left, not what the server has since
+            // delivered; the read takes what there is (-EAGAIN when nothing).
             let available = pcm.available()
+            let asks = available >= pcm.periodFrames || shortWakes >= 2
             let got = available < 0 ? available
-                : available < pcm.periodFrames ? -Int(EAGAIN)
+                : !asks ? -Int(EAGAIN)
                 : raw.withUnsafeMutableBytes { pcm.read(into: $0.baseAddress!, frames: pcm.periodFrames) }
             if got == -Int(EAGAIN) || got == 0 {
                 if shortWakes > 0 && available >= 0 && available < pcm.periodFrames {

@@ -17,7 +17,9 @@ public enum AudioTest {
     static let leadMilliseconds = 600, tailMilliseconds = 700
 
     /// The report, as JSON (docs/audio.md, "Checking a device: millis audio-test").
-    public static func run(_ settings: AudioSettings, durationMilliseconds: Int) throws(MillisError) -> String {
+    /// wireFrameMilliseconds: the conversation's (the devices open as they would for one).
+    public static func run(_ settings: AudioSettings, durationMilliseconds: Int,
+                           wireFrameMilliseconds: Int = ClientConfig().frameMilliseconds) throws(MillisError) -> String {
         guard settings.inputFile == nil && settings.outputFile == nil else {
             throw MillisError(.invalidState, "the audio test checks devices, and this configuration has an audio file in place of one: leave out millis_config_set_audio_input_file / _output_file")
         }
@@ -29,8 +31,9 @@ public enum AudioTest {
         unprocessed.echoCancellation = false
         unprocessed.noiseSuppression = false
         unprocessed.autoGainControl = false
-        let heard = try Run(unprocessed, probe: probe)
-        let processed = settings.echoCancellation ? try Run(settings, probe: probe) : nil
+        let heard = try Run(unprocessed, probe: probe, wireFrameMilliseconds: wireFrameMilliseconds)
+        let processed = settings.echoCancellation
+            ? try Run(settings, probe: probe, wireFrameMilliseconds: wireFrameMilliseconds) : nil
         return report(settings, probe: probe, heard: heard, processed: processed)
     }
 
@@ -44,9 +47,9 @@ public enum AudioTest {
         var streams = ""
         let counters = AudioCounters()
 
-        init(_ settings: AudioSettings, probe: [Int16]) throws(MillisError) {
+        init(_ settings: AudioSettings, probe: [Int16], wireFrameMilliseconds: Int) throws(MillisError) {
             let engine = try AudioEngine(settings: settings, counters: counters, agentAnalyser: Analyser(),
-                                         userAnalyser: Analyser())
+                                         userAnalyser: Analyser(), wireFrameMilliseconds: wireFrameMilliseconds)
             streams = engine.streamDescriptionJSON
             engine.start()
             engine.enableCapture()

@@ -42,7 +42,7 @@ final class VoiceProcessor {
         if canceller == .webrtc {
             webrtc = cwebrtc_apm_create(echoCancellation ? 1 : 0, noiseSuppression ? 1 : 0, autoGainControl ? 1 : 0)
             if webrtc == nil {
-                throw MillisError(.internal, "the WebRTC audio processing module could not be set up (out of memory?); the speexdsp canceller (millis_config_set_echo_canceller) needs less")
+                throw MillisError(.internal, "the WebRTC audio processing module could not be set up (out of memory, or a libwebrtc-audio-processing other than 0.3 that does not take its options); the speexdsp canceller (millis_config_set_echo_canceller) works without it")
             }
             return
         }

@@ -135,7 +135,8 @@ public final class Client: @unchecked Sendable {
             // that cannot be read or created, is start's own error, not a callback later.
             if audioMode == .device {
                 engine = try AudioEngine(settings: config.audio, counters: audioCounters,
-                                         agentAnalyser: agentAnalyser, userAnalyser: userAnalyser)
+                                         agentAnalyser: agentAnalyser, userAnalyser: userAnalyser,
+                                         wireFrameMilliseconds: config.frameMilliseconds)
             }
             let armed = recordings.withLock { r -> (path: String, mono: Bool)? in
                 defer { r.armed = nil }

@@ -62,6 +62,7 @@ extension Conversation {
             }
         }
         if engine.drain.take(queueIsEmpty: engine.playoutIsEmpty) {
+            engine.releaseIdlePlayoutMemory()
             drive { $0.playoutDrained() }
         }
     }
