@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Tests" / "python"))
-from audio_bed import alsa_quote, build_alsa_plugin  # noqa: E402
+from audio_bed import DEFAULT_BUILD_DIR, alsa_quote, build_alsa_plugin  # noqa: E402
 
 from echo_bench import RATE, room_impulse_response  # noqa: E402
 
@@ -34,7 +34,7 @@ class Room:
                  seed: int = 7) -> None:
         self.bed = bed
         tmp = Path(tmp)
-        plugin = build_alsa_plugin(ROOT / "build" / "test-alsa", SOURCE, "libasound_module_pcm_room.so",
+        plugin = build_alsa_plugin(DEFAULT_BUILD_DIR, SOURCE, "libasound_module_pcm_room.so",
                                    ("-O3", "-ffast-math"))
         ir = tmp / "room-ir.f32"
         h = room_impulse_response(np.random.default_rng(seed)) * 10 ** (coupling_db / 20)
